@@ -1,0 +1,116 @@
+//! Builds the plugins workspace (`plugins/`) for `wasm32-wasip2` from source and embeds
+//! the resource plugins in the `ferry` binary as built-ins, the way wasmtime's
+//! test-programs and Spin's test components are built. No `.wasm` is ever committed.
+//!
+//! Outputs:
+//! - `$OUT_DIR/builtins.rs`: `BUILTINS: &[(&str, &[u8])]`, resource name -> component;
+//! - `FERRY_PLUGIN_DIR` (rustc env): the directory holding every built plugin, test
+//!   plugins included, for the integration tests.
+
+use std::env;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const TARGET: &str = "wasm32-wasip2";
+
+fn main() {
+    let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let plugins = root.join("plugins");
+    println!("cargo:rerun-if-changed={}", plugins.display());
+    println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    println!("cargo:rerun-if-changed={}", root.join("rust-toolchain.toml").display());
+
+    ensure_target(&root);
+
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|d| if d.is_relative() { root.join(d) } else { d })
+        .unwrap_or_else(|| root.join("target"))
+        .join("wasm-plugins");
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&plugins)
+        .args(["build", "--release", "--locked", "--target", TARGET, "--target-dir"])
+        .arg(&target_dir);
+    // The outer build's settings are for the host; none of them may leak into the
+    // plugins' build (flags, target, and the variables cargo sets for build scripts).
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy();
+        let leaks = ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET",
+            "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR", "RUSTC_WORKSPACE_WRAPPER", "TARGET", "HOST",
+            "OPT_LEVEL", "PROFILE", "DEBUG", "OUT_DIR", "NUM_JOBS", "CARGO_PRIMARY_PACKAGE", "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH", "CARGO_MANIFEST_LINKS", "RUSTC_LINKER", "CARGO_CRATE_NAME"]
+        .contains(&key.as_ref())
+            || ["CARGO_CFG_", "CARGO_FEATURE_", "CARGO_PKG_", "DEP_"].iter().any(|p| key.starts_with(p));
+        if leaks {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    let out = cmd.output().expect("running cargo to build the plugins");
+    if !out.status.success() {
+        panic!(
+            "building the plugins (cargo build --release --target {TARGET} in {}) failed:\n{}",
+            plugins.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    let wasm_dir = target_dir.join(TARGET).join("release");
+    println!("cargo:rustc-env=FERRY_PLUGIN_DIR={}", wasm_dir.display());
+
+    let mut builtins = String::from("/// Built-in plugins: (resource name, component bytes).\nstatic BUILTINS: &[(&str, &[u8])] = &[\n");
+    for (resource, crate_name) in builtin_plugins(&plugins) {
+        let wasm = wasm_dir.join(format!("{}.wasm", crate_name.replace('-', "_")));
+        assert!(wasm.is_file(), "plugin {crate_name} built, but {} is missing", wasm.display());
+        writeln!(builtins, "    ({resource:?}, include_bytes!({:?})),", wasm.display().to_string()).unwrap();
+    }
+    builtins.push_str("];\n");
+    std::fs::write(PathBuf::from(env::var("OUT_DIR").unwrap()).join("builtins.rs"), builtins).unwrap();
+}
+
+/// Every `plugins/<dir>` whose crate is named `ferry-plugin-<resource>`, sorted.
+fn builtin_plugins(plugins: &Path) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(plugins).unwrap().flatten() {
+        let Ok(manifest) = std::fs::read_to_string(entry.path().join("Cargo.toml")) else { continue };
+        let name = manifest
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name = \"").and_then(|r| r.strip_suffix('"')))
+            .map(str::to_string);
+        if let Some(name) = name
+            && let Some(resource) = name.strip_prefix("ferry-plugin-")
+        {
+            found.push((resource.replace('-', "_"), name.clone()));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// The plugins need the `wasm32-wasip2` standard library. `rust-toolchain.toml` lists
+/// the target, and `rustup toolchain install` (run where that file is) adds it without
+/// touching the toolchain, so a fresh clone builds with no step by hand.
+fn ensure_target(root: &Path) {
+    let installed = || {
+        let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        Command::new(rustc)
+            .args(["--print", "target-libdir", "--target", TARGET])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).is_dir())
+            .unwrap_or(false)
+    };
+    if installed() {
+        return;
+    }
+    let status = Command::new("rustup").arg("toolchain").arg("install").current_dir(root).status();
+    if !installed() {
+        panic!(
+            "the {TARGET} target is not installed and `rustup toolchain install` could not add it ({status:?}).\n\
+             Add it by hand with `rustup target add {TARGET}` (run in {}), then build again.",
+            root.display()
+        );
+    }
+}

@@ -1,0 +1,15 @@
+//! ferry: a data-export engine. Sandboxed WebAssembly plugins turn a platform's tables
+//! into resource records; the host validates them and writes a verifiable snapshot.
+//!
+//! The data flows one way (see `ARCHITECTURE` in the README):
+//! job ─▶ [`job::Job`] ─▶ [`run::run`]: [`source`] ─▶ [`runtime`] (plugin) ─▶ [`records`]
+//! (validation) ─▶ [`formats`] ─▶ [`package`] (gzip, manifest, atomic publish).
+
+pub mod formats;
+pub mod job;
+pub mod package;
+pub mod records;
+pub mod run;
+pub mod runtime;
+pub mod source;
+mod varint;

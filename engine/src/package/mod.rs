@@ -1,0 +1,10 @@
+//! Turning encoded records into a published snapshot: compressed, hashed files in a
+//! staging directory, the manifest last, then an atomic rename.
+
+mod manifest;
+mod output_file;
+mod staging;
+
+pub use manifest::{FileEntry, Manifest, PluginEntry, ResourceEntry, ResourceFailure, Status, StageTimes, WindowEntry, MANIFEST_FORMAT_VERSION};
+pub use output_file::{FileStats, OutputFile};
+pub use staging::{Staging, StagingError};

@@ -1,0 +1,90 @@
+//! One output file: optional gzip, then a sha256 and byte count of what hits the disk.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use sha2::{Digest, Sha256};
+
+/// What a finished file looks like, for the manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStats {
+    pub path: PathBuf,
+    /// Bytes on disk.
+    pub bytes: u64,
+    /// Bytes before compression (equal to `bytes` when not gzipped).
+    pub uncompressed_bytes: u64,
+    pub sha256: String,
+}
+
+struct Hashed<W> {
+    inner: W,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Hashed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+enum Chain {
+    Plain(Hashed<BufWriter<File>>),
+    // gzip's header carries no name and mtime 0, so equal input gives equal bytes.
+    Gzip(GzEncoder<Hashed<BufWriter<File>>>),
+}
+
+/// A file being written; `finish` flushes, syncs and reports its stats.
+pub struct OutputFile {
+    path: PathBuf,
+    chain: Chain,
+    uncompressed: u64,
+}
+
+impl OutputFile {
+    pub fn create(path: &Path, gzip: bool) -> io::Result<Self> {
+        let file = File::create(path)?;
+        let hashed = Hashed { inner: BufWriter::with_capacity(256 * 1024, file), hasher: Sha256::new(), bytes: 0 };
+        let chain = if gzip { Chain::Gzip(GzEncoder::new(hashed, Compression::default())) } else { Chain::Plain(hashed) };
+        Ok(OutputFile { path: path.into(), chain, uncompressed: 0 })
+    }
+
+    pub fn finish(self) -> io::Result<FileStats> {
+        let hashed = match self.chain {
+            Chain::Plain(h) => h,
+            Chain::Gzip(gz) => gz.finish()?,
+        };
+        let Hashed { inner, hasher, bytes } = hashed;
+        let file = inner.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok(FileStats { path: self.path, bytes, uncompressed_bytes: self.uncompressed, sha256: hex::encode(hasher.finalize()) })
+    }
+}
+
+impl Write for OutputFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = match &mut self.chain {
+            Chain::Plain(h) => h.write(buf)?,
+            Chain::Gzip(gz) => gz.write(buf)?,
+        };
+        self.uncompressed += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.chain {
+            Chain::Plain(h) => h.flush(),
+            Chain::Gzip(gz) => gz.flush(),
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Staging and atomic publish: a run writes into `<dir>/.staging-<id>/`, writes the
+//! manifest there last, then renames the directory to `<dir>/<id>`. A crash at any
+//! moment leaves either no snapshot directory or a complete one; leftovers are only
+//! ever `.staging-*` directories, which the next run removes.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::Manifest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StagingError {
+    #[error("cannot create the output directory {path}: {source}; check that it is writable or change `[output] dir`")]
+    Create { path: PathBuf, source: io::Error },
+    #[error("cannot write {path}: {source}")]
+    Write { path: PathBuf, source: io::Error },
+    #[error("cannot publish {from} as {to}: {source}")]
+    Publish { from: PathBuf, to: PathBuf, source: io::Error },
+}
+
+/// A snapshot being built. Dropped without `publish`, it removes itself.
+pub struct Staging {
+    dir: PathBuf,
+    final_dir: PathBuf,
+    published: bool,
+}
+
+impl Staging {
+    pub fn create(output_dir: &Path, snapshot_id: &str) -> Result<Self, StagingError> {
+        let create = |path: &Path| fs::create_dir_all(path).map_err(|source| StagingError::Create { path: path.into(), source });
+        create(output_dir)?;
+        clean_leftovers(output_dir);
+        let dir = output_dir.join(format!(".staging-{snapshot_id}"));
+        create(&dir)?;
+        let pid = dir.join(".pid");
+        fs::write(&pid, std::process::id().to_string()).map_err(|source| StagingError::Write { path: pid, source })?;
+        Ok(Staging { dir, final_dir: output_dir.join(snapshot_id), published: false })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes the manifest (durably) and renames the staging directory into place.
+    pub fn publish(mut self, manifest: &Manifest) -> Result<PathBuf, StagingError> {
+        let path = self.dir.join("manifest.json");
+        let tmp = self.dir.join(".manifest.json.tmp");
+        let write = || -> io::Result<()> {
+            fs::remove_file(self.dir.join(".pid"))?;
+            let mut file = fs::File::create(&tmp)?;
+            serde_json::to_writer_pretty(&mut file, manifest)?;
+            file.write_all(b"\n")?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            fs::File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|source| StagingError::Write { path: path.clone(), source })?;
+        fs::rename(&self.dir, &self.final_dir)
+            .map_err(|source| StagingError::Publish { from: self.dir.clone(), to: self.final_dir.clone(), source })?;
+        if let Some(parent) = self.final_dir.parent() {
+            let _ = fs::File::open(parent).and_then(|d| d.sync_all());
+        }
+        self.published = true;
+        Ok(self.final_dir.clone())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.published {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Removes staging directories of runs that died. A staging directory still being
+/// written by a live run is skipped: its lock (the process id file) names a live pid.
+fn clean_leftovers(output_dir: &Path) {
+    let Ok(entries) = fs::read_dir(output_dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(".staging-") {
+            continue;
+        }
+        let pid = fs::read_to_string(entry.path().join(".pid")).ok().and_then(|p| p.trim().parse::<u32>().ok());
+        let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if !alive {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}

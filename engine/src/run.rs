@@ -1,0 +1,318 @@
+//! Running a job: plugins export in parallel, each into its own writer thread, into a
+//! staging directory that is published (manifest last, then a rename) only when the job
+//! succeeded, or under `on_error = "continue"` marked incomplete.
+//!
+//! ```text
+//! source ──row batches──▶ plugin ──record batches──▶ validator ──channel(4)──▶ writer thread
+//!                                                               (avro blocks ▶ gzip ▶ sha256 ▶ file)
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::formats::avro::AvroFileWriter;
+use crate::job::{Job, OnError, PluginRef, ResourceSpec};
+use crate::package::{
+    FileEntry, MANIFEST_FORMAT_VERSION, Manifest, OutputFile, PluginEntry, ResourceEntry, ResourceFailure, Staging,
+    StagingError, StageTimes, Status,
+};
+use crate::runtime::{Events, ExportJob, ExportRequest, Origin, Plugin, PluginError, RecordSink, Runtime};
+use crate::source::{Source, SourceError, SqliteSource};
+
+/// How to run, beyond what the job says.
+#[derive(Clone)]
+pub struct RunOptions {
+    pub events: Arc<dyn Events>,
+    /// Compiled-plugin cache; `None` compiles every time.
+    pub cache_dir: Option<PathBuf>,
+    /// Resources exported at once (default: the machine's cores).
+    pub parallelism: usize,
+}
+
+/// A published snapshot.
+#[derive(Debug)]
+pub struct RunReport {
+    pub snapshot_dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("cannot start the plugin runtime: {0}")]
+    Runtime(String),
+    #[error("cannot read plugin {path}: {source}")]
+    PluginFile { path: PathBuf, source: std::io::Error },
+    #[error("resource `{resource}`: {error}")]
+    Plugin { resource: String, error: PluginError },
+    #[error("{}", failures.iter().map(|(r, e)| format!("resource `{r}` failed: {e}")).collect::<Vec<_>>().join("\n"))]
+    Failed { failures: Vec<(String, ResourceError)> },
+    #[error(transparent)]
+    Staging(#[from] StagingError),
+}
+
+/// Why one resource failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("{0}")]
+    Source(String),
+    #[error("writing {path}: {reason}")]
+    Output { path: PathBuf, reason: String },
+}
+
+impl ResourceError {
+    fn kind(&self) -> &'static str {
+        match self {
+            ResourceError::Plugin(e) => e.kind(),
+            ResourceError::Source(_) => "source",
+            ResourceError::Output { .. } => "output",
+        }
+    }
+}
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Runs a validated job to a published snapshot.
+pub fn run(job: &Job, options: &RunOptions) -> Result<RunReport, RunError> {
+    let created_at = Utc::now();
+    if let Some(demo) = job.source.demo
+        && !job.source.sqlite.is_file()
+    {
+        let blobs = job.source.blobs.clone().unwrap_or_else(|| job.source.sqlite.with_file_name("blobs"));
+        crate::source::generate_demo(&job.source.sqlite, &blobs, demo)?;
+    }
+    let source: Arc<dyn Source> = Arc::new(SqliteSource::open(&job.source.sqlite)?);
+    let runtime = Runtime::new(options.cache_dir.clone()).map_err(|e| RunError::Runtime(e.to_string()))?;
+
+    // Load every plugin before writing anything: a broken plugin fails the run early.
+    let mut plugins = Vec::new();
+    for spec in &job.resources {
+        let (origin, wasm) = match &spec.plugin {
+            PluginRef::Builtin(name) => (Origin::Builtin(name.clone()), crate::runtime::builtin(name).unwrap_or_default().to_vec()),
+            PluginRef::Path(path) => (
+                Origin::Path(path.clone()),
+                std::fs::read(path).map_err(|source| RunError::PluginFile { path: path.clone(), source })?,
+            ),
+        };
+        let plugin = runtime.load(origin, &wasm).map_err(|error| RunError::Plugin { resource: spec.name.clone(), error })?;
+        plugins.push(plugin);
+    }
+
+    let snapshot_id = uuid::Uuid::new_v4().to_string();
+    let staging = Staging::create(&job.output_dir, &snapshot_id)?;
+    let as_of_micros = job.as_of.timestamp_micros();
+
+    // Resources run in parallel, each on a worker, results kept in job order.
+    let results: Vec<Mutex<Option<Result<ResourceEntry, (ResourceEntry, ResourceError)>>>> =
+        job.resources.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    let workers = options.parallelism.clamp(1, job.resources.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(spec) = job.resources.get(i) else { break };
+                    let r = export_resource(&runtime, &plugins[i], spec, &source, staging.dir(), as_of_micros, options);
+                    *results[i].lock().unwrap() = Some(r);
+                }
+            });
+        }
+    });
+
+    let mut entries = Vec::new();
+    let mut failures = Vec::new();
+    for (spec, slot) in job.resources.iter().zip(results) {
+        match slot.into_inner().unwrap().expect("every resource ran") {
+            Ok(entry) => entries.push(entry),
+            Err((entry, error)) => {
+                entries.push(entry);
+                failures.push((spec.name.clone(), error));
+            }
+        }
+    }
+    if !failures.is_empty() && job.on_error == OnError::Fail {
+        return Err(RunError::Failed { failures }); // `staging` drops: nothing is published
+    }
+
+    let manifest = Manifest {
+        format_version: MANIFEST_FORMAT_VERSION,
+        snapshot_id: snapshot_id.clone(),
+        name: job.name.clone(),
+        description: job.description.clone(),
+        as_of: rfc3339(job.as_of),
+        created_at: rfc3339(created_at),
+        completed_at: rfc3339(Utc::now()),
+        status: if failures.is_empty() { Status::Completed } else { Status::Incomplete },
+        ferry_version: env!("CARGO_PKG_VERSION").into(),
+        resources: entries,
+    };
+    let snapshot_dir = staging.publish(&manifest)?;
+    Ok(RunReport { snapshot_dir, manifest })
+}
+
+/// Checks the plugin's declared tables and columns against the source.
+fn check_grants(plugin: &Plugin, source: &dyn Source) -> Result<(), ResourceError> {
+    for (table, columns) in plugin.grants.iter() {
+        let have = source.columns(table).map_err(|e| ResourceError::Source(e.to_string()))?.ok_or_else(|| {
+            ResourceError::Source(format!("the plugin reads table `{table}`, which the source does not have; check `[source] sqlite` points at the right platform"))
+        })?;
+        if let Some(missing) = columns.iter().find(|c| !have.contains(c)) {
+            return Err(ResourceError::Source(format!(
+                "the plugin reads column `{table}.{missing}`, which the source does not have (it has: {})",
+                have.join(", ")
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn export_resource(
+    runtime: &Runtime,
+    plugin: &Plugin,
+    spec: &ResourceSpec,
+    source: &Arc<dyn Source>,
+    dir: &Path,
+    as_of: i64,
+    options: &RunOptions,
+) -> Result<ResourceEntry, (ResourceEntry, ResourceError)> {
+    let started = Instant::now();
+    let file_name = format!("{}.{}{}", spec.name, spec.format.extension(), if spec.gzip { ".gz" } else { "" });
+    let mut entry = ResourceEntry {
+        name: spec.name.clone(),
+        plugin: PluginEntry {
+            name: plugin.info.name.clone(),
+            version: plugin.info.version.clone(),
+            origin: match &plugin.origin {
+                Origin::Builtin(_) => "builtin".into(),
+                Origin::Path(p) => p.display().to_string(),
+            },
+            sha256: plugin.sha256.clone(),
+        },
+        schema: serde_json::from_str(&plugin.schema.json).unwrap_or(serde_json::Value::Null),
+        format: spec.format.extension().into(),
+        codec: Some(spec.codec.name().into()),
+        gzip: spec.gzip,
+        window: None,
+        records: 0,
+        files: Vec::new(),
+        error: None,
+        timings: StageTimes::default(),
+    };
+    let fail = |mut entry: ResourceEntry, error: ResourceError| {
+        entry.error = Some(ResourceFailure { kind: error.kind().into(), message: error.to_string() });
+        entry.files.clear();
+        entry.records = 0;
+        Err((entry, error))
+    };
+    if let Err(e) = check_grants(plugin, source.as_ref()) {
+        return fail(entry, e);
+    }
+
+    let path = dir.join(&file_name);
+    let marker = {
+        let mut h = Sha256::new();
+        h.update(spec.name.as_bytes());
+        h.update(plugin.schema.json.as_bytes());
+        h.update(as_of.to_le_bytes());
+        let d = h.finalize();
+        let mut m = [0u8; 16];
+        m.copy_from_slice(&d[..16]);
+        m
+    };
+    let (tx, rx) = sync_channel::<(u32, Vec<u8>)>(4);
+    let writer = {
+        let (path, schema, codec) = (path.clone(), plugin.schema.clone(), spec.codec.to_avro());
+        let gzip = spec.gzip;
+        std::thread::Builder::new()
+            .name(format!("ferry-write-{}", spec.name))
+            .spawn(move || write_file(&path, gzip, &schema.avro, codec, marker, rx))
+            .expect("spawning a writer thread")
+    };
+    let request = ExportRequest { as_of, window: None, options: spec.options.clone() };
+    let outcome = runtime.export(
+        plugin,
+        ExportJob {
+            resource: spec.name.clone(),
+            request,
+            source: source.clone(),
+            sink: Box::new(ChannelSink { tx }),
+            events: options.events.clone(),
+            limits: spec.limits,
+        },
+    );
+    // The sink (and with it the channel) is gone once `export` returns: the writer
+    // finishes the file, or reports why it could not.
+    let written = writer.join().unwrap_or_else(|_| Err("the writer thread panicked".into()));
+    let outcome = match (outcome, written) {
+        (Ok(outcome), Ok(written)) => (outcome, written),
+        // A broken output is the root cause even when the plugin saw it first.
+        (_, Err(reason)) => return fail(entry, ResourceError::Output { path, reason }),
+        (Err(e), Ok(_)) => return fail(entry, e.into()),
+    };
+    let (outcome, (stats, write_time)) = outcome;
+    entry.records = outcome.records;
+    entry.files.push(FileEntry {
+        path: file_name,
+        records: outcome.records,
+        bytes: stats.bytes,
+        uncompressed_bytes: spec.gzip.then_some(stats.uncompressed_bytes),
+        sha256: stats.sha256,
+    });
+    entry.timings = StageTimes {
+        plugin_seconds: outcome.elapsed.as_secs_f64(),
+        write_seconds: write_time.as_secs_f64(),
+        wall_seconds: started.elapsed().as_secs_f64(),
+    };
+    if outcome.log_dropped > 0 {
+        options.events.log(&spec.name, crate::runtime::Level::Warn, &format!("{} log messages over the limit were dropped", outcome.log_dropped));
+    }
+    Ok(entry)
+}
+
+struct ChannelSink {
+    tx: SyncSender<(u32, Vec<u8>)>,
+}
+
+impl RecordSink for ChannelSink {
+    fn write(&mut self, count: u32, datums: Vec<u8>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.tx.send((count, datums)).map_err(|_| "the output writer stopped".into())
+    }
+}
+
+/// The writer thread: encodes, compresses, hashes and writes one file. Returns the
+/// file's stats and the time it was busy.
+fn write_file(
+    path: &Path,
+    gzip: bool,
+    schema: &apache_avro::Schema,
+    codec: apache_avro::Codec,
+    marker: [u8; 16],
+    rx: Receiver<(u32, Vec<u8>)>,
+) -> Result<(crate::package::FileStats, Duration), String> {
+    let mut busy = Duration::ZERO;
+    let t = Instant::now();
+    let file = OutputFile::create(path, gzip).map_err(|e| e.to_string())?;
+    let mut avro = AvroFileWriter::new(schema, codec, marker, file).map_err(|e| e.to_string())?;
+    busy += t.elapsed();
+    for (count, datums) in rx {
+        let t = Instant::now();
+        avro.append_datums(count, &datums).map_err(|e| e.to_string())?;
+        busy += t.elapsed();
+    }
+    let t = Instant::now();
+    let stats = avro.finish().and_then(|f| f.finish().map_err(Into::into)).map_err(|e| e.to_string())?;
+    busy += t.elapsed();
+    Ok((stats, busy))
+}

@@ -1,0 +1,374 @@
+//! The wasmtime host: compiles (and caches) plugins, runs each in its own store under
+//! its limits, and turns traps into errors that name the plugin and the cause.
+//!
+//! This module knows nothing of output formats, gzip or tar: records leave through a
+//! [`RecordSink`] the caller provides.
+
+mod bindings;
+mod cache;
+mod host;
+mod limits;
+mod state;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::{Config, Engine, Store, Trap, WasmBacktrace};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
+pub use bindings::{ExportRequest, Range, ResourceInfo};
+pub use cache::default_dir as default_cache_dir;
+pub use limits::Limits;
+pub use state::Grants;
+
+use crate::records::{RecordSchema, SchemaError};
+use crate::source::{RowStream, Source, SourceError, TableQuery};
+use state::{Fault, HostState};
+
+include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
+
+/// The plugins compiled into this binary, by resource name.
+pub fn builtin(name: &str) -> Option<&'static [u8]> {
+    BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, wasm)| *wasm)
+}
+
+/// Names of the built-in plugins.
+pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+    BUILTINS.iter().map(|(n, _)| *n)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+/// Where plugin logs and progress go (the CLI prints them).
+pub trait Events: Send + Sync {
+    fn log(&self, resource: &str, level: Level, message: &str);
+    fn progress(&self, resource: &str, done: u64, total: Option<u64>);
+}
+
+/// Where validated record batches go.
+pub trait RecordSink: Send {
+    fn write(&mut self, count: u32, datums: Vec<u8>) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// Where a plugin came from, as messages and the manifest name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Builtin(String),
+    Path(PathBuf),
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Builtin(name) => write!(f, "`{name}`"),
+            Origin::Path(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// A compiled plugin and what it declared.
+pub struct Plugin {
+    pub origin: Origin,
+    pub sha256: String,
+    pub info: ResourceInfo,
+    pub schema: Arc<RecordSchema>,
+    pub grants: Arc<Grants>,
+    component: Component,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("plugin {origin} is not a WebAssembly component ({reason}); build plugins with `cargo build --release --target wasm32-wasip2`")]
+    NotAComponent { origin: Origin, reason: String },
+    #[error("plugin {origin} cannot be started: {reason}; it may import an interface ferry does not offer (ferry speaks ferry:plugin@0.1.0 and wasi p2)")]
+    Instantiate { origin: Origin, reason: String },
+    #[error("plugin {origin} declares an unusable schema: {source}")]
+    Schema { origin: Origin, source: SchemaError },
+    #[error("plugin {origin} declares {what}; names are letters, digits and _")]
+    BadDeclaration { origin: Origin, what: String },
+    #[error("plugin `{plugin}` ran past its time limit of {limit:?} and was stopped; raise `time_limit` on the resource if it really needs longer")]
+    TimeLimit { plugin: String, limit: Duration },
+    #[error("plugin `{plugin}` hit its memory cap of {cap} MiB (it asked for {asked} MiB) and was stopped; raise `memory_limit` on the resource if it really needs more")]
+    MemoryLimit { plugin: String, cap: u64, asked: u64 },
+    #[error("plugin `{plugin}` crashed: {message}{detail}")]
+    Trap { plugin: String, message: String, detail: String },
+    #[error("plugin `{plugin}` failed: {error}")]
+    Reported { plugin: String, error: String },
+    #[error("plugin `{plugin}` sent records that do not match its declared schema: {error}")]
+    BadBatch { plugin: String, error: crate::records::BatchError },
+    #[error("plugin `{plugin}` sent a batch of {bytes} bytes, over the limit of {limit} bytes")]
+    BatchTooLarge { plugin: String, bytes: usize, limit: usize },
+    #[error("plugin `{plugin}` says it exported {reported} records but sent {received}; nothing it sent is trusted")]
+    CountMismatch { plugin: String, reported: u64, received: u64 },
+    #[error("writing the records of `{plugin}` failed: {reason}")]
+    Output { plugin: String, reason: String },
+}
+
+impl PluginError {
+    /// The short kind, for the manifest and for scripts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PluginError::NotAComponent { .. } => "not-a-component",
+            PluginError::Instantiate { .. } => "instantiate",
+            PluginError::Schema { .. } | PluginError::BadDeclaration { .. } => "bad-declaration",
+            PluginError::TimeLimit { .. } => "time-limit",
+            PluginError::MemoryLimit { .. } => "memory-limit",
+            PluginError::Trap { .. } => "trap",
+            PluginError::Reported { .. } => "reported",
+            PluginError::BadBatch { .. } | PluginError::BatchTooLarge { .. } => "bad-batch",
+            PluginError::CountMismatch { .. } => "count-mismatch",
+            PluginError::Output { .. } => "output",
+        }
+    }
+}
+
+/// How one export went.
+#[derive(Debug, Clone)]
+pub struct ExportOutcome {
+    pub records: u64,
+    /// Wall time inside the plugin's export call (host calls included).
+    pub elapsed: Duration,
+    pub log_dropped: u64,
+}
+
+/// Everything an export needs besides the plugin.
+pub struct ExportJob {
+    /// The resource's name in the job (messages use it).
+    pub resource: String,
+    pub request: ExportRequest,
+    pub source: Arc<dyn Source>,
+    pub sink: Box<dyn RecordSink>,
+    pub events: Arc<dyn Events>,
+    pub limits: Limits,
+}
+
+/// The engine, the linker and the epoch ticker every store shares.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache_dir: Option<PathBuf>,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+/// Epoch ticks per second: a time limit is enforced to within 10 ms.
+const TICKS_PER_SECOND: u64 = 100;
+/// `describe` only builds a value; it gets a short leash.
+const DESCRIBE_TIME: Duration = Duration::from_secs(10);
+
+impl Runtime {
+    pub fn new(cache_dir: Option<PathBuf>) -> wasmtime::Result<Self> {
+        let mut config = Config::new();
+        config.wasm_component_model(true).epoch_interruption(true).wasm_backtrace_max_frames(std::num::NonZeroUsize::new(20));
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        bindings::ResourcePlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
+        std::thread::Builder::new().name("ferry-epoch".into()).spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1000 / TICKS_PER_SECOND));
+                ticker_engine.increment_epoch();
+            }
+        })?;
+        Ok(Runtime { engine, linker, cache_dir, stop_ticker })
+    }
+
+    /// Compiles (or loads from the cache) a plugin and asks it to describe itself.
+    pub fn load(&self, origin: Origin, wasm: &[u8]) -> Result<Plugin, PluginError> {
+        let sha256 = hex::encode(Sha256::digest(wasm));
+        let component = cache::load(&self.engine, self.cache_dir.as_deref(), &sha256, wasm)
+            .map_err(|e| PluginError::NotAComponent { origin: origin.clone(), reason: root_cause(&e) })?;
+        let plugin_name = origin.to_string();
+        let limits = Limits { time: DESCRIBE_TIME, ..Limits::default() };
+        let mut store = self.store(HostState::new(&plugin_name, Arc::new(Grants::new()), Arc::new(NoSource), None, None, Arc::new(NoEvents), limits));
+        let instance = bindings::ResourcePlugin::instantiate(&mut store, &component, &self.linker)
+            .map_err(|e| PluginError::Instantiate { origin: origin.clone(), reason: root_cause(&e) })?;
+        let info = match instance.call_describe(&mut store) {
+            Ok(info) => info,
+            Err(e) => return Err(classify(&plugin_name, e, store.into_data(), limits)),
+        };
+        let schema = RecordSchema::parse(&info.schema).map_err(|source| PluginError::Schema { origin: origin.clone(), source })?;
+        let mut grants = Grants::new();
+        for grant in &info.tables {
+            for name in std::iter::once(&grant.table).chain(&grant.columns) {
+                if crate::source::quote_ident(name).is_err() {
+                    return Err(PluginError::BadDeclaration { origin, what: format!("a source table or column named {name:?}") });
+                }
+            }
+            grants.entry(grant.table.clone()).or_insert_with(Vec::new).extend(grant.columns.iter().cloned());
+        }
+        Ok(Plugin { origin, sha256, info, schema: Arc::new(schema), grants: Arc::new(grants), component })
+    }
+
+    /// Runs one export in a fresh store.
+    pub fn export(&self, plugin: &Plugin, job: ExportJob) -> Result<ExportOutcome, PluginError> {
+        let ExportJob { resource, request, source, sink, events, limits } = job;
+        let state = HostState::new(&resource, plugin.grants.clone(), source, Some(plugin.schema.clone()), Some(sink), events, limits);
+        let mut store = self.store(state);
+        let started = Instant::now();
+        let instance = bindings::ResourcePlugin::instantiate(&mut store, &plugin.component, &self.linker)
+            .map_err(|e| PluginError::Instantiate { origin: plugin.origin.clone(), reason: root_cause(&e) })?;
+        let result = instance.call_export(&mut store, &request);
+        let elapsed = started.elapsed();
+        let state = store.into_data();
+        let summary = match result {
+            Err(trap) => return Err(classify(&resource, trap, state, limits)),
+            Ok(reported) => reported,
+        };
+        if let Some(fault) = state.fault {
+            return Err(fault_error(&resource, fault));
+        }
+        match summary {
+            Err(e) => Err(PluginError::Reported { plugin: resource, error: wit_error(&e) }),
+            Ok(s) if s.records != state.records => {
+                Err(PluginError::CountMismatch { plugin: resource, reported: s.records, received: state.records })
+            }
+            Ok(_) => Ok(ExportOutcome { records: state.records, elapsed, log_dropped: state.log_dropped }),
+        }
+    }
+
+    fn store(&self, state: HostState) -> Store<HostState> {
+        let ticks = (state.limits.time.as_millis() as u64 * TICKS_PER_SECOND).div_ceil(1000).max(1);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+impl HostState {
+    fn new(
+        resource: &str,
+        grants: Arc<Grants>,
+        source: Arc<dyn Source>,
+        schema: Option<Arc<RecordSchema>>,
+        sink: Option<Box<dyn RecordSink>>,
+        events: Arc<dyn Events>,
+        limits: Limits,
+    ) -> Self {
+        // No files, no environment, no arguments, no sockets: stderr (panic messages)
+        // is kept, bounded, for the error report.
+        let stderr = MemoryOutputPipe::new(64 * 1024);
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: limits::MemoryLimiter { cap: limits.memory_bytes, hit: None },
+            limits,
+            resource: resource.into(),
+            grants,
+            source,
+            schema,
+            sink,
+            events,
+            records: 0,
+            fault: None,
+            log_used: 0,
+            log_dropped: 0,
+            open_cursors: 0,
+            stderr,
+        }
+    }
+}
+
+fn wit_error(e: &bindings::Error) -> String {
+    use bindings::Error as E;
+    match e {
+        E::Denied(m) => format!("denied: {m}"),
+        E::NotFound(m) => format!("not found: {m}"),
+        E::InvalidArgument(m) => format!("invalid argument: {m}"),
+        E::BadData(m) => format!("bad data: {m}"),
+        E::LimitExceeded(m) => format!("limit exceeded: {m}"),
+        E::Other(m) => m.clone(),
+    }
+}
+
+fn fault_error(plugin: &str, fault: Fault) -> PluginError {
+    let plugin = plugin.to_string();
+    match fault {
+        Fault::BadBatch(error) => PluginError::BadBatch { plugin, error },
+        Fault::BatchTooLarge { bytes, limit } => PluginError::BatchTooLarge { plugin, bytes, limit },
+        Fault::Sink(reason) => PluginError::Output { plugin, reason },
+    }
+}
+
+/// Names the first cause of a failed call: a host fault, the memory cap, the time
+/// limit, or a trap with the plugin's panic message and a short backtrace.
+fn classify(plugin: &str, e: wasmtime::Error, state: HostState, limits: Limits) -> PluginError {
+    if let Some(fault) = state.fault {
+        return fault_error(plugin, fault);
+    }
+    if let Some(asked) = state.limiter.hit {
+        return PluginError::MemoryLimit { plugin: plugin.into(), cap: limits.memory_bytes >> 20, asked: asked >> 20 };
+    }
+    if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return PluginError::TimeLimit { plugin: plugin.into(), limit: limits.time };
+    }
+    let mut detail = String::new();
+    let stderr = state.stderr.contents();
+    let stderr = String::from_utf8_lossy(&stderr);
+    let stderr = stderr.trim();
+    if !stderr.is_empty() {
+        let tail = &stderr[stderr.floor_char_boundary(stderr.len().saturating_sub(2000))..];
+        let _ = write!(detail, "\n  plugin stderr: {}", tail.replace('\n', "\n    "));
+    }
+    if let Some(bt) = e.downcast_ref::<WasmBacktrace>() {
+        let frames: Vec<String> = bt
+            .frames()
+            .iter()
+            .take(8)
+            .map(|f| f.func_name().map(|n| n.to_string()).unwrap_or_else(|| format!("func #{}", f.func_index())))
+            .collect();
+        if !frames.is_empty() {
+            let _ = write!(detail, "\n  backtrace: {}", frames.join(" <- "));
+        }
+    }
+    let message = e.downcast_ref::<Trap>().map(|t| t.to_string()).unwrap_or_else(|| root_cause(&e));
+    PluginError::Trap { plugin: plugin.into(), message, detail }
+}
+
+fn root_cause(e: &wasmtime::Error) -> String {
+    e.chain().last().map(|c| c.to_string()).unwrap_or_else(|| e.to_string())
+}
+
+/// The source a `describe` call sees: nothing.
+struct NoSource;
+
+impl Source for NoSource {
+    fn columns(&self, _: &str) -> Result<Option<Vec<String>>, SourceError> {
+        Ok(None)
+    }
+    fn count(&self, q: &TableQuery) -> Result<u64, SourceError> {
+        Err(SourceError::ReaderGone { table: q.table.into() })
+    }
+    fn open(&self, q: &TableQuery) -> Result<Box<dyn RowStream>, SourceError> {
+        Err(SourceError::ReaderGone { table: q.table.into() })
+    }
+}
+
+struct NoEvents;
+
+impl Events for NoEvents {
+    fn log(&self, _: &str, _: Level, _: &str) {}
+    fn progress(&self, _: &str, _: u64, _: Option<u64>) {}
+}

@@ -1,0 +1,73 @@
+//! The platform's data, behind a trait so PostgreSQL can follow SQLite.
+//!
+//! Sources hand out rows already encoded as row batches (see `wit/ferry.wit`), so the
+//! host never materialises a table: a read streams batch by batch, and range filters are
+//! part of the query the source runs.
+
+mod demo;
+mod row_batch;
+mod sqlite;
+
+pub use demo::{DEMO_NOW_MICROS, DemoCounts, DemoSpec, generate as generate_demo};
+pub use row_batch::{RowBatch, RowBatchBuilder};
+pub use sqlite::SqliteSource;
+
+use std::path::PathBuf;
+
+/// A half-open range `[start, end)` on an integer column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range<'a> {
+    pub column: &'a str,
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+/// A read of one table: which columns, which rows, in which order.
+#[derive(Debug, Clone)]
+pub struct TableQuery<'a> {
+    pub table: &'a str,
+    pub columns: &'a [String],
+    pub range: Option<Range<'a>>,
+    pub order_by: Option<&'a str>,
+}
+
+/// A forward-only stream of row batches.
+pub trait RowStream: Send {
+    /// The next batch, or `None` when the query is exhausted.
+    fn next_batch(&mut self) -> Result<Option<RowBatch>, SourceError>;
+}
+
+/// Where the platform's tables come from.
+pub trait Source: Send + Sync {
+    /// The table's column names, or `None` when there is no such table.
+    fn columns(&self, table: &str) -> Result<Option<Vec<String>>, SourceError>;
+    /// Rows the query would return.
+    fn count(&self, query: &TableQuery) -> Result<u64, SourceError>;
+    /// Starts streaming the query's rows.
+    fn open(&self, query: &TableQuery) -> Result<Box<dyn RowStream>, SourceError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("source database {path} does not exist; create it with `ferry demo --out {}` or fix `[source] sqlite`", path.parent().map(|p| p.display().to_string()).unwrap_or_default())]
+    Missing { path: PathBuf },
+    #[error("cannot open source database {path}: {source}")]
+    Open { path: PathBuf, source: rusqlite::Error },
+    #[error("query on table `{table}` failed: {source}")]
+    Query { table: String, source: rusqlite::Error },
+    #[error("`{name}` is not a plain identifier (letters, digits and _ only)")]
+    BadIdentifier { name: String },
+    #[error("the reader of table `{table}` stopped unexpectedly")]
+    ReaderGone { table: String },
+    #[error("cannot write demo platform to {path}: {source}")]
+    DemoIo { path: PathBuf, source: std::io::Error },
+}
+
+/// Quotes an identifier after checking it is one; sources never splice anything else.
+pub(crate) fn quote_ident(name: &str) -> Result<String, SourceError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !name.as_bytes()[0].is_ascii_digit();
+    if ok { Ok(format!("\"{name}\"")) } else { Err(SourceError::BadIdentifier { name: name.into() }) }
+}

@@ -1,0 +1,67 @@
+//! Row batch encoding, host side (the format is documented in `wit/ferry.wit`).
+
+use crate::varint::write_long;
+
+/// Encoded rows, ready to hand to a plugin.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RowBatch {
+    pub rows: u32,
+    pub data: Vec<u8>,
+}
+
+/// Builds one batch, cell by cell.
+#[derive(Debug, Default)]
+pub struct RowBatchBuilder {
+    batch: RowBatch,
+}
+
+impl RowBatchBuilder {
+    pub fn with_capacity(bytes: usize) -> Self {
+        RowBatchBuilder { batch: RowBatch { rows: 0, data: Vec::with_capacity(bytes) } }
+    }
+
+    pub fn null(&mut self) {
+        self.batch.data.push(0);
+    }
+
+    pub fn integer(&mut self, v: i64) {
+        self.batch.data.push(1);
+        write_long(&mut self.batch.data, v);
+    }
+
+    pub fn real(&mut self, v: f64) {
+        self.batch.data.push(2);
+        self.batch.data.extend_from_slice(&v.to_le_bytes());
+    }
+
+    pub fn text(&mut self, v: &str) {
+        self.tagged_bytes(3, v.as_bytes());
+    }
+
+    pub fn blob(&mut self, v: &[u8]) {
+        self.tagged_bytes(4, v);
+    }
+
+    /// Marks the end of a row.
+    pub fn end_row(&mut self) {
+        self.batch.rows += 1;
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.batch.data.len()
+    }
+
+    pub fn rows(&self) -> u32 {
+        self.batch.rows
+    }
+
+    pub fn finish(self) -> RowBatch {
+        self.batch
+    }
+
+    fn tagged_bytes(&mut self, tag: u8, v: &[u8]) {
+        self.batch.data.push(tag);
+        write_long(&mut self.batch.data, v.len() as i64);
+        self.batch.data.extend_from_slice(v);
+    }
+}

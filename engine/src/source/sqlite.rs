@@ -1,0 +1,192 @@
+//! SQLite, the embedded platform database.
+//!
+//! Each read runs on its own thread with its own read-only connection and hands batches
+//! over a channel two deep: the next batch is read while the plugin works on this one,
+//! and a slow plugin stops the reader instead of letting rows pile up.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+
+use super::{RowBatch, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident};
+
+/// Rows are cut into batches of about this size.
+const BATCH_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct SqliteSource {
+    path: PathBuf,
+}
+
+impl SqliteSource {
+    /// Opens (and checks) an existing database; never creates one.
+    pub fn open(path: &Path) -> Result<Self, SourceError> {
+        if !path.is_file() {
+            return Err(SourceError::Missing { path: path.into() });
+        }
+        let source = SqliteSource { path: path.into() };
+        let conn = source.connect()?;
+        // Reading the schema fails early on a file that is not a database.
+        conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+            .map_err(|e| SourceError::Open { path: path.into(), source: e })?;
+        Ok(source)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn connect(&self) -> Result<Connection, SourceError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(&self.path, flags)
+            .map_err(|e| SourceError::Open { path: self.path.clone(), source: e })?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| SourceError::Open { path: self.path.clone(), source: e })?;
+        Ok(conn)
+    }
+}
+
+/// The SQL for a query, with `?1`/`?2` bound to the range. The range goes into the
+/// WHERE clause, and rows come in the range column's order, so SQLite walks an index
+/// on that column instead of scanning the table.
+fn build_sql(query: &TableQuery, select: &str) -> Result<(String, Vec<i64>), SourceError> {
+    let table = quote_ident(query.table)?;
+    let mut sql = format!("SELECT {select} FROM {table}");
+    let mut params = Vec::new();
+    if let Some(range) = &query.range {
+        let col = quote_ident(range.column)?;
+        let mut conds = Vec::new();
+        if let Some(start) = range.start {
+            params.push(start);
+            conds.push(format!("{col} >= ?{}", params.len()));
+        }
+        if let Some(end) = range.end {
+            params.push(end);
+            conds.push(format!("{col} < ?{}", params.len()));
+        }
+        if !conds.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conds.join(" AND "));
+        }
+    }
+    Ok((sql, params))
+}
+
+fn order_clause(query: &TableQuery) -> Result<String, SourceError> {
+    Ok(match (query.order_by, &query.range) {
+        (Some(col), _) => format!(" ORDER BY {}, rowid", quote_ident(col)?),
+        (None, Some(range)) => format!(" ORDER BY {}, rowid", quote_ident(range.column)?),
+        (None, None) => " ORDER BY rowid".into(),
+    })
+}
+
+impl Source for SqliteSource {
+    fn columns(&self, table: &str) -> Result<Option<Vec<String>>, SourceError> {
+        let conn = self.connect()?;
+        let mut stmt = conn
+            .prepare("SELECT name FROM pragma_table_info(?1)")
+            .map_err(|e| SourceError::Query { table: table.into(), source: e })?;
+        let cols = stmt
+            .query_map([table], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| SourceError::Query { table: table.into(), source: e })?;
+        Ok(if cols.is_empty() { None } else { Some(cols) })
+    }
+
+    fn count(&self, query: &TableQuery) -> Result<u64, SourceError> {
+        let (sql, params) = build_sql(query, "count(*)")?;
+        let conn = self.connect()?;
+        conn.query_row(&sql, rusqlite::params_from_iter(params), |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| SourceError::Query { table: query.table.into(), source: e })
+    }
+
+    fn open(&self, query: &TableQuery) -> Result<Box<dyn RowStream>, SourceError> {
+        let select = query.columns.iter().map(|c| quote_ident(c)).collect::<Result<Vec<_>, _>>()?.join(", ");
+        let (mut sql, params) = build_sql(query, &select)?;
+        sql.push_str(&order_clause(query)?);
+        let conn = self.connect()?;
+        // Prepare here so a bad query is reported by `open`, not by the first batch.
+        conn.prepare(&sql).map_err(|e| SourceError::Query { table: query.table.into(), source: e })?;
+        let (tx, rx) = sync_channel(2);
+        let table = query.table.to_string();
+        let ncols = query.columns.len();
+        let reader_table = table.clone();
+        std::thread::Builder::new()
+            .name(format!("ferry-read-{table}"))
+            .spawn(move || read_rows(conn, &sql, &params, ncols, &reader_table, tx))
+            .expect("spawning a reader thread");
+        Ok(Box::new(SqliteStream { rx, table, done: false }))
+    }
+}
+
+fn read_rows(
+    conn: Connection,
+    sql: &str,
+    params: &[i64],
+    ncols: usize,
+    table: &str,
+    tx: SyncSender<Result<Option<RowBatch>, SourceError>>,
+) {
+    let result = (|| -> Result<(), rusqlite::Error> {
+        let mut stmt = conn.prepare(sql)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+        let mut batch = RowBatchBuilder::with_capacity(BATCH_BYTES + 4096);
+        while let Some(row) = rows.next()? {
+            for i in 0..ncols {
+                match row.get_ref(i)? {
+                    ValueRef::Null => batch.null(),
+                    ValueRef::Integer(v) => batch.integer(v),
+                    ValueRef::Real(v) => batch.real(v),
+                    // Text that is not UTF-8 goes over as a blob: the plugin then reports
+                    // the row and column instead of ferry guessing at the characters.
+                    ValueRef::Text(t) => match std::str::from_utf8(t) {
+                        Ok(s) => batch.text(s),
+                        Err(_) => batch.blob(t),
+                    },
+                    ValueRef::Blob(b) => batch.blob(b),
+                }
+            }
+            batch.end_row();
+            if batch.bytes() >= BATCH_BYTES {
+                let full = std::mem::replace(&mut batch, RowBatchBuilder::with_capacity(BATCH_BYTES + 4096));
+                if tx.send(Ok(Some(full.finish()))).is_err() {
+                    return Ok(()); // the reader was dropped: stop quietly
+                }
+            }
+        }
+        if batch.rows() > 0 && tx.send(Ok(Some(batch.finish()))).is_err() {
+            return Ok(());
+        }
+        // The explicit end: a reader that dies without sending it is an error, not an
+        // empty remainder.
+        let _ = tx.send(Ok(None));
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = tx.send(Err(SourceError::Query { table: table.into(), source: e }));
+    }
+}
+
+struct SqliteStream {
+    rx: Receiver<Result<Option<RowBatch>, SourceError>>,
+    table: String,
+    done: bool,
+}
+
+impl RowStream for SqliteStream {
+    fn next_batch(&mut self) -> Result<Option<RowBatch>, SourceError> {
+        if self.done {
+            return Ok(None);
+        }
+        let next = match self.rx.recv() {
+            Ok(next) => next,
+            Err(_) => Err(SourceError::ReaderGone { table: self.table.clone() }),
+        };
+        self.done = !matches!(next, Ok(Some(_)));
+        next
+    }
+}
+

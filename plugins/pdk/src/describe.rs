@@ -1,0 +1,192 @@
+//! Declaring a resource: its name, source table and record fields.
+
+use crate::bindings::ferry::plugin::types::{ResourceInfo, TableGrant};
+
+/// The type of a record field, and how a source value converts into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    /// Avro `string`, from a text value.
+    String,
+    /// Avro `long`, from an integer value.
+    Long,
+    /// Avro `int`, from an integer value within 32 bits.
+    Int,
+    /// Avro `boolean`, from the integers 0 and 1.
+    Boolean,
+    /// Avro `double`, from a real or integer value. Never for money: use `Decimal`.
+    Double,
+    /// Avro `long` with logical type `timestamp-micros` (UTC), from integer microseconds.
+    TimestampMicros,
+    /// Avro `bytes` with logical type `decimal`, from a decimal text (`"-12.30"`) or an integer.
+    Decimal { precision: u8, scale: u8 },
+}
+
+impl Type {
+    /// This type, or null (Avro `["null", T]` with default null).
+    pub fn or_null(self) -> Nullable {
+        Nullable { ty: self, nullable: true }
+    }
+
+    fn avro(self) -> String {
+        match self {
+            Type::String => r#""string""#.into(),
+            Type::Long => r#""long""#.into(),
+            Type::Int => r#""int""#.into(),
+            Type::Boolean => r#""boolean""#.into(),
+            Type::Double => r#""double""#.into(),
+            Type::TimestampMicros => r#"{"type":"long","logicalType":"timestamp-micros"}"#.into(),
+            Type::Decimal { precision, scale } => format!(
+                r#"{{"type":"bytes","logicalType":"decimal","precision":{precision},"scale":{scale}}}"#
+            ),
+        }
+    }
+}
+
+/// A field type with its nullability; `Type` converts into a non-null one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Nullable {
+    pub ty: Type,
+    pub nullable: bool,
+}
+
+impl From<Type> for Nullable {
+    fn from(ty: Type) -> Self {
+        Nullable { ty, nullable: false }
+    }
+}
+
+/// One record field and the source column that feeds it.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    pub column: String,
+    pub ty: Type,
+    pub nullable: bool,
+}
+
+/// A resource's declaration; see the crate docs for an example.
+#[derive(Debug, Clone)]
+pub struct Describe {
+    pub(crate) name: String,
+    pub(crate) version: String,
+    pub(crate) about: String,
+    pub(crate) table: String,
+    pub(crate) key: Option<String>,
+    pub(crate) window: Option<String>,
+    pub(crate) fields: Vec<Field>,
+    pub(crate) extra_tables: Vec<(String, Vec<String>)>,
+}
+
+impl Describe {
+    pub fn new(name: &str, version: &str) -> Self {
+        Describe {
+            name: name.into(),
+            version: version.into(),
+            about: String::new(),
+            table: name.into(),
+            key: None,
+            window: None,
+            fields: Vec::new(),
+            extra_tables: Vec::new(),
+        }
+    }
+
+    /// One line shown by `ferry plugins`.
+    pub fn about(mut self, text: &str) -> Self {
+        self.about = text.into();
+        self
+    }
+
+    /// The main source table (default: the resource's name).
+    pub fn table(mut self, table: &str) -> Self {
+        self.table = table.into();
+        self
+    }
+
+    /// The column that names a row in error messages (default: the first field's column).
+    pub fn key(mut self, column: &str) -> Self {
+        self.key = Some(column.into());
+        self
+    }
+
+    /// The main table's column a time window applies to.
+    pub fn window(mut self, column: &str) -> Self {
+        self.window = Some(column.into());
+        self
+    }
+
+    /// A field fed by the main table's column of the same name.
+    pub fn field(self, name: &str, ty: impl Into<Nullable>) -> Self {
+        self.field_from(name, name, ty)
+    }
+
+    /// A field fed by a differently named column of the main table.
+    pub fn field_from(mut self, name: &str, column: &str, ty: impl Into<Nullable>) -> Self {
+        let Nullable { ty, nullable } = ty.into();
+        self.fields.push(Field { name: name.into(), column: column.into(), ty, nullable });
+        self
+    }
+
+    /// Another table the plugin reads itself, with the columns it may read.
+    pub fn reads(mut self, table: &str, columns: &[&str]) -> Self {
+        self.extra_tables.push((table.into(), columns.iter().map(|c| c.to_string()).collect()));
+        self
+    }
+
+    pub fn fields(&self) -> &[Field] {
+        &self.fields
+    }
+
+    /// The main table's columns, one per field, in field order.
+    pub(crate) fn columns(&self) -> Vec<String> {
+        let mut cols: Vec<String> = self.fields.iter().map(|f| f.column.clone()).collect();
+        for extra in self.key.iter().chain(self.window.iter()) {
+            if !cols.contains(extra) {
+                cols.push(extra.clone());
+            }
+        }
+        cols
+    }
+
+    pub(crate) fn key_column(&self) -> Option<&str> {
+        self.key.as_deref().or(self.fields.first().map(|f| f.column.as_str()))
+    }
+
+    /// The Avro schema of one record, as JSON.
+    pub fn avro_schema(&self) -> String {
+        let fields: Vec<String> = self
+            .fields
+            .iter()
+            .map(|f| {
+                if f.nullable {
+                    format!(r#"{{"name":"{}","type":["null",{}],"default":null}}"#, f.name, f.ty.avro())
+                } else {
+                    format!(r#"{{"name":"{}","type":{}}}"#, f.name, f.ty.avro())
+                }
+            })
+            .collect();
+        format!(
+            r#"{{"type":"record","name":"{}","namespace":"ferry.resources","doc":"{}","fields":[{}]}}"#,
+            self.name,
+            self.about.replace('\\', "\\\\").replace('"', "\\\""),
+            fields.join(",")
+        )
+    }
+
+    pub(crate) fn to_wit(&self) -> ResourceInfo {
+        let mut tables = vec![TableGrant { table: self.table.clone(), columns: self.columns() }];
+        tables.extend(
+            self.extra_tables
+                .iter()
+                .map(|(table, columns)| TableGrant { table: table.clone(), columns: columns.clone() }),
+        );
+        ResourceInfo {
+            name: self.name.clone(),
+            version: self.version.clone(),
+            description: self.about.clone(),
+            schema: self.avro_schema(),
+            tables,
+            window_column: self.window.clone(),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! The ferry plugin kit.
+//!
+//! A resource plugin is a type implementing [`Resource`] plus one [`export_resource!`] line:
+//!
+//! ```ignore
+//! use ferry_pdk::prelude::*;
+//!
+//! struct Users;
+//!
+//! impl Resource for Users {
+//!     fn describe() -> Describe {
+//!         Describe::new("users", env!("CARGO_PKG_VERSION"))
+//!             .about("platform users, one record per user")
+//!             .table("users")
+//!             .field("guid", Type::String)
+//!             .field("email", Type::String.or_null())
+//!             .field("created_at", Type::TimestampMicros)
+//!     }
+//!
+//!     fn export(cx: &mut Export) -> Result<()> {
+//!         cx.copy_table()
+//!     }
+//! }
+//!
+//! export_resource!(Users);
+//! ```
+//!
+//! The kit owns the WIT bindings, the Avro binary encoding of records, the row-batch
+//! decoding, batching (records leave the plugin in ~64 KiB batches) and the conversion
+//! of source values into field types, with errors that name the table, row and column.
+
+#[doc(hidden)]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "resource-plugin",
+        path: "../../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_world",
+        default_bindings_module: "::ferry_pdk::bindings",
+    });
+}
+
+mod avro;
+mod describe;
+mod error;
+mod export;
+mod rows;
+
+pub use avro::RecordWriter;
+pub use describe::{Describe, Field, Nullable, Type};
+pub use error::{Error, Result};
+pub use export::{Export, Range};
+pub use rows::{Cell, Row, Rows};
+
+/// What a plugin author implements: the resource's shape and how to export it.
+pub trait Resource {
+    /// The resource's name, version, source tables and record fields.
+    fn describe() -> Describe;
+    /// Emits every record; most resources call [`Export::copy_table`].
+    fn export(cx: &mut Export) -> Result<()>;
+}
+
+/// Everything a plugin needs, in one import.
+pub mod prelude {
+    pub use crate::{
+        export_resource, Cell, Describe, Error, Export, Range, RecordWriter, Resource, Result, Row,
+        Type,
+    };
+}
+
+/// Makes `$ty` (a [`Resource`]) the component's export.
+#[macro_export]
+macro_rules! export_resource {
+    ($ty:ty) => {
+        type __FerryPlugin = $crate::Plugin<$ty>;
+        $crate::bindings::__export_world!(__FerryPlugin with_types_in $crate::bindings);
+    };
+}
+
+#[doc(hidden)]
+pub struct Plugin<R>(core::marker::PhantomData<R>);
+
+impl<R: Resource> bindings::Guest for Plugin<R> {
+    fn describe() -> bindings::ferry::plugin::types::ResourceInfo {
+        R::describe().to_wit()
+    }
+
+    fn export(
+        request: bindings::ferry::plugin::types::ExportRequest,
+    ) -> core::result::Result<
+        bindings::ferry::plugin::types::ExportSummary,
+        bindings::ferry::plugin::types::Error,
+    > {
+        let describe = R::describe();
+        let mut cx = Export::new(&describe, request);
+        R::export(&mut cx).map_err(Error::into_wit)?;
+        let records = cx.finish().map_err(Error::into_wit)?;
+        Ok(bindings::ferry::plugin::types::ExportSummary { records })
+    }
+}

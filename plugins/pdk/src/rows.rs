@@ -1,0 +1,171 @@
+//! Reading row batches from the host (encoding documented in `wit/ferry.wit`).
+
+use crate::bindings::ferry::plugin::source::{self, RowBatch};
+use crate::{Error, Result};
+
+/// One source value; the tag is the source's storage class.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+impl Cell<'_> {
+    /// How the value reads in an error message.
+    pub fn describe(&self) -> String {
+        match self {
+            Cell::Null => "NULL".into(),
+            Cell::Integer(i) => format!("integer {i}"),
+            Cell::Real(r) => format!("real {r}"),
+            Cell::Text(t) if t.len() > 40 => format!("text {:?}...", &t[..t.floor_char_boundary(40)]),
+            Cell::Text(t) => format!("text {t:?}"),
+            Cell::Blob(b) => format!("blob of {} bytes", b.len()),
+        }
+    }
+}
+
+/// A forward-only read of one table, batch by batch.
+pub struct Rows {
+    table: String,
+    columns: Vec<String>,
+    cursor: source::Cursor,
+    batch: Vec<u8>,
+    pos: usize,
+    left: u32,
+    offsets: Vec<u32>,
+    done: bool,
+}
+
+/// One row: a cell per requested column, in request order.
+pub struct Row<'a> {
+    data: &'a [u8],
+    offsets: &'a [u32],
+    columns: &'a [String],
+    table: &'a str,
+}
+
+impl Rows {
+    pub(crate) fn new(table: &str, columns: Vec<String>, cursor: source::Cursor) -> Self {
+        Rows {
+            table: table.into(),
+            columns,
+            cursor,
+            batch: Vec::new(),
+            pos: 0,
+            left: 0,
+            offsets: Vec::new(),
+            done: false,
+        }
+    }
+
+    /// The next row, or `None` at the end of the table.
+    pub fn next(&mut self) -> Result<Option<Row<'_>>> {
+        while self.left == 0 {
+            if self.pos != self.batch.len() {
+                return Err(self.corrupt("bytes left over after the batch's last row"));
+            }
+            if self.done {
+                return Ok(None);
+            }
+            match self.cursor.next().map_err(Error::from_wit)? {
+                Some(RowBatch { rows, data }) => {
+                    self.batch = data;
+                    self.pos = 0;
+                    self.left = rows;
+                }
+                None => self.done = true,
+            }
+        }
+        self.offsets.clear();
+        for _ in 0..self.columns.len() {
+            self.offsets.push(self.pos as u32);
+            self.pos = skip_cell(&self.batch, self.pos).ok_or_else(|| self.corrupt("a cell is cut short"))?;
+        }
+        let end = self.pos as u32;
+        self.offsets.push(end);
+        self.left -= 1;
+        Ok(Some(Row { data: &self.batch, offsets: &self.offsets, columns: &self.columns, table: &self.table }))
+    }
+
+    fn corrupt(&self, what: &str) -> Error {
+        Error::other(format!("row batch from table `{}` is malformed: {what}", self.table))
+    }
+}
+
+impl<'a> Row<'a> {
+    /// The cell of the `i`th requested column.
+    pub fn cell(&self, i: usize) -> Cell<'a> {
+        // Offsets were checked when the row was split, so decoding cannot run short.
+        decode_cell(self.data, self.offsets[i] as usize).map(|(c, _)| c).unwrap_or(Cell::Null)
+    }
+
+    /// The cell of the named column.
+    pub fn get(&self, column: &str) -> Result<Cell<'a>> {
+        let i = self.columns.iter().position(|c| c == column).ok_or_else(|| {
+            Error::InvalidArgument(format!("column `{column}` was not requested from `{}`", self.table))
+        })?;
+        Ok(self.cell(i))
+    }
+
+    pub fn len(&self) -> usize {
+        self.columns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.columns.is_empty()
+    }
+}
+
+fn read_long(data: &[u8], mut pos: usize) -> Option<(i64, usize)> {
+    let mut z: u64 = 0;
+    let mut shift = 0;
+    loop {
+        let b = *data.get(pos)?;
+        pos += 1;
+        if shift == 63 && b > 1 {
+            return None;
+        }
+        z |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            return Some((((z >> 1) as i64) ^ -((z & 1) as i64), pos));
+        }
+        shift += 7;
+        if shift > 63 {
+            return None;
+        }
+    }
+}
+
+fn decode_cell(data: &[u8], pos: usize) -> Option<(Cell<'_>, usize)> {
+    let tag = *data.get(pos)?;
+    let pos = pos + 1;
+    Some(match tag {
+        0 => (Cell::Null, pos),
+        1 => {
+            let (v, p) = read_long(data, pos)?;
+            (Cell::Integer(v), p)
+        }
+        2 => {
+            let raw: [u8; 8] = data.get(pos..pos + 8)?.try_into().ok()?;
+            (Cell::Real(f64::from_le_bytes(raw)), pos + 8)
+        }
+        3 | 4 => {
+            let (len, p) = read_long(data, pos)?;
+            let end = p.checked_add(usize::try_from(len).ok()?)?;
+            let bytes = data.get(p..end)?;
+            if tag == 3 {
+                (Cell::Text(core::str::from_utf8(bytes).ok()?), end)
+            } else {
+                (Cell::Blob(bytes), end)
+            }
+        }
+        _ => return None,
+    })
+}
+
+fn skip_cell(data: &[u8], pos: usize) -> Option<usize> {
+    decode_cell(data, pos).map(|(_, p)| p)
+}
