@@ -115,7 +115,8 @@ impl JobFile {
         let de = toml::de::Deserializer::parse(text)
             .map_err(|e| JobError::at(path, text, e.span(), "", e.message().to_string(), None))?;
         serde_path_to_error::deserialize(de).map_err(|e| {
-            let key = e.path().to_string();
+            // `Spanned` values add a private segment to the path; people never wrote it.
+            let key = e.path().to_string().replace(".$__serde_spanned_private_value", "");
             let inner = e.inner();
             let message = inner.message().to_string();
             let help = if message.starts_with("unknown field") {

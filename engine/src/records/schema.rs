@@ -34,7 +34,7 @@ pub enum Kind {
 pub struct RecordSchema {
     /// The schema as apache-avro parsed it (written into every Avro file's header).
     pub avro: Schema,
-    /// The schema's canonical JSON, as the manifest records it.
+    /// The schema as the plugin declared it (JSON), logical types included.
     pub json: String,
     pub fields: Vec<(String, Kind)>,
 }
@@ -62,7 +62,7 @@ impl RecordSchema {
             .iter()
             .map(|f| Ok((f.name.clone(), compile(&f.name, &f.schema)?)))
             .collect::<Result<Vec<_>, SchemaError>>()?;
-        let json = avro.canonical_form();
+        let json = json.to_string();
         Ok(RecordSchema { avro, json, fields })
     }
 }

@@ -1,0 +1,8 @@
+//! ferry's integration tests: one binary, modules by theme. Plugins used here are built
+//! from source by the normal build (`plugins/testing/`), never committed.
+
+mod common;
+mod demo_platform;
+mod end_to_end;
+mod job_errors;
+mod sandbox;

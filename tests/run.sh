@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command (README, .ci/run): prepares everything the tests need from the
+# project's own files, then runs them. Safe to rerun; each step is skipped when done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# rust-toolchain.toml pins rustc and lists wasm32-wasip2; this adds the target (and the
+# pinned toolchain if missing) without upgrading anything.
+rustup toolchain install
+
+# An independent Avro reader (fastavro) in a venv under target/.
+if ! target/py/bin/python -c "import fastavro, cramjam, backports.zstd" 2>/dev/null; then
+  python3 -m venv target/py
+  target/py/bin/pip install --quiet --disable-pip-version-check -r tests/py/requirements.txt
+fi
+export FERRY_PYTHON="$PWD/target/py/bin/python"
+
+cargo test --locked "$@"
