@@ -28,11 +28,40 @@ fn main() {
         .map(|d| if d.is_relative() { root.join(d) } else { d })
         .unwrap_or_else(|| root.join("target"))
         .join("wasm-plugins");
+    // The plugins workspace, then each out-of-tree example plugin (its own workspace, as
+    // another team's would be), all into one target directory so they share artifacts.
+    let mut workspaces = vec![plugins.clone()];
+    let examples = root.join("examples");
+    println!("cargo:rerun-if-changed={}", examples.display());
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&examples)
+        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.join("Cargo.toml").is_file()).collect())
+        .unwrap_or_default();
+    found.sort();
+    workspaces.extend(found);
+    for workspace in &workspaces {
+        build_workspace(workspace, &target_dir);
+    }
+
+    let wasm_dir = target_dir.join(TARGET).join("release");
+    println!("cargo:rustc-env=FERRY_PLUGIN_DIR={}", wasm_dir.display());
+
+    let mut builtins = String::from("/// Built-in plugins: (resource name, component bytes).\nstatic BUILTINS: &[(&str, &[u8])] = &[\n");
+    for (resource, crate_name) in builtin_plugins(&plugins) {
+        let wasm = wasm_dir.join(format!("{}.wasm", crate_name.replace('-', "_")));
+        assert!(wasm.is_file(), "plugin {crate_name} built, but {} is missing", wasm.display());
+        writeln!(builtins, "    ({resource:?}, include_bytes!({:?})),", wasm.display().to_string()).unwrap();
+    }
+    builtins.push_str("];\n");
+    std::fs::write(PathBuf::from(env::var("OUT_DIR").unwrap()).join("builtins.rs"), builtins).unwrap();
+}
+
+/// `cargo build --release --locked --target wasm32-wasip2` in one workspace.
+fn build_workspace(workspace: &Path, target_dir: &Path) {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&plugins)
+    cmd.current_dir(workspace)
         .args(["build", "--release", "--locked", "--target", TARGET, "--target-dir"])
-        .arg(&target_dir);
+        .arg(target_dir);
     // The outer build's settings are for the host; none of them may leak into the
     // plugins' build (flags, target, and the variables cargo sets for build scripts).
     for (key, _) in env::vars_os() {
@@ -51,22 +80,10 @@ fn main() {
     if !out.status.success() {
         panic!(
             "building the plugins (cargo build --release --target {TARGET} in {}) failed:\n{}",
-            plugins.display(),
+            workspace.display(),
             String::from_utf8_lossy(&out.stderr)
         );
     }
-
-    let wasm_dir = target_dir.join(TARGET).join("release");
-    println!("cargo:rustc-env=FERRY_PLUGIN_DIR={}", wasm_dir.display());
-
-    let mut builtins = String::from("/// Built-in plugins: (resource name, component bytes).\nstatic BUILTINS: &[(&str, &[u8])] = &[\n");
-    for (resource, crate_name) in builtin_plugins(&plugins) {
-        let wasm = wasm_dir.join(format!("{}.wasm", crate_name.replace('-', "_")));
-        assert!(wasm.is_file(), "plugin {crate_name} built, but {} is missing", wasm.display());
-        writeln!(builtins, "    ({resource:?}, include_bytes!({:?})),", wasm.display().to_string()).unwrap();
-    }
-    builtins.push_str("];\n");
-    std::fs::write(PathBuf::from(env::var("OUT_DIR").unwrap()).join("builtins.rs"), builtins).unwrap();
 }
 
 /// Every `plugins/<dir>` whose crate is named `ferry-plugin-<resource>`, sorted.

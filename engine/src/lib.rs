@@ -12,4 +12,5 @@ pub mod records;
 pub mod run;
 pub mod runtime;
 pub mod source;
+pub mod window;
 mod varint;

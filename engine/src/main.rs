@@ -24,7 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a job file and publish a snapshot.
+    /// Run a job file and publish a snapshot. Exits 0 when the snapshot is complete, 1 on
+    /// an error (nothing published), 2 when `on_error = "continue"` published it incomplete.
     Run {
         /// The job file (TOML).
         job: PathBuf,
@@ -77,6 +78,9 @@ impl Events for Printer {
     }
 }
 
+/// Exit status of a run that published a snapshot with failed resources left out.
+const EXIT_INCOMPLETE: i32 = 2;
+
 fn main() {
     if let Err(e) = real_main() {
         eprintln!("error: {e:#}");
@@ -97,6 +101,11 @@ fn real_main() -> Result<()> {
             };
             let report = run(&job, &options)?;
             let m = &report.manifest;
+            for r in &m.resources {
+                if let Some(e) = &r.error {
+                    eprintln!("warning: resource `{}` failed ({}) and is left out of the snapshot: {}", r.name, e.kind, e.message);
+                }
+            }
             let records: u64 = m.resources.iter().map(|r| r.records).sum();
             let bytes: u64 = m.resources.iter().flat_map(|r| &r.files).map(|f| f.bytes).sum();
             println!("snapshot {} ({:?}): {records} records, {bytes} bytes in {:.2}s", m.snapshot_id, m.status, started.elapsed().as_secs_f64());
@@ -109,6 +118,11 @@ fn real_main() -> Result<()> {
                     let t = &r.timings;
                     writeln!(out, "{:<24} {:>10} {:>12} {:>9.3} {:>9.3} {:>9.3}", r.name, r.records, bytes, t.plugin_seconds, t.write_seconds, t.wall_seconds)?;
                 }
+            }
+            if m.status != ferry::package::Status::Completed {
+                // Published, but not whole: scripts must not mistake it for a full export.
+                eprintln!("warning: the snapshot is incomplete (`on_error = \"continue\"`); its manifest records each failure");
+                std::process::exit(EXIT_INCOMPLETE);
             }
         }
         Command::Demo { out, scale, seed } => {

@@ -16,13 +16,14 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::formats::avro::AvroFileWriter;
+use crate::formats::{FileFormat, Format};
 use crate::job::{Job, OnError, PluginRef, ResourceSpec};
 use crate::package::{
-    FileEntry, MANIFEST_FORMAT_VERSION, Manifest, OutputFile, PluginEntry, ResourceEntry, ResourceFailure, Staging,
-    StagingError, StageTimes, Status,
+    FileEntry, MANIFEST_FORMAT_VERSION, Manifest, PluginEntry, ResourceEntry, ResourceFailure, ResourceFiles, Staging,
+    StagingError, StageTimes, Status, WindowEntry, WrittenFile,
 };
-use crate::runtime::{Events, ExportJob, ExportRequest, Origin, Plugin, PluginError, RecordSink, Runtime};
+use crate::runtime::{Events, ExportJob, ExportRequest, Origin, Plugin, PluginError, Range, RecordSink, Runtime};
+use crate::window::{self, Months};
 use crate::source::{Source, SourceError, SqliteSource};
 
 /// How to run, beyond what the job says.
@@ -111,7 +112,6 @@ pub fn run(job: &Job, options: &RunOptions) -> Result<RunReport, RunError> {
 
     let snapshot_id = uuid::Uuid::new_v4().to_string();
     let staging = Staging::create(&job.output_dir, &snapshot_id)?;
-    let as_of_micros = job.as_of.timestamp_micros();
 
     // Resources run in parallel, each on a worker, results kept in job order.
     let results: Vec<Mutex<Option<Result<ResourceEntry, (ResourceEntry, ResourceError)>>>> =
@@ -124,7 +124,7 @@ pub fn run(job: &Job, options: &RunOptions) -> Result<RunReport, RunError> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(spec) = job.resources.get(i) else { break };
-                    let r = export_resource(&runtime, &plugins[i], spec, &source, staging.dir(), as_of_micros, options);
+                    let r = export_resource(&runtime, &plugins[i], spec, &source, staging.dir(), job.as_of, options);
                     *results[i].lock().unwrap() = Some(r);
                 }
             });
@@ -184,11 +184,10 @@ fn export_resource(
     spec: &ResourceSpec,
     source: &Arc<dyn Source>,
     dir: &Path,
-    as_of: i64,
+    as_of: DateTime<Utc>,
     options: &RunOptions,
 ) -> Result<ResourceEntry, (ResourceEntry, ResourceError)> {
     let started = Instant::now();
-    let file_name = format!("{}.{}{}", spec.name, spec.format.extension(), if spec.gzip { ".gz" } else { "" });
     let mut entry = ResourceEntry {
         name: spec.name.clone(),
         plugin: PluginEntry {
@@ -202,7 +201,7 @@ fn export_resource(
         },
         schema: serde_json::from_str(&plugin.schema.json).unwrap_or(serde_json::Value::Null),
         format: spec.format.extension().into(),
-        codec: Some(spec.codec.name().into()),
+        codec: (spec.format == Format::Avro).then(|| spec.codec.name().into()),
         gzip: spec.gzip,
         window: None,
         records: 0,
@@ -220,27 +219,44 @@ fn export_resource(
         return fail(entry, e);
     }
 
-    let path = dir.join(&file_name);
+    let window = match (&plugin.info.window_column, spec.months) {
+        (None, Some(_)) => {
+            return fail(entry, ResourceError::Source(format!(
+                "`months` is set, but plugin `{}` has no time window; remove `months` from this resource",
+                plugin.info.name
+            )));
+        }
+        (None, None) => None,
+        (Some(column), months) => {
+            let bounds = window::resolve(as_of, months.unwrap_or(Months::All));
+            let micros = |t: i64| DateTime::from_timestamp_micros(t).map(rfc3339).unwrap_or_default();
+            entry.window = Some(WindowEntry { column: column.clone(), start: bounds.start.map(micros), end: Some(micros(bounds.end)) });
+            Some(Range { column: column.clone(), start: bounds.start, end: Some(bounds.end) })
+        }
+    };
     let marker = {
         let mut h = Sha256::new();
         h.update(spec.name.as_bytes());
         h.update(plugin.schema.json.as_bytes());
-        h.update(as_of.to_le_bytes());
+        h.update(as_of.timestamp_micros().to_le_bytes());
         let d = h.finalize();
         let mut m = [0u8; 16];
         m.copy_from_slice(&d[..16]);
         m
     };
-    let (tx, rx) = sync_channel::<(u32, Vec<u8>)>(4);
-    let writer = {
-        let (path, schema, codec) = (path.clone(), plugin.schema.clone(), spec.codec.to_avro());
-        let gzip = spec.gzip;
-        std::thread::Builder::new()
-            .name(format!("ferry-write-{}", spec.name))
-            .spawn(move || write_file(&path, gzip, &schema.avro, codec, marker, rx))
-            .expect("spawning a writer thread")
-    };
-    let request = ExportRequest { as_of, window: None, options: spec.options.clone() };
+    let files = ResourceFiles::new(
+        dir,
+        &spec.name,
+        spec.gzip,
+        FileFormat { format: spec.format, schema: plugin.schema.clone(), codec: spec.codec.to_avro(), marker },
+        spec.split,
+    );
+    let (tx, rx) = sync_channel::<Batch>(4);
+    let writer = std::thread::Builder::new()
+        .name(format!("ferry-write-{}", spec.name))
+        .spawn(move || write_files(files, rx))
+        .expect("spawning a writer thread");
+    let request = ExportRequest { as_of: as_of.timestamp_micros(), window, options: spec.options.clone() };
     let outcome = runtime.export(
         plugin,
         ExportJob {
@@ -258,18 +274,21 @@ fn export_resource(
     let outcome = match (outcome, written) {
         (Ok(outcome), Ok(written)) => (outcome, written),
         // A broken output is the root cause even when the plugin saw it first.
-        (_, Err(reason)) => return fail(entry, ResourceError::Output { path, reason }),
+        (_, Err(reason)) => return fail(entry, ResourceError::Output { path: dir.into(), reason }),
         (Err(e), Ok(_)) => return fail(entry, e.into()),
     };
-    let (outcome, (stats, write_time)) = outcome;
+    let (outcome, (written, write_time)) = outcome;
     entry.records = outcome.records;
-    entry.files.push(FileEntry {
-        path: file_name,
-        records: outcome.records,
-        bytes: stats.bytes,
-        uncompressed_bytes: spec.gzip.then_some(stats.uncompressed_bytes),
-        sha256: stats.sha256,
-    });
+    entry.files = written
+        .into_iter()
+        .map(|f| FileEntry {
+            path: f.name,
+            records: f.records,
+            bytes: f.stats.bytes,
+            uncompressed_bytes: spec.gzip.then_some(f.stats.uncompressed_bytes),
+            sha256: f.stats.sha256,
+        })
+        .collect();
     entry.timings = StageTimes {
         plugin_seconds: outcome.elapsed.as_secs_f64(),
         write_seconds: write_time.as_secs_f64(),
@@ -281,38 +300,28 @@ fn export_resource(
     Ok(entry)
 }
 
+type Batch = (u32, Vec<u8>, Vec<u32>);
+
 struct ChannelSink {
-    tx: SyncSender<(u32, Vec<u8>)>,
+    tx: SyncSender<Batch>,
 }
 
 impl RecordSink for ChannelSink {
-    fn write(&mut self, count: u32, datums: Vec<u8>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.tx.send((count, datums)).map_err(|_| "the output writer stopped".into())
+    fn write(&mut self, count: u32, datums: Vec<u8>, ends: Vec<u32>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.tx.send((count, datums, ends)).map_err(|_| "the output writer stopped".into())
     }
 }
 
-/// The writer thread: encodes, compresses, hashes and writes one file. Returns the
-/// file's stats and the time it was busy.
-fn write_file(
-    path: &Path,
-    gzip: bool,
-    schema: &apache_avro::Schema,
-    codec: apache_avro::Codec,
-    marker: [u8; 16],
-    rx: Receiver<(u32, Vec<u8>)>,
-) -> Result<(crate::package::FileStats, Duration), String> {
+/// The writer thread: encodes, compresses, hashes and writes a resource's files.
+/// Returns the files and the time it was busy.
+fn write_files(mut files: ResourceFiles, rx: Receiver<Batch>) -> Result<(Vec<WrittenFile>, Duration), String> {
     let mut busy = Duration::ZERO;
-    let t = Instant::now();
-    let file = OutputFile::create(path, gzip).map_err(|e| e.to_string())?;
-    let mut avro = AvroFileWriter::new(schema, codec, marker, file).map_err(|e| e.to_string())?;
-    busy += t.elapsed();
-    for (count, datums) in rx {
+    for (count, datums, ends) in rx {
         let t = Instant::now();
-        avro.append_datums(count, &datums).map_err(|e| e.to_string())?;
+        files.append(count, &datums, &ends).map_err(|e| e.to_string())?;
         busy += t.elapsed();
     }
     let t = Instant::now();
-    let stats = avro.finish().and_then(|f| f.finish().map_err(Into::into)).map_err(|e| e.to_string())?;
-    busy += t.elapsed();
-    Ok((stats, busy))
+    let written = files.finish().map_err(|e| e.to_string())?;
+    Ok((written, busy + t.elapsed()))
 }

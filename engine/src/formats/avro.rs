@@ -5,20 +5,15 @@
 //! copied without decoding and re-encoding them. The sync marker is derived from the
 //! caller's seed, so the same input gives the same bytes.
 
-use std::io::{self, Write};
+use std::io::Write;
+
+use super::{DatumWriter, FormatError};
 
 use apache_avro::{Codec, Schema, Writer};
 
 /// Datums are gathered into blocks of about this size before compression.
 pub const BLOCK_BYTES: usize = 256 * 1024;
 
-#[derive(Debug, thiserror::Error)]
-pub enum AvroError {
-    #[error("avro: {0}")]
-    Avro(#[from] apache_avro::Error),
-    #[error("writing avro: {0}")]
-    Io(#[from] io::Error),
-}
 
 /// Writes an Avro container file of already validated datums.
 pub struct AvroFileWriter<W: Write> {
@@ -31,7 +26,7 @@ pub struct AvroFileWriter<W: Write> {
 }
 
 impl<W: Write> AvroFileWriter<W> {
-    pub fn new(schema: &Schema, codec: Codec, marker: [u8; 16], mut inner: W) -> Result<Self, AvroError> {
+    pub fn new(schema: &Schema, codec: Codec, marker: [u8; 16], mut inner: W) -> Result<Self, FormatError> {
         let mut header = Vec::new();
         {
             let mut w = Writer::builder().schema(schema).writer(&mut header).codec(codec).marker(marker).build()?;
@@ -42,7 +37,7 @@ impl<W: Write> AvroFileWriter<W> {
     }
 
     /// Appends `count` datums (validated against this file's schema).
-    pub fn append_datums(&mut self, count: u32, datums: &[u8]) -> Result<(), AvroError> {
+    pub fn append_datums(&mut self, count: u32, datums: &[u8]) -> Result<(), FormatError> {
         self.block.extend_from_slice(datums);
         self.block_records += count as u64;
         if self.block.len() >= BLOCK_BYTES {
@@ -51,7 +46,7 @@ impl<W: Write> AvroFileWriter<W> {
         Ok(())
     }
 
-    fn write_block(&mut self) -> Result<(), AvroError> {
+    fn write_block(&mut self) -> Result<(), FormatError> {
         if self.block_records == 0 {
             return Ok(());
         }
@@ -74,8 +69,14 @@ impl<W: Write> AvroFileWriter<W> {
         Ok(())
     }
 
-    /// Writes the last block and hands back the inner writer.
-    pub fn finish(mut self) -> Result<W, AvroError> {
+}
+
+impl<W: Write + Send> DatumWriter<W> for AvroFileWriter<W> {
+    fn append(&mut self, count: u32, datums: &[u8]) -> Result<(), FormatError> {
+        self.append_datums(count, datums)
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<W, FormatError> {
         self.write_block()?;
         self.inner.flush()?;
         Ok(self.inner)

@@ -1,9 +1,17 @@
-//! Output formats: one file per format, each a writer generic over `W: Write` with an
-//! explicit `finish()` that returns the inner writer.
+//! Output formats: one file per format, each a writer generic over `W: Write` that takes
+//! validated datums (Avro binary, see `wit/ferry.wit`) and has an explicit `finish()`
+//! returning the inner writer.
 
 pub mod avro;
+pub mod csv;
+pub mod jsonl;
+pub mod value;
 
 use std::fmt;
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use crate::records::RecordSchema;
 
 /// The format a resource is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -27,5 +35,43 @@ impl Format {
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.extension())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("avro: {0}")]
+    Avro(#[from] apache_avro::Error),
+    #[error("csv: {0}")]
+    Csv(#[from] ::csv::Error),
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Writes validated datums in one format.
+pub trait DatumWriter<W: Write>: Send {
+    /// Appends `count` datums, concatenated in `datums`.
+    fn append(&mut self, count: u32, datums: &[u8]) -> Result<(), FormatError>;
+    /// Completes the file (last block, trailing data) and returns the inner writer.
+    fn finish(self: Box<Self>) -> Result<W, FormatError>;
+}
+
+/// How to start a file of a resource; each file is complete on its own.
+#[derive(Clone)]
+pub struct FileFormat {
+    pub format: Format,
+    pub schema: Arc<RecordSchema>,
+    pub codec: apache_avro::Codec,
+    /// Seed of the Avro sync marker (so equal input gives equal bytes).
+    pub marker: [u8; 16],
+}
+
+impl FileFormat {
+    pub fn start<W: Write + Send + 'static>(&self, w: W) -> Result<Box<dyn DatumWriter<W>>, FormatError> {
+        Ok(match self.format {
+            Format::Avro => Box::new(avro::AvroFileWriter::new(&self.schema.avro, self.codec, self.marker, w)?),
+            Format::Csv => Box::new(csv::CsvWriter::new(self.schema.clone(), w)?),
+            Format::Jsonl => Box::new(jsonl::JsonlWriter::new(self.schema.clone(), w)),
+        })
     }
 }

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::values::{parse_duration, parse_size};
-use super::{AvroCodec, Job, JobError, OnError, PluginRef, ResourceSpec, SourceSpec};
+use super::{AvroCodec, Job, JobError, OnError, PluginRef, ResourceSpec, SourceSpec, Split};
+use crate::window::Months;
 use crate::formats::Format;
 use crate::runtime::{Limits, builtin, builtin_names};
 use crate::source::DemoSpec;
@@ -73,6 +74,11 @@ pub struct OutputSection {
     pub gzip: Option<bool>,
     /// Avro block codec: `null` (default), `deflate`, `snappy` or `zstd`.
     pub codec: Option<AvroCodec>,
+    /// Split a resource into numbered files of at most this many records.
+    pub max_records_per_file: Option<u64>,
+    /// Split a resource into numbered files of about this size ("512MiB"); a file is
+    /// closed at the first block boundary past it.
+    pub max_bytes_per_file: Option<Spanned<String>>,
     /// `fail` (default): a failed resource publishes nothing. `continue`: publish the
     /// rest, marked incomplete.
     pub on_error: Option<OnError>,
@@ -100,6 +106,13 @@ pub struct ResourceSection {
     pub gzip: Option<bool>,
     /// Overrides `output.codec`.
     pub codec: Option<AvroCodec>,
+    /// Overrides `output.max_records_per_file`.
+    pub max_records_per_file: Option<u64>,
+    /// Overrides `output.max_bytes_per_file`.
+    pub max_bytes_per_file: Option<Spanned<String>>,
+    /// Time window for resources that have one (transactions): 1, 2, 3, 6, 12 or 24
+    /// months before as_of, or "all" (the default).
+    pub months: Option<Spanned<toml::Value>>,
     /// Overrides `limits.memory`.
     pub memory_limit: Option<Spanned<String>>,
     /// Overrides `limits.time`.
@@ -183,6 +196,11 @@ impl JobFile {
         let format = self.output.format.as_ref().map(|f| *f.get_ref()).unwrap_or(Format::Avro);
         let gzip = self.output.gzip.unwrap_or(true);
         let codec = self.output.codec.unwrap_or(AvroCodec::Null);
+        let max_bytes = parse_limit(&self.output.max_bytes_per_file, "output.max_bytes_per_file", parse_size, &err)?;
+        let max_records = self.output.max_records_per_file;
+        if max_records == Some(0) {
+            return Err(JobError::at(path, text, None, "output.max_records_per_file", "is 0", Some("use a positive number, or leave it out for one file per resource".into())));
+        }
 
         if self.resources.is_empty() {
             return Err(JobError::at(path, text, None, "resource", "the job exports nothing", Some(format!("add a [[resource]] table with name = one of: {}", builtin_names().collect::<Vec<_>>().join(", ")))));
@@ -214,16 +232,26 @@ impl JobFile {
             };
             let memory_bytes = parse_limit(&r.memory_limit, &key("memory_limit"), parse_size, &err)?.unwrap_or(job_memory);
             let time = parse_limit(&r.time_limit, &key("time_limit"), parse_duration, &err)?.unwrap_or(job_time);
-            let rformat = r.format.as_ref().map(|f| (*f.get_ref(), f.span())).unwrap_or((format, self.output.dir.span()));
-            if rformat.0 != Format::Avro {
-                let span = r.format.as_ref().map(|f| f.span()).or(self.output.format.as_ref().map(|f| f.span())).unwrap_or(rformat.1);
-                return Err(err(span, &key("format"), format!("format {:?} is not available yet", rformat.0.extension()), Some("use format = \"avro\"")));
-            }
+            let months = r
+                .months
+                .as_ref()
+                .map(|m| Months::parse(m.get_ref()).map_err(|msg| err(m.span(), &key("months"), msg, Some("MX offers the past 1, 2, 3, 6, 12 or 24 months, or all transactions"))))
+                .transpose()?;
+            let split = Split {
+                max_records: match r.max_records_per_file {
+                    Some(0) => return Err(err(r.name.span(), &key("max_records_per_file"), "is 0".into(), Some("use a positive number"))),
+                    Some(n) => Some(n),
+                    None => max_records,
+                },
+                max_bytes: parse_limit(&r.max_bytes_per_file, &key("max_bytes_per_file"), parse_size, &err)?.or(max_bytes),
+            };
             resources.push(ResourceSpec {
                 name: rname,
                 plugin,
-                format: rformat.0,
+                format: r.format.as_ref().map(|f| *f.get_ref()).unwrap_or(format),
                 gzip: r.gzip.unwrap_or(gzip),
+                months,
+                split,
                 codec: r.codec.unwrap_or(codec),
                 limits: Limits { memory_bytes, time, ..default_limits },
                 options: r.options.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use crate::formats::Format;
 use crate::runtime::Limits;
 use crate::source::DemoSpec;
+use crate::window::Months;
 
 /// What `on_error` says to do when a resource fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -96,8 +97,24 @@ pub struct ResourceSpec {
     pub format: Format,
     pub gzip: bool,
     pub codec: AvroCodec,
+    /// The time window, for resources that have one.
+    pub months: Option<Months>,
+    pub split: Split,
     pub limits: Limits,
     pub options: Vec<(String, String)>,
+}
+
+/// How a resource is split into several files; no limit = one file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Split {
+    pub max_records: Option<u64>,
+    pub max_bytes: Option<u64>,
+}
+
+impl Split {
+    pub fn is_split(&self) -> bool {
+        self.max_records.is_some() || self.max_bytes.is_some()
+    }
 }
 
 impl Job {

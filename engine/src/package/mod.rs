@@ -3,8 +3,10 @@
 
 mod manifest;
 mod output_file;
+mod resource_files;
 mod staging;
 
 pub use manifest::{FileEntry, Manifest, PluginEntry, ResourceEntry, ResourceFailure, Status, StageTimes, WindowEntry, MANIFEST_FORMAT_VERSION};
 pub use output_file::{FileStats, OutputFile};
+pub use resource_files::{ResourceFiles, WrittenFile};
 pub use staging::{Staging, StagingError};

@@ -3,6 +3,8 @@
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -23,6 +25,7 @@ struct Hashed<W> {
     inner: W,
     hasher: Sha256,
     bytes: u64,
+    written: Arc<AtomicU64>,
 }
 
 impl<W: Write> Write for Hashed<W> {
@@ -30,6 +33,7 @@ impl<W: Write> Write for Hashed<W> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
+        self.written.store(self.bytes, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -49,14 +53,21 @@ pub struct OutputFile {
     path: PathBuf,
     chain: Chain,
     uncompressed: u64,
+    written: Arc<AtomicU64>,
 }
 
 impl OutputFile {
     pub fn create(path: &Path, gzip: bool) -> io::Result<Self> {
         let file = File::create(path)?;
-        let hashed = Hashed { inner: BufWriter::with_capacity(256 * 1024, file), hasher: Sha256::new(), bytes: 0 };
+        let written = Arc::new(AtomicU64::new(0));
+        let hashed = Hashed { inner: BufWriter::with_capacity(256 * 1024, file), hasher: Sha256::new(), bytes: 0, written: written.clone() };
         let chain = if gzip { Chain::Gzip(GzEncoder::new(hashed, Compression::default())) } else { Chain::Plain(hashed) };
-        Ok(OutputFile { path: path.into(), chain, uncompressed: 0 })
+        Ok(OutputFile { path: path.into(), chain, uncompressed: 0, written })
+    }
+
+    /// Bytes handed to the file so far (compressed; the compressor may hold a little more).
+    pub fn written(&self) -> Arc<AtomicU64> {
+        self.written.clone()
     }
 
     pub fn finish(self) -> io::Result<FileStats> {
@@ -64,7 +75,7 @@ impl OutputFile {
             Chain::Plain(h) => h,
             Chain::Gzip(gz) => gz.finish()?,
         };
-        let Hashed { inner, hasher, bytes } = hashed;
+        let Hashed { inner, hasher, bytes, .. } = hashed;
         let file = inner.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         Ok(FileStats { path: self.path, bytes, uncompressed_bytes: self.uncompressed, sha256: hex::encode(hasher.finalize()) })

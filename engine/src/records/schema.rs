@@ -22,7 +22,8 @@ pub enum Kind {
     Timestamp { per_second: i64 },
     /// `bytes` (or `fixed(n)`) holding a two's-complement unscaled value below 10^precision.
     Decimal { precision: u32, scale: u32, fixed: Option<usize> },
-    Enum(usize),
+    /// The symbols, in index order.
+    Enum(Vec<String>),
     Array(Box<Kind>),
     Map(Box<Kind>),
     Union(Vec<Kind>),
@@ -93,7 +94,7 @@ fn compile(field: &str, schema: &Schema) -> Result<Kind, SchemaError> {
             };
             Kind::Decimal { precision: d.precision as u32, scale: d.scale as u32, fixed }
         }
-        Schema::Enum(e) => Kind::Enum(e.symbols.len()),
+        Schema::Enum(e) => Kind::Enum(e.symbols.clone()),
         Schema::Array(a) => Kind::Array(Box::new(compile(field, &a.items)?)),
         Schema::Map(m) => Kind::Map(Box::new(compile(field, &m.types)?)),
         Schema::Union(u) => Kind::Union(u.variants().iter().map(|v| compile(field, v)).collect::<Result<_, _>>()?),

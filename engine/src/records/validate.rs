@@ -20,13 +20,16 @@ const MAX_SECONDS: i64 = 253_402_300_799;
 
 type Check<T> = Result<T, String>;
 
-/// Checks that `data` holds exactly `count` records of `schema`.
-pub fn validate_batch(schema: &RecordSchema, count: u32, data: &[u8]) -> Result<(), BatchError> {
+/// Checks that `data` holds exactly `count` records of `schema`, and returns where each
+/// record ends (so files can be split between records without decoding again).
+pub fn validate_batch(schema: &RecordSchema, count: u32, data: &[u8]) -> Result<Vec<u32>, BatchError> {
     let mut pos = 0;
+    let mut ends = Vec::with_capacity(count as usize);
     for record in 0..count {
         for (name, kind) in &schema.fields {
             pos = value(kind, data, pos).map_err(|reason| BatchError { record, field: name.clone(), reason })?;
         }
+        ends.push(pos as u32);
     }
     if pos != data.len() {
         return Err(BatchError {
@@ -35,7 +38,7 @@ pub fn validate_batch(schema: &RecordSchema, count: u32, data: &[u8]) -> Result<
             reason: format!("the batch claims {count} records but {} bytes follow the last one", data.len() - pos),
         });
     }
-    Ok(())
+    Ok(ends)
 }
 
 fn long(data: &[u8], mut pos: usize) -> Check<(i64, usize)> {
@@ -122,8 +125,8 @@ fn value(kind: &Kind, data: &[u8], pos: usize) -> Check<usize> {
         }
         Kind::Enum(symbols) => {
             let (i, p) = long(data, pos)?;
-            if i < 0 || i as u64 >= *symbols as u64 {
-                return Err(format!("enum index {i} is not one of the {symbols} symbols"));
+            if i < 0 || i as u64 >= symbols.len() as u64 {
+                return Err(format!("enum index {i} is not one of the {} symbols", symbols.len()));
             }
             p
         }
@@ -221,9 +224,9 @@ mod tests {
         let s = schema();
         // "ab", null, 12.34 (1234 = 0x04d2)
         let one = [4, b'a', b'b', 0, 4, 0x04, 0xd2];
-        assert_eq!(validate_batch(&s, 1, &one), Ok(()));
+        assert_eq!(validate_batch(&s, 1, &one), Ok(vec![7]));
         let two = [one, one].concat();
-        assert_eq!(validate_batch(&s, 2, &two), Ok(()));
+        assert_eq!(validate_batch(&s, 2, &two), Ok(vec![7, 14]));
         // Claims two records, holds one.
         assert!(validate_batch(&s, 2, &one).unwrap_err().reason.contains("is the record count right"));
         // Claims one, holds two.

@@ -60,8 +60,20 @@ fn source_error(e: src::SourceError) -> Error {
     }
 }
 
+impl HostState {
+    /// `describe` may only declare: reading or emitting then stops the plugin.
+    fn outside_export(&mut self, what: &str) -> wasmtime::Result<()> {
+        if self.schema.is_some() {
+            return Ok(());
+        }
+        self.fault = Some(Fault::Contract(format!("it {what} from describe(), which may only declare the resource")));
+        Err(wasmtime::format_err!("{what} outside export"))
+    }
+}
+
 impl source::Host for HostState {
     fn open(&mut self, req: source::TableRequest) -> wasmtime::Result<Result<Resource<Cursor>, Error>> {
+        self.outside_export(&format!("opened a read of `{}`", req.table))?;
         if let Err(e) = self.check_request(&req) {
             return Ok(Err(e));
         }
@@ -80,6 +92,7 @@ impl source::Host for HostState {
     }
 
     fn count(&mut self, req: source::TableRequest) -> wasmtime::Result<Result<u64, Error>> {
+        self.outside_export(&format!("counted rows of `{}`", req.table))?;
         if let Err(e) = self.check_request(&req) {
             return Ok(Err(e));
         }
@@ -110,6 +123,7 @@ impl records::Host for HostState {
         if let Some(fault) = &self.fault {
             return Ok(Err(Error::BadData(format!("an earlier batch was refused ({fault:?}); the export has failed"))));
         }
+        self.outside_export("emitted records")?;
         let (Some(schema), Some(sink)) = (&self.schema, &mut self.sink) else {
             return Ok(Err(Error::Other("records can be emitted only during export".into())));
         };
@@ -121,12 +135,15 @@ impl records::Host for HostState {
                 self.limits.batch_bytes
             ))));
         }
-        if let Err(e) = validate_batch(schema, count, &data) {
-            let message = format!("{e}");
-            self.fault = Some(Fault::BadBatch(e));
-            return Ok(Err(Error::BadData(message)));
-        }
-        if let Err(e) = sink.write(count, data) {
+        let ends = match validate_batch(schema, count, &data) {
+            Ok(ends) => ends,
+            Err(e) => {
+                let message = format!("{e}");
+                self.fault = Some(Fault::BadBatch(e));
+                return Ok(Err(Error::BadData(message)));
+            }
+        };
+        if let Err(e) = sink.write(count, data, ends) {
             // The output is broken (disk full, say): not the plugin's fault, so stop it
             // with a trap and report the host's error.
             self.fault = Some(Fault::Sink(e.to_string()));

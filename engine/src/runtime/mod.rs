@@ -6,11 +6,11 @@
 
 mod bindings;
 mod cache;
+mod crash;
 mod host;
 mod limits;
 mod state;
 
-use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, Trap, WasmBacktrace};
+use wasmtime::{Config, Engine, Store, Trap};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
@@ -59,7 +59,8 @@ pub trait Events: Send + Sync {
 
 /// Where validated record batches go.
 pub trait RecordSink: Send {
-    fn write(&mut self, count: u32, datums: Vec<u8>) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+    /// `ends[i]` is where record `i` ends within `datums`.
+    fn write(&mut self, count: u32, datums: Vec<u8>, ends: Vec<u32>) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
 }
 
 /// Where a plugin came from, as messages and the manifest name it.
@@ -114,6 +115,8 @@ pub enum PluginError {
     CountMismatch { plugin: String, reported: u64, received: u64 },
     #[error("writing the records of `{plugin}` failed: {reason}")]
     Output { plugin: String, reason: String },
+    #[error("plugin `{plugin}` broke the plugin contract and was stopped: {what}")]
+    Contract { plugin: String, what: String },
 }
 
 impl PluginError {
@@ -130,6 +133,7 @@ impl PluginError {
             PluginError::BadBatch { .. } | PluginError::BatchTooLarge { .. } => "bad-batch",
             PluginError::CountMismatch { .. } => "count-mismatch",
             PluginError::Output { .. } => "output",
+            PluginError::Contract { .. } => "contract",
         }
     }
 }
@@ -268,7 +272,7 @@ impl HostState {
     ) -> Self {
         // No files, no environment, no arguments, no sockets: stderr (panic messages)
         // is kept, bounded, for the error report.
-        let stderr = MemoryOutputPipe::new(64 * 1024);
+        let stderr = MemoryOutputPipe::new(crash::STDERR_BYTES);
         let wasi = WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
         HostState {
             wasi,
@@ -309,6 +313,7 @@ fn fault_error(plugin: &str, fault: Fault) -> PluginError {
         Fault::BadBatch(error) => PluginError::BadBatch { plugin, error },
         Fault::BatchTooLarge { bytes, limit } => PluginError::BatchTooLarge { plugin, bytes, limit },
         Fault::Sink(reason) => PluginError::Output { plugin, reason },
+        Fault::Contract(what) => PluginError::Contract { plugin, what },
     }
 }
 
@@ -319,31 +324,12 @@ fn classify(plugin: &str, e: wasmtime::Error, state: HostState, limits: Limits) 
         return fault_error(plugin, fault);
     }
     if let Some(asked) = state.limiter.hit {
-        return PluginError::MemoryLimit { plugin: plugin.into(), cap: limits.memory_bytes >> 20, asked: asked >> 20 };
+        return PluginError::MemoryLimit { plugin: plugin.into(), cap: limits.memory_bytes >> 20, asked: asked.div_ceil(1 << 20) };
     }
     if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
         return PluginError::TimeLimit { plugin: plugin.into(), limit: limits.time };
     }
-    let mut detail = String::new();
-    let stderr = state.stderr.contents();
-    let stderr = String::from_utf8_lossy(&stderr);
-    let stderr = stderr.trim();
-    if !stderr.is_empty() {
-        let tail = &stderr[stderr.floor_char_boundary(stderr.len().saturating_sub(2000))..];
-        let _ = write!(detail, "\n  plugin stderr: {}", tail.replace('\n', "\n    "));
-    }
-    if let Some(bt) = e.downcast_ref::<WasmBacktrace>() {
-        let frames: Vec<String> = bt
-            .frames()
-            .iter()
-            .take(8)
-            .map(|f| f.func_name().map(|n| n.to_string()).unwrap_or_else(|| format!("func #{}", f.func_index())))
-            .collect();
-        if !frames.is_empty() {
-            let _ = write!(detail, "\n  backtrace: {}", frames.join(" <- "));
-        }
-    }
-    let message = e.downcast_ref::<Trap>().map(|t| t.to_string()).unwrap_or_else(|| root_cause(&e));
+    let (message, detail) = crash::describe(&e, &state.stderr.contents());
     PluginError::Trap { plugin: plugin.into(), message, detail }
 }
 

@@ -28,6 +28,9 @@ pub(crate) enum Fault {
     BadBatch(BatchError),
     BatchTooLarge { bytes: usize, limit: usize },
     Sink(String),
+    /// The plugin called the host where the contract forbids it (reading or emitting
+    /// from `describe`).
+    Contract(String),
 }
 
 pub struct HostState {

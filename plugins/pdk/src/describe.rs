@@ -120,6 +120,13 @@ impl Describe {
         self.field_from(name, name, ty)
     }
 
+    /// A field the plugin computes itself (no source column behind it).
+    pub fn computed(mut self, name: &str, ty: impl Into<Nullable>) -> Self {
+        let Nullable { ty, nullable } = ty.into();
+        self.fields.push(Field { name: name.into(), column: String::new(), ty, nullable });
+        self
+    }
+
     /// A field fed by a differently named column of the main table.
     pub fn field_from(mut self, name: &str, column: &str, ty: impl Into<Nullable>) -> Self {
         let Nullable { ty, nullable } = ty.into();
@@ -139,7 +146,7 @@ impl Describe {
 
     /// The main table's columns, one per field, in field order.
     pub(crate) fn columns(&self) -> Vec<String> {
-        let mut cols: Vec<String> = self.fields.iter().map(|f| f.column.clone()).collect();
+        let mut cols: Vec<String> = self.fields.iter().filter(|f| !f.column.is_empty()).map(|f| f.column.clone()).collect();
         for extra in self.key.iter().chain(self.window.iter()) {
             if !cols.contains(extra) {
                 cols.push(extra.clone());
@@ -149,7 +156,7 @@ impl Describe {
     }
 
     pub(crate) fn key_column(&self) -> Option<&str> {
-        self.key.as_deref().or(self.fields.first().map(|f| f.column.as_str()))
+        self.key.as_deref().or(self.fields.first().map(|f| f.column.as_str()).filter(|c| !c.is_empty()))
     }
 
     /// The Avro schema of one record, as JSON.

@@ -84,6 +84,12 @@ impl<'a> Export<'a> {
     /// each field converted from its column.
     pub fn copy_table(&mut self) -> Result<()> {
         let d = self.describe;
+        if let Some(f) = d.fields.iter().find(|f| f.column.is_empty()) {
+            return Err(Error::InvalidArgument(format!(
+                "field `{}` is computed, so copy_table cannot fill it; write records with Export::record",
+                f.name
+            )));
+        }
         let columns = d.columns();
         let column_refs: Vec<&str> = columns.iter().map(String::as_str).collect();
         let range = self.request.window.clone();
@@ -206,7 +212,7 @@ pub(crate) fn parse_decimal(text: &str, precision: u8, scale: u8) -> Option<i128
     Some(if neg { -v } else { v })
 }
 
-fn scale_decimal(v: i128, from_scale: u8, precision: u8, scale: u8) -> Option<i128> {
+pub(crate) fn scale_decimal(v: i128, from_scale: u8, precision: u8, scale: u8) -> Option<i128> {
     let v = v.checked_mul(10i128.checked_pow((scale - from_scale) as u32)?)?;
     let limit = 10i128.checked_pow(precision as u32)?;
     (v.abs() < limit).then_some(v)

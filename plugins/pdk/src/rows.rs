@@ -13,7 +13,33 @@ pub enum Cell<'a> {
     Blob(&'a [u8]),
 }
 
-impl Cell<'_> {
+impl<'a> Cell<'a> {
+    /// The text, if the value is text.
+    pub fn text(&self) -> Option<&'a str> {
+        match self {
+            Cell::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The integer, if the value is one.
+    pub fn integer(&self) -> Option<i64> {
+        match self {
+            Cell::Integer(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// An exact decimal as its unscaled value at `scale` (`"12.3"` at scale 2 is 1230),
+    /// from decimal text or an integer; `None` if it does not fit `precision` digits.
+    pub fn decimal(&self, precision: u8, scale: u8) -> Option<i128> {
+        match self {
+            Cell::Text(t) => crate::export::parse_decimal(t, precision, scale),
+            Cell::Integer(n) => crate::export::scale_decimal(*n as i128, 0, precision, scale),
+            _ => None,
+        }
+    }
+
     /// How the value reads in an error message.
     pub fn describe(&self) -> String {
         match self {

@@ -1,0 +1,96 @@
+//! The files of one resource: one file, or numbered files split by record count and
+//! size (`transactions-00001.avro.gz`, ...). Every file is complete on its own (its own
+//! Avro header or CSV header), and a file is cut only between records.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{FileStats, OutputFile};
+use crate::formats::{DatumWriter, FileFormat, FormatError};
+use crate::job::Split;
+
+/// A finished file: its name in the snapshot, its records, its stats.
+#[derive(Debug, Clone)]
+pub struct WrittenFile {
+    pub name: String,
+    pub records: u64,
+    pub stats: FileStats,
+}
+
+struct Current {
+    name: String,
+    writer: Box<dyn DatumWriter<OutputFile>>,
+    records: u64,
+    written: Arc<AtomicU64>,
+}
+
+pub struct ResourceFiles {
+    dir: PathBuf,
+    resource: String,
+    gzip: bool,
+    format: FileFormat,
+    split: Split,
+    current: Option<Current>,
+    done: Vec<WrittenFile>,
+}
+
+impl ResourceFiles {
+    pub fn new(dir: &Path, resource: &str, gzip: bool, format: FileFormat, split: Split) -> Self {
+        ResourceFiles { dir: dir.into(), resource: resource.into(), gzip, format, split, current: None, done: Vec::new() }
+    }
+
+    fn open(&mut self) -> Result<&mut Current, FormatError> {
+        if self.current.is_none() {
+            let ext = format!("{}{}", self.format.format.extension(), if self.gzip { ".gz" } else { "" });
+            let name = if self.split.is_split() {
+                format!("{}-{:05}.{ext}", self.resource, self.done.len() + 1)
+            } else {
+                format!("{}.{ext}", self.resource)
+            };
+            let file = OutputFile::create(&self.dir.join(&name), self.gzip)?;
+            let written = file.written();
+            let writer = self.format.start(file)?;
+            self.current = Some(Current { name, writer, records: 0, written });
+        }
+        Ok(self.current.as_mut().expect("just opened"))
+    }
+
+    fn close(&mut self) -> Result<(), FormatError> {
+        if let Some(cur) = self.current.take() {
+            let stats = cur.writer.finish()?.finish()?;
+            self.done.push(WrittenFile { name: cur.name, records: cur.records, stats });
+        }
+        Ok(())
+    }
+
+    /// Appends `count` datums; `ends[i]` is where datum `i` ends in `datums`.
+    pub fn append(&mut self, count: u32, datums: &[u8], ends: &[u32]) -> Result<(), FormatError> {
+        let (max_records, max_bytes) = (self.split.max_records.unwrap_or(u64::MAX), self.split.max_bytes.unwrap_or(u64::MAX));
+        let mut first = 0u32;
+        while first < count {
+            let cur = self.open()?;
+            let room = max_records - cur.records;
+            let take = room.min((count - first) as u64) as u32;
+            let start = if first == 0 { 0 } else { ends[first as usize - 1] as usize };
+            let end = ends[(first + take) as usize - 1] as usize;
+            cur.writer.append(take, &datums[start..end])?;
+            cur.records += take as u64;
+            first += take;
+            if cur.records >= max_records || cur.written.load(Ordering::Relaxed) >= max_bytes {
+                self.close()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Finishes the last file. A resource with no records still gets one (empty) file,
+    /// with its header, as MX delivers an empty day.
+    pub fn finish(mut self) -> Result<Vec<WrittenFile>, FormatError> {
+        if self.done.is_empty() {
+            self.open()?;
+        }
+        self.close()?;
+        Ok(self.done)
+    }
+}
