@@ -211,6 +211,8 @@ fn export_resource(
     };
     let fail = |mut entry: ResourceEntry, error: ResourceError| {
         entry.error = Some(ResourceFailure { kind: error.kind().into(), message: error.to_string() });
+        // Whatever it wrote before failing must not be published beside the manifest.
+        discard_files(dir, spec);
         entry.files.clear();
         entry.records = 0;
         Err((entry, error))
@@ -275,7 +277,14 @@ fn export_resource(
         (Ok(outcome), Ok(written)) => (outcome, written),
         // A broken output is the root cause even when the plugin saw it first.
         (_, Err(reason)) => return fail(entry, ResourceError::Output { path: dir.into(), reason }),
-        (Err(e), Ok(_)) => return fail(entry, e.into()),
+        (Err(e), Ok((written, _))) => {
+            // The plugin failed after the writer finished what it had: those files are
+            // partial, and a snapshot holds only whole files.
+            for f in written {
+                let _ = std::fs::remove_file(dir.join(&f.name));
+            }
+            return fail(entry, e.into());
+        }
     };
     let (outcome, (written, write_time)) = outcome;
     entry.records = outcome.records;
@@ -324,4 +333,23 @@ fn write_files(mut files: ResourceFiles, rx: Receiver<Batch>) -> Result<(Vec<Wri
     let t = Instant::now();
     let written = files.finish().map_err(|e| e.to_string())?;
     Ok((written, busy + t.elapsed()))
+}
+
+/// Removes a failed resource's files from the staging directory: `NAME.EXT` and the
+/// split files `NAME-NNNNN.EXT`.
+fn discard_files(dir: &Path, spec: &ResourceSpec) {
+    let ext = format!(".{}{}", spec.format.extension(), if spec.gzip { ".gz" } else { "" });
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(ext.as_str())) else { continue };
+        let ours = stem == spec.name
+            || stem
+                .strip_prefix(spec.name.as_str())
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|n| n.len() == 5 && n.bytes().all(|b| b.is_ascii_digit()));
+        if ours {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }

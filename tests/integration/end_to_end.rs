@@ -11,27 +11,30 @@ use sha2::{Digest, Sha256};
 use crate::common::{Platform, python, run, snapshots, stderr};
 
 /// A field's type as the comparison needs it.
-#[derive(Debug, Clone, Copy)]
-enum Kind {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Kind {
     Text,
     Integer,
+    /// `timestamp-micros`: integer microseconds in Avro, RFC 3339 text in CSV/JSONL.
+    Timestamp,
     Boolean,
     Decimal(u32),
 }
 
-fn kind(t: &Value) -> Kind {
+pub fn kind(t: &Value) -> Kind {
     match t {
         Value::Array(branches) => kind(branches.iter().find(|b| *b != "null").expect("a non-null branch")),
         Value::String(s) if s == "boolean" => Kind::Boolean,
         Value::String(s) if s == "int" || s == "long" => Kind::Integer,
         Value::String(_) => Kind::Text,
         Value::Object(o) if o.get("logicalType") == Some(&json!("decimal")) => Kind::Decimal(o["scale"].as_u64().unwrap() as u32),
+        Value::Object(o) if o.get("logicalType") == Some(&json!("timestamp-micros")) => Kind::Timestamp,
         Value::Object(o) => kind(&o["type"]),
         other => panic!("unexpected schema type {other}"),
     }
 }
 
-fn decimal_string(unscaled: i128, scale: u32) -> String {
+pub fn decimal_string(unscaled: i128, scale: u32) -> String {
     let digits = unscaled.unsigned_abs().to_string();
     let digits = format!("{digits:0>width$}", width = scale as usize + 1);
     let (int, frac) = digits.split_at(digits.len() - scale as usize);
@@ -40,7 +43,7 @@ fn decimal_string(unscaled: i128, scale: u32) -> String {
 }
 
 /// The source's rows, normalised like the readers' output.
-fn source_rows(db: &Path, table: &str, fields: &[(String, Kind)]) -> Vec<Map<String, Value>> {
+pub fn source_rows(db: &Path, table: &str, fields: &[(String, Kind)]) -> Vec<Map<String, Value>> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let cols: Vec<String> = fields.iter().map(|(n, _)| format!("\"{n}\"")).collect();
     let mut stmt = conn.prepare(&format!("SELECT {} FROM {table} ORDER BY rowid", cols.join(", "))).unwrap();
@@ -53,7 +56,7 @@ fn source_rows(db: &Path, table: &str, fields: &[(String, Kind)]) -> Vec<Map<Str
             let v = match (row.get_ref(i).unwrap(), k) {
                 (V::Null, _) => Value::Null,
                 (V::Integer(n), Kind::Boolean) => json!(n == 1),
-                (V::Integer(n), Kind::Integer) => json!(n),
+                (V::Integer(n), Kind::Integer | Kind::Timestamp) => json!(n),
                 (V::Text(t), Kind::Text) => json!(std::str::from_utf8(t).unwrap()),
                 (V::Text(t), Kind::Decimal(scale)) => {
                     let t = std::str::from_utf8(t).unwrap();
@@ -92,7 +95,7 @@ fn norm_avro(v: &Avro, k: Kind) -> Value {
     }
 }
 
-fn apache_avro_rows(file: &Path, fields: &[(String, Kind)]) -> Vec<Map<String, Value>> {
+pub fn apache_avro_rows(file: &Path, fields: &[(String, Kind)]) -> Vec<Map<String, Value>> {
     let bytes = std::fs::read(file).unwrap();
     let data = if file.extension().is_some_and(|e| e == "gz") {
         let mut out = Vec::new();
@@ -118,7 +121,7 @@ fn apache_avro_rows(file: &Path, fields: &[(String, Kind)]) -> Vec<Map<String, V
         .collect()
 }
 
-fn fastavro_rows(file: &Path) -> Vec<Map<String, Value>> {
+pub fn fastavro_rows(file: &Path) -> Vec<Map<String, Value>> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/avro_dump.py");
     let out = Command::new(python()).arg(script).arg(file).output().unwrap();
     assert!(out.status.success(), "fastavro could not read {}: {}", file.display(), stderr(&out));
@@ -132,7 +135,7 @@ fn fastavro_rows(file: &Path) -> Vec<Map<String, Value>> {
         .collect()
 }
 
-fn assert_rows_equal(what: &str, expected: &[Map<String, Value>], got: &[Map<String, Value>]) {
+pub fn assert_rows_equal(what: &str, expected: &[Map<String, Value>], got: &[Map<String, Value>]) {
     assert_eq!(expected.len(), got.len(), "{what}: row count");
     for (i, (e, g)) in expected.iter().zip(got).enumerate() {
         assert_eq!(e, g, "{what}: row {i} differs");

@@ -4,5 +4,8 @@
 mod common;
 mod demo_platform;
 mod end_to_end;
+mod formats;
 mod job_errors;
+mod hostile;
 mod sandbox;
+mod windows;

@@ -33,11 +33,12 @@ pub struct ResourceFiles {
     split: Split,
     current: Option<Current>,
     done: Vec<WrittenFile>,
+    finished: bool,
 }
 
 impl ResourceFiles {
     pub fn new(dir: &Path, resource: &str, gzip: bool, format: FileFormat, split: Split) -> Self {
-        ResourceFiles { dir: dir.into(), resource: resource.into(), gzip, format, split, current: None, done: Vec::new() }
+        ResourceFiles { dir: dir.into(), resource: resource.into(), gzip, format, split, current: None, done: Vec::new(), finished: false }
     }
 
     fn open(&mut self) -> Result<&mut Current, FormatError> {
@@ -91,6 +92,20 @@ impl ResourceFiles {
             self.open()?;
         }
         self.close()?;
-        Ok(self.done)
+        self.finished = true;
+        Ok(std::mem::take(&mut self.done))
+    }
+}
+
+impl Drop for ResourceFiles {
+    /// A resource whose files could not be finished leaves none behind: every file in a
+    /// snapshot is whole and in the manifest.
+    fn drop(&mut self) {
+        if !self.finished {
+            let names = self.done.iter().map(|f| f.name.clone()).chain(self.current.take().map(|c| c.name));
+            for name in names.collect::<Vec<_>>() {
+                let _ = std::fs::remove_file(self.dir.join(name));
+            }
+        }
     }
 }

@@ -74,7 +74,19 @@ fn plugin_frames(bt: &WasmBacktrace) -> Vec<String> {
             .any(|p| n.starts_with(p))
     };
     let first_own = names.iter().position(|n| !runtime(n)).unwrap_or(0);
-    names.into_iter().skip(first_own).take(FRAMES).collect()
+    // Runs of one frame (a runaway recursion) read as one line.
+    let mut frames: Vec<(String, usize)> = Vec::new();
+    for name in names.into_iter().skip(first_own) {
+        match frames.last_mut() {
+            Some((last, n)) if *last == name => *n += 1,
+            _ => frames.push((name, 1)),
+        }
+    }
+    frames
+        .into_iter()
+        .take(FRAMES)
+        .map(|(name, n)| if n > 1 { format!("{name} (x{n})") } else { name })
+        .collect()
 }
 
 /// `std[1a2b3c]::panicking::begin_panic::h0123456789abcdef` -> `std::panicking::begin_panic`.
