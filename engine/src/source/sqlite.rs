@@ -82,6 +82,24 @@ fn order_clause(query: &TableQuery) -> Result<String, SourceError> {
     })
 }
 
+impl SqliteSource {
+    /// SQLite's plan for a read (`EXPLAIN QUERY PLAN`), one step per line: how a range
+    /// filter is pushed down (`SEARCH ... USING INDEX`) rather than scanned.
+    pub fn query_plan(&self, query: &TableQuery) -> Result<String, SourceError> {
+        let select = query.columns.iter().map(|c| quote_ident(c)).collect::<Result<Vec<_>, _>>()?.join(", ");
+        let (mut sql, params) = build_sql(query, &select)?;
+        sql.push_str(&order_clause(query)?);
+        let conn = self.connect()?;
+        let err = |e| SourceError::Query { table: query.table.into(), source: e };
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).map_err(err)?;
+        let steps = stmt
+            .query_map(rusqlite::params_from_iter(params), |r| r.get::<_, String>(3))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(err)?;
+        Ok(steps.join("\n"))
+    }
+}
+
 impl Source for SqliteSource {
     fn columns(&self, table: &str) -> Result<Option<Vec<String>>, SourceError> {
         let conn = self.connect()?;
@@ -190,3 +208,39 @@ impl RowStream for SqliteStream {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Range;
+
+    #[test]
+    fn a_window_is_pushed_into_the_query_and_uses_the_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("p.db");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE transactions (guid TEXT, transacted_at INTEGER);
+             CREATE INDEX transactions_transacted_at ON transactions (transacted_at);
+             INSERT INTO transactions VALUES ('a', 10), ('b', 20), ('c', 30), ('d', 40);",
+        )
+        .unwrap();
+        drop(conn);
+        let source = SqliteSource::open(&db).unwrap();
+        let columns = vec!["guid".to_string()];
+        let query = TableQuery {
+            table: "transactions",
+            columns: &columns,
+            range: Some(Range { column: "transacted_at", start: Some(20), end: Some(40) }),
+            order_by: None,
+        };
+        let plan = source.query_plan(&query).unwrap();
+        assert!(plan.contains("USING INDEX transactions_transacted_at"), "{plan}");
+        assert!(!plan.contains("SCAN"), "{plan}");
+        assert_eq!(source.count(&query).unwrap(), 2);
+        let mut stream = source.open(&query).unwrap();
+        let batch = stream.next_batch().unwrap().unwrap();
+        assert_eq!(batch.rows, 2);
+        assert!(stream.next_batch().unwrap().is_none());
+    }
+}
