@@ -83,9 +83,27 @@ const EXIT_INCOMPLETE: i32 = 2;
 
 fn main() {
     if let Err(e) = real_main() {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", chain(&e));
         std::process::exit(1);
     }
+}
+
+/// The error and its causes, each cause once: many messages already quote their source,
+/// and `{:#}` would repeat it.
+fn chain(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let cause = cause.to_string();
+        let tail = cause.rsplit(": ").next().unwrap_or(&cause);
+        if text.contains(&cause) || text.contains(tail) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
 }
 
 fn real_main() -> Result<()> {

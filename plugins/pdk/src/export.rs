@@ -161,6 +161,11 @@ fn write_field(w: &mut RecordWriter, field: &Field, cell: Cell) -> core::result:
     match (field.ty, cell) {
         (_, Cell::Null) => return Err("NULL but the field is not nullable".into()),
         (Type::String, Cell::Text(t)) => w.string(t),
+        // Years 1 to 9999, the range every reader decodes (the host checks it too, but
+        // only the kit can name the row).
+        (Type::TimestampMicros, Cell::Integer(n)) if !(-62_135_596_800_000_000..=253_402_300_799_999_999).contains(&n) => {
+            return Err(format!("integer {n} is not a timestamp between years 1 and 9999 (microseconds since 1970)"));
+        }
         (Type::Long | Type::TimestampMicros, Cell::Integer(n)) => w.long(n),
         (Type::Int, Cell::Integer(n)) => w.int(i32::try_from(n).map_err(|_| misfit())?),
         (Type::Boolean, Cell::Integer(n @ (0 | 1))) => w.boolean(n == 1),
