@@ -1,0 +1,222 @@
+//! What is on disk: published snapshots (read from their manifest and checked file by
+//! file) and whether the process that wrote a run is still alive.
+//!
+//! The manifest is read through the few fields the catalog needs, each defaulted, so the
+//! catalog keeps working while the manifest gains fields.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct Manifest {
+    status: String,
+    #[serde(default)]
+    completed_at: Option<String>,
+    #[serde(default)]
+    archives: Vec<Archive>,
+    #[serde(default)]
+    resources: Vec<Resource>,
+}
+
+#[derive(Deserialize)]
+struct Archive {
+    name: String,
+    bytes: u64,
+    sha256: String,
+}
+
+#[derive(Deserialize)]
+struct Resource {
+    name: String,
+    #[serde(default)]
+    format: String,
+    #[serde(default)]
+    gzip: bool,
+    #[serde(default)]
+    records: u64,
+    #[serde(default)]
+    files: Vec<File>,
+    #[serde(default)]
+    error: Option<Failure>,
+    #[serde(default)]
+    timings: Timings,
+}
+
+#[derive(Deserialize)]
+struct File {
+    path: String,
+    #[serde(default)]
+    archive: Option<String>,
+    #[serde(default)]
+    records: u64,
+    bytes: u64,
+    sha256: String,
+}
+
+#[derive(Deserialize)]
+struct Failure {
+    kind: String,
+    message: String,
+}
+
+#[derive(Deserialize, Default)]
+struct Timings {
+    #[serde(default)]
+    wall_seconds: f64,
+}
+
+/// A part or file found in place.
+#[derive(Debug, Clone)]
+pub struct PublishedFile {
+    pub kind: &'static str,
+    pub resource: Option<String>,
+    pub name: String,
+    pub archive: Option<String>,
+    pub records: Option<u64>,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// A resource's measured export, kept for `ferry plan`.
+#[derive(Debug, Clone)]
+pub struct ResourceRun {
+    pub name: String,
+    pub format: String,
+    pub gzip: bool,
+    pub records: u64,
+    /// Compressed bytes of its files.
+    pub bytes: u64,
+    pub wall_seconds: f64,
+}
+
+/// A published snapshot whose manifest and every part and file are in place.
+#[derive(Debug, Clone)]
+pub struct PublishedSnapshot {
+    pub completed_at: Option<String>,
+    pub incomplete: bool,
+    /// The resources left out of an incomplete snapshot, and why.
+    pub error: Option<String>,
+    pub records: u64,
+    /// Bytes on disk: the parts plus any file not inside a part.
+    pub bytes: u64,
+    pub files: Vec<PublishedFile>,
+    pub resources: Vec<ResourceRun>,
+}
+
+/// Reads a snapshot directory: `None` when it has no manifest (not published), an error
+/// naming what is missing or wrong when its manifest does not match the files.
+pub fn inspect_published(dir: &Path) -> Option<Result<PublishedSnapshot, String>> {
+    let manifest_path = dir.join("manifest.json");
+    let text = std::fs::read(&manifest_path).ok()?;
+    Some(check(dir, &text))
+}
+
+fn check(dir: &Path, text: &[u8]) -> Result<PublishedSnapshot, String> {
+    let m: Manifest = serde_json::from_slice(text).map_err(|e| format!("manifest.json cannot be read ({e})"))?;
+    let in_place = |name: &str, bytes: u64| -> Result<(), String> {
+        let path = dir.join(name);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.len() == bytes => Ok(()),
+            Ok(meta) => Err(format!("{} has {} bytes, the manifest says {bytes}", path.display(), meta.len())),
+            Err(e) => Err(format!("{} is missing ({e})", path.display())),
+        }
+    };
+    let mut files = Vec::new();
+    let mut bytes = 0;
+    for a in &m.archives {
+        in_place(&a.name, a.bytes)?;
+        bytes += a.bytes;
+        files.push(PublishedFile {
+            kind: "part",
+            resource: None,
+            name: a.name.clone(),
+            archive: None,
+            records: None,
+            bytes: a.bytes,
+            sha256: a.sha256.clone(),
+        });
+    }
+    let mut resources = Vec::new();
+    let mut failed = Vec::new();
+    for r in &m.resources {
+        if let Some(e) = &r.error {
+            failed.push(format!("resource `{}` failed ({}): {}", r.name, e.kind, e.message));
+        }
+        for f in &r.files {
+            match &f.archive {
+                Some(part) if !m.archives.iter().any(|a| &a.name == part) => {
+                    return Err(format!("{} is said to be in part {part}, which the manifest does not list", f.path));
+                }
+                Some(_) => {}
+                None => {
+                    in_place(&f.path, f.bytes)?;
+                    bytes += f.bytes;
+                }
+            }
+            files.push(PublishedFile {
+                kind: "file",
+                resource: Some(r.name.clone()),
+                name: f.path.clone(),
+                archive: f.archive.clone(),
+                records: Some(f.records),
+                bytes: f.bytes,
+                sha256: f.sha256.clone(),
+            });
+        }
+        if r.error.is_none() {
+            resources.push(ResourceRun {
+                name: r.name.clone(),
+                format: r.format.clone(),
+                gzip: r.gzip,
+                records: r.records,
+                bytes: r.files.iter().map(|f| f.bytes).sum(),
+                wall_seconds: r.timings.wall_seconds,
+            });
+        }
+    }
+    let incomplete = m.status != "completed";
+    Ok(PublishedSnapshot {
+        completed_at: m.completed_at,
+        incomplete,
+        error: (!failed.is_empty()).then(|| failed.join("; ")),
+        records: m.resources.iter().map(|r| r.records).sum(),
+        bytes,
+        files,
+        resources,
+    })
+}
+
+/// The process's start time (clock ticks after boot, `/proc/PID/stat` field 22): with
+/// the pid, it names one process even after the pid is reused.
+pub fn process_start(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses; fields after it don't.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process that recorded a run is still running it.
+pub fn process_alive(pid: u32, start: Option<u64>) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
+    // A killed process its parent has not reaped yet is a zombie: dead all the same.
+    let state = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next());
+    if matches!(state, Some("Z" | "X")) {
+        return false;
+    }
+    match (start, process_start(pid)) {
+        (Some(recorded), Some(now)) => recorded == now,
+        // Without a recorded start time, a live pid is taken at its word.
+        _ => true,
+    }
+}
+
+/// Removes `.deleting-*` directories a crash left behind mid-delete.
+pub fn remove_leftover_deletes(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".deleting-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}

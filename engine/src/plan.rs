@@ -1,0 +1,211 @@
+//! `ferry plan`: what a job will export before it runs, the document-backup seed's
+//! "cost shown before creation".
+//!
+//! Rows are counted, not estimated: each resource's main table within its window, with
+//! the same pushed-down range the export reads (see [`crate::progress::expected_rows`]).
+//! Bytes and time are estimates: from the last completed run of the same resource in
+//! the same format in this output root's catalog, or, without one, from the defaults
+//! below, measured on the demo platform.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::catalog::{Catalog, CatalogError};
+use crate::job::{Job, PluginRef};
+use crate::runtime::{Origin, PluginError, Range, Runtime};
+use crate::source::{Source, SourceError, SqliteSource};
+use crate::window::{self, Months};
+
+/// Compressed bytes per record without history: gzip-compressed Avro of the demo
+/// platform's resources averages 60–200 bytes a record (transactions ~120); the upper
+/// end keeps a first estimate on the safe side.
+pub const DEFAULT_BYTES_PER_RECORD: f64 = 200.0;
+/// Records per second and resource without history, measured with a debug build
+/// exporting transactions (`ferry run --stats`); a release build is several times faster.
+pub const DEFAULT_RECORDS_PER_SECOND: f64 = 100_000.0;
+const GIB: f64 = (1u64 << 30) as f64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("cannot start the plugin runtime: {0}")]
+    Runtime(String),
+    #[error("cannot read plugin {path}: {source}")]
+    PluginFile { path: PathBuf, source: std::io::Error },
+    #[error("resource `{resource}`: {error}")]
+    Plugin { resource: String, error: PluginError },
+    #[error("resource `{resource}`: `months` is set, but plugin `{plugin}` has no time window; remove `months` from this resource")]
+    NoWindow { resource: String, plugin: String },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// Where an estimate comes from.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum Basis {
+    /// Measured by a past run of this resource, in this format, in this output root.
+    History { snapshot_id: String },
+    /// [`DEFAULT_BYTES_PER_RECORD`] and [`DEFAULT_RECORDS_PER_SECOND`].
+    Default,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourcePlan {
+    pub name: String,
+    pub plugin: String,
+    /// The main table the rows are counted in.
+    pub table: Option<String>,
+    /// `column [start, end)`, RFC 3339, when the resource has a window.
+    pub window: Option<String>,
+    /// Rows the export reads: exact for plugins that copy their main table.
+    pub rows: u64,
+    pub estimated_bytes: u64,
+    pub files: u64,
+    pub estimated_seconds: f64,
+    pub basis: Basis,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub name: String,
+    pub as_of: String,
+    pub output_dir: PathBuf,
+    pub resources: Vec<ResourcePlan>,
+    pub rows: u64,
+    pub estimated_bytes: u64,
+    /// Tar parts, when the snapshot is packed.
+    pub parts: Option<u64>,
+    /// Resources run in parallel: the longest chain of resources on `parallelism` workers.
+    pub estimated_seconds: f64,
+    pub retention_days: f64,
+    pub cost: Option<Cost>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Cost {
+    pub price_per_gib_month: f64,
+    pub per_month: f64,
+    /// For the whole retention period.
+    pub retention: f64,
+}
+
+/// Plans a job: loads its plugins (compiled ones come from the cache), counts its rows.
+pub fn plan(job: &Job, runtime: &Runtime, parallelism: usize) -> Result<Plan, PlanError> {
+    let source = SqliteSource::open(&job.source.sqlite)?;
+    // History is optional: an output root with no catalog yet plans from the defaults.
+    let catalog = if job.output_dir.join(crate::catalog::CATALOG_FILE).is_file() { Some(Catalog::open_existing(&job.output_dir)?) } else { None };
+    let mut resources = Vec::new();
+    for spec in &job.resources {
+        let (origin, wasm) = match &spec.plugin {
+            PluginRef::Builtin(name) => (Origin::Builtin(name.clone()), crate::runtime::builtin(name).unwrap_or_default().to_vec()),
+            PluginRef::Path(path) => {
+                (Origin::Path(path.clone()), std::fs::read(path).map_err(|source| PlanError::PluginFile { path: path.clone(), source })?)
+            }
+        };
+        let plugin = runtime.load(origin, &wasm).map_err(|error| PlanError::Plugin { resource: spec.name.clone(), error })?;
+        // The window exactly as `run` resolves it.
+        let window = match (&plugin.info.window_column, spec.months) {
+            (None, Some(_)) => return Err(PlanError::NoWindow { resource: spec.name.clone(), plugin: plugin.info.name.clone() }),
+            (None, None) => None,
+            (Some(column), months) => {
+                let b = window::resolve(job.as_of, months.unwrap_or(Months::All));
+                Some(Range { column: column.clone(), start: b.start, end: Some(b.end) })
+            }
+        };
+        let rows = crate::progress::expected_rows(&plugin, &source as &dyn Source, window.as_ref())?.unwrap_or(0);
+        let format = spec.format.extension();
+        let history = match &catalog {
+            Some(c) => c.resource_stats(&spec.name, format, spec.gzip)?,
+            None => None,
+        };
+        let (bytes_per_record, records_per_second, basis) = match history {
+            Some(h) => (
+                h.bytes as f64 / h.records as f64,
+                if h.wall_seconds > 0.0 { h.records as f64 / h.wall_seconds } else { DEFAULT_RECORDS_PER_SECOND },
+                Basis::History { snapshot_id: h.snapshot_id },
+            ),
+            None => (DEFAULT_BYTES_PER_RECORD, DEFAULT_RECORDS_PER_SECOND, Basis::Default),
+        };
+        let estimated_bytes = (rows as f64 * bytes_per_record).ceil() as u64;
+        let files = [
+            spec.split.max_records.map(|m| rows.div_ceil(m)),
+            spec.split.max_bytes.map(|m| estimated_bytes.div_ceil(m.max(1))),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(1)
+        .max(1);
+        let micros = |t: i64| DateTime::<Utc>::from_timestamp_micros(t).map(crate::catalog::timestamp).unwrap_or_default();
+        resources.push(ResourcePlan {
+            name: spec.name.clone(),
+            plugin: plugin.info.name.clone(),
+            table: plugin.info.tables.first().map(|t| t.table.clone()),
+            window: window.as_ref().map(|w| {
+                format!("{} [{}, {})", w.column, w.start.map(micros).unwrap_or_else(|| "the beginning".into()), w.end.map(micros).unwrap_or_default())
+            }),
+            rows,
+            estimated_bytes,
+            files,
+            estimated_seconds: rows as f64 / records_per_second,
+            basis,
+        });
+    }
+    let estimated_bytes: u64 = resources.iter().map(|r| r.estimated_bytes).sum();
+    let retention_days = job.retention.as_secs_f64() / 86_400.0;
+    let cost = job.price_per_gib.map(|price| {
+        let per_month = estimated_bytes as f64 / GIB * price;
+        Cost { price_per_gib_month: price, per_month, retention: per_month * retention_days / 30.0 }
+    });
+    Ok(Plan {
+        name: job.name.clone(),
+        as_of: crate::catalog::timestamp(job.as_of),
+        output_dir: job.output_dir.clone(),
+        rows: resources.iter().map(|r| r.rows).sum(),
+        estimated_bytes,
+        parts: job.tar_part_size.map(|size| estimated_bytes.div_ceil(size).max(1)),
+        estimated_seconds: schedule(resources.iter().map(|r| r.estimated_seconds), parallelism),
+        retention_days,
+        cost,
+        resources,
+    })
+}
+
+/// Wall time of running tasks in order on `workers` workers, each task going to the
+/// first free worker, as `run` schedules resources.
+fn schedule(tasks: impl Iterator<Item = f64>, workers: usize) -> f64 {
+    let mut free_at = vec![0.0f64; workers.max(1)];
+    for t in tasks {
+        let first = free_at.iter_mut().min_by(|a, b| a.total_cmp(b)).expect("at least one worker");
+        *first += t;
+    }
+    free_at.into_iter().fold(0.0, f64::max)
+}
+
+/// A plan's estimated time, for people.
+pub fn human_duration(seconds: f64) -> String {
+    let d = Duration::from_secs_f64(seconds.max(0.0));
+    match d.as_secs() {
+        0 => format!("{} ms", d.as_millis().max(1)),
+        s if s < 60 => format!("{seconds:.1} s"),
+        s if s < 3600 => format!("{}m {:02}s", s / 60, s % 60),
+        s => format!("{}h {:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_are_scheduled_on_the_first_free_worker() {
+        assert_eq!(schedule([3.0, 1.0, 1.0, 1.0].into_iter(), 2), 3.0);
+        assert_eq!(schedule([1.0, 1.0, 1.0].into_iter(), 1), 3.0);
+        assert_eq!(schedule(std::iter::empty(), 4), 0.0);
+    }
+}

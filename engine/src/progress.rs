@@ -1,0 +1,80 @@
+//! Host-side progress of each resource: how many records and bytes its plugin has sent,
+//! against the rows the source says it will send. Counted where records leave the
+//! validator, so it is exact whatever the plugin reports about itself.
+//!
+//! The library only counts and calls a [`Progress`]; drawing bars or printing lines is
+//! the command line's business.
+
+use std::sync::Arc;
+
+use crate::runtime::{Plugin, Range, RecordSink};
+use crate::source::Source;
+
+/// Where per-resource progress goes. Called from the resources' threads at once.
+pub trait Progress: Send + Sync {
+    /// A resource starts exporting; `expected` is the rows its main table holds within
+    /// its window, when the source could count them.
+    fn started(&self, resource: &str, expected: Option<u64>);
+    /// Totals so far: validated records, and their encoded (uncompressed Avro) bytes.
+    fn advanced(&self, resource: &str, records: u64, bytes: u64);
+    /// The resource is done: its records and compressed file bytes, or why it failed.
+    fn finished(&self, resource: &str, outcome: Result<(u64, u64), &str>);
+}
+
+/// The rows a resource's plugin will read from its main table (the first table it
+/// declares, by the plugin kit's convention), within its window: the count
+/// `copy_table` exports, pushed down exactly as the export's read is.
+pub fn expected_rows(plugin: &Plugin, source: &dyn Source, window: Option<&Range>) -> Result<Option<u64>, crate::source::SourceError> {
+    let Some(main) = plugin.info.tables.first() else { return Ok(None) };
+    let range = window.map(|w| crate::source::Range { column: &w.column, start: w.start, end: w.end });
+    let query = crate::source::TableQuery { table: &main.table, columns: &main.columns, range, order_by: None };
+    source.count(&query).map(Some)
+}
+
+/// Wraps a resource's record sink so every batch it accepts is counted, and reports the
+/// start (with the expected rows) right away.
+pub fn track(
+    progress: Option<Arc<dyn Progress>>,
+    resource: &str,
+    plugin: &Plugin,
+    source: &dyn Source,
+    window: Option<&Range>,
+    sink: Box<dyn RecordSink>,
+) -> Box<dyn RecordSink> {
+    let Some(progress) = progress else { return sink };
+    // An estimate only: a count that fails leaves the bar without a length.
+    progress.started(resource, expected_rows(plugin, source, window).ok().flatten());
+    Box::new(Tracked { inner: sink, progress, resource: resource.into(), records: 0, bytes: 0 })
+}
+
+/// Reports a resource's end from its manifest entry.
+pub fn finished<E: std::fmt::Display>(
+    progress: Option<&Arc<dyn Progress>>,
+    resource: &str,
+    result: &Result<crate::package::ResourceEntry, (crate::package::ResourceEntry, E)>,
+) {
+    let Some(progress) = progress else { return };
+    match result {
+        Ok(entry) => progress.finished(resource, Ok((entry.records, entry.files.iter().map(|f| f.bytes).sum()))),
+        Err((_, error)) => progress.finished(resource, Err(&error.to_string())),
+    }
+}
+
+struct Tracked {
+    inner: Box<dyn RecordSink>,
+    progress: Arc<dyn Progress>,
+    resource: String,
+    records: u64,
+    bytes: u64,
+}
+
+impl RecordSink for Tracked {
+    fn write(&mut self, count: u32, datums: Vec<u8>, ends: Vec<u32>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let bytes = datums.len() as u64;
+        self.inner.write(count, datums, ends)?;
+        self.records += count as u64;
+        self.bytes += bytes;
+        self.progress.advanced(&self.resource, self.records, self.bytes);
+        Ok(())
+    }
+}
