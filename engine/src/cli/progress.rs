@@ -116,18 +116,18 @@ impl Progress for Display {
             let bar = match expected {
                 Some(n) => ProgressBar::new(n).with_style(
                     ProgressStyle::with_template(
-                        "{prefix:>14.bold} [{bar:32.cyan/blue}] {human_pos:>9}/{human_len:<9} {msg:>10} {per_sec:>14} eta {eta:>3}",
+                        "{prefix:>14.bold} [{bar:32.cyan/blue}] {human_pos:>9}/{human_len:<9} {msg} eta {eta:>3}",
                     )
                     .expect("a valid template")
                     .progress_chars("=> "),
                 ),
                 None => ProgressBar::new_spinner().with_style(
-                    ProgressStyle::with_template("{prefix:>14.bold} {spinner} {human_pos:>9} records {msg:>10} {per_sec:>14}").expect("a valid template"),
+                    ProgressStyle::with_template("{prefix:>14.bold} {spinner} {human_pos:>9} records {msg}").expect("a valid template"),
                 ),
             };
             let bar = m.add(bar);
             bar.set_prefix(resource.to_string());
-            bar.set_message(HumanBytes(0).to_string());
+            bar.set_message(format!("{:>10} {:>8} rec/s", HumanBytes(0).to_string(), 0));
             bar
         });
         match self.mode {
@@ -146,7 +146,8 @@ impl Progress for Display {
         let Some(r) = resources.get_mut(resource) else { return };
         if let Some(bar) = &r.bar {
             bar.set_position(records);
-            bar.set_message(HumanBytes(bytes).to_string());
+            // indicatif's own {per_sec} prints a float with all its digits; this is a count.
+            bar.set_message(format!("{:>10} {:>8} rec/s", HumanBytes(bytes).to_string(), HumanCount(rate(records, r.started) as u64).to_string()));
             return;
         }
         let every = if self.mode == Mode::Json { JSON_EVERY } else { PLAIN_EVERY };
@@ -177,7 +178,7 @@ impl Progress for Display {
                 Ok((records, bytes)) => {
                     bar.set_length(records);
                     bar.set_position(records);
-                    bar.finish_with_message(format!("{} written", HumanBytes(bytes)));
+                    bar.finish_with_message(format!("{:>10} written in {seconds:.1}s", HumanBytes(bytes).to_string()));
                 }
                 Err(_) => bar.abandon_with_message("failed"),
             }
