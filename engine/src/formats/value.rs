@@ -101,7 +101,7 @@ pub fn decode<'a>(kind: &'a Kind, data: &'a [u8], pos: usize) -> (FieldValue<'a>
             (FieldValue::Text(hex(b)), p)
         }
         Kind::Fixed(n) => (FieldValue::Text(hex(&data[pos..pos + n])), pos + n),
-        Kind::String => {
+        Kind::String | Kind::Uuid => {
             let (b, p) = bytes(data, pos);
             // Validated as UTF-8 before it got here.
             (FieldValue::Str(std::str::from_utf8(b).unwrap_or_default()), p)

@@ -124,3 +124,6 @@ impl Job {
         JobFile::parse(path, &text)?.build(path, &text)
     }
 }
+
+#[cfg(test)]
+mod proptests;

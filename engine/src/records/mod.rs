@@ -6,3 +6,6 @@ mod validate;
 
 pub use schema::{Kind, RecordSchema, SchemaError};
 pub use validate::{BatchError, validate_batch};
+
+#[cfg(test)]
+mod proptests;

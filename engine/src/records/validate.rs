@@ -24,7 +24,10 @@ type Check<T> = Result<T, String>;
 /// record ends (so files can be split between records without decoding again).
 pub fn validate_batch(schema: &RecordSchema, count: u32, data: &[u8]) -> Result<Vec<u32>, BatchError> {
     let mut pos = 0;
-    let mut ends = Vec::with_capacity(count as usize);
+    // Every record takes at least a byte (the schema check sees to it), so a claimed
+    // count beyond the data's size is a lie that must not size an allocation: u32::MAX
+    // asked for 16 GiB up front (found by fuzzing).
+    let mut ends = Vec::with_capacity((count as usize).min(data.len()));
     for record in 0..count {
         for (name, kind) in &schema.fields {
             pos = value(kind, data, pos).map_err(|reason| BatchError { record, field: name.clone(), reason })?;
@@ -95,6 +98,15 @@ fn value(kind: &Kind, data: &[u8], pos: usize) -> Check<usize> {
             let (len, p) = length(data, pos)?;
             let (bytes, end) = take(data, p, len)?;
             std::str::from_utf8(bytes).map_err(|e| format!("string is not UTF-8 ({e})"))?;
+            end
+        }
+        // Readers parse these (apache-avro refuses the datum otherwise); found by the
+        // property tests, which decode every accepted batch with apache-avro.
+        Kind::Uuid => {
+            let (len, p) = length(data, pos)?;
+            let (bytes, end) = take(data, p, len)?;
+            let text = std::str::from_utf8(bytes).map_err(|e| format!("uuid is not UTF-8 ({e})"))?;
+            uuid::Uuid::parse_str(text).map_err(|e| format!("{text:?} is not a UUID ({e})"))?;
             end
         }
         Kind::Date => {
@@ -208,6 +220,7 @@ fn check_decimal(bytes: &[u8], precision: u32) -> Check<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::SchemaError;
 
     fn schema() -> RecordSchema {
         RecordSchema::parse(
@@ -231,6 +244,45 @@ mod tests {
         assert!(validate_batch(&s, 2, &one).unwrap_err().reason.contains("is the record count right"));
         // Claims one, holds two.
         assert!(validate_batch(&s, 1, &two).unwrap_err().reason.contains("bytes follow"));
+        // Claims four billion, holds one: refused without reserving room for the claim.
+        let e = validate_batch(&s, u32::MAX, &one).unwrap_err();
+        assert_eq!(e.record, 1);
+        assert!(e.reason.contains("is the record count right"));
+    }
+
+    /// Regressions from fuzzing: values that take no bytes would let a tiny batch claim
+    /// 2^63 array items (a validator that never returns) or billions of records.
+    #[test]
+    fn schemas_whose_values_take_no_bytes_are_refused() {
+        let refused = |fields: &str| RecordSchema::parse(&format!(r#"{{"type":"record","name":"t","fields":[{fields}]}}"#));
+        for fields in [
+            r#"{"name":"a","type":{"type":"array","items":"null"}}"#,
+            r#"{"name":"a","type":{"type":"array","items":{"type":"fixed","name":"z","size":0}}}"#,
+            r#"{"name":"a","type":{"type":"array","items":{"type":"record","name":"e","fields":[{"name":"n","type":"null"}]}}}"#,
+            r#"{"name":"a","type":["null",{"type":"array","items":"null"}]}"#,
+        ] {
+            let e = refused(fields).unwrap_err();
+            assert!(matches!(e, SchemaError::Unsupported { .. }), "{fields}: {e}");
+            assert!(e.to_string().contains("take no bytes"), "{e}");
+        }
+        assert!(matches!(refused(""), Err(SchemaError::NoData)));
+        assert!(matches!(refused(r#"{"name":"n","type":"null"}"#), Err(SchemaError::NoData)));
+        // Zero-width values beside real data, and maps of them (each entry has a key), are fine.
+        let ok = refused(r#"{"name":"n","type":"null"},{"name":"m","type":{"type":"map","values":"null"}},{"name":"i","type":"int"}"#).unwrap();
+        // i64::MAX map entries in ten bytes: refused at the first missing key, at once.
+        let huge = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert!(validate_batch(&ok, 1, &huge).is_err());
+        assert_eq!(validate_batch(&ok, 1, &[2, 2, b'k', 0, 4]), Ok(vec![5]));
+    }
+
+    #[test]
+    fn uuid_strings_must_parse() {
+        let s = RecordSchema::parse(r#"{"type":"record","name":"t","fields":[{"name":"u","type":{"type":"string","logicalType":"uuid"}}]}"#).unwrap();
+        let datum = |text: &str| [&[(text.len() * 2) as u8][..], text.as_bytes()].concat();
+        let good = datum("67e55044-10b1-426f-9247-bb680e5fe0c8");
+        assert_eq!(validate_batch(&s, 1, &good), Ok(vec![good.len() as u32]));
+        let e = validate_batch(&s, 1, &datum("not-a-uuid")).unwrap_err();
+        assert!(e.reason.contains("is not a UUID"), "{e}");
     }
 
     #[test]
