@@ -8,11 +8,21 @@ cd "$(dirname "$0")/.."
 # pinned toolchain if missing) without upgrading anything.
 rustup toolchain install
 
+# Independent tar readers: GNU tar is on every Debian machine; bsdtar comes from
+# libarchive-tools.
+if ! command -v bsdtar >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libarchive-tools >/dev/null
+fi
+
 # An independent Avro reader (fastavro) in a venv under target/.
-if ! target/py/bin/python -c "import fastavro, cramjam, backports.zstd" 2>/dev/null; then
+if ! target/py/bin/python -c "import fastavro, cramjam, backports.zstd, jsonschema" 2>/dev/null; then
   python3 -m venv target/py
   target/py/bin/pip install --quiet --disable-pip-version-check -r tests/py/requirements.txt
 fi
 export FERRY_PYTHON="$PWD/target/py/bin/python"
+
+# PostgreSQL and an S3 server on 127.0.0.1 for the tests that need them (stopped on exit).
+source tests/servers.sh
 
 cargo test --locked "$@"

@@ -5,12 +5,17 @@
 //! job ─▶ [`job::Job`] ─▶ [`run::run`]: [`source`] ─▶ [`runtime`] (plugin) ─▶ [`records`]
 //! (validation) ─▶ [`formats`] ─▶ [`package`] (gzip, manifest, atomic publish).
 
+pub mod attachments;
+pub mod catalog;
 pub mod formats;
 pub mod job;
 pub mod package;
+pub mod plan;
+pub mod progress;
 pub mod records;
 pub mod run;
 pub mod runtime;
+pub mod s3;
 pub mod source;
 pub mod window;
 mod varint;

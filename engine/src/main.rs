@@ -3,7 +3,6 @@
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -11,8 +10,10 @@ use clap::{Parser, Subcommand};
 
 use ferry::job::Job;
 use ferry::run::{RunOptions, run};
-use ferry::runtime::{self, Events, Level, Origin, Runtime};
+use ferry::runtime::{self, Origin, Runtime};
 use ferry::source::{DemoSpec, generate_demo};
+
+mod cli;
 
 /// Export a platform's data as a verifiable snapshot, through sandboxed plugins.
 #[derive(Parser)]
@@ -32,10 +33,24 @@ enum Command {
         /// Print per-resource timings after the run.
         #[arg(long)]
         stats: bool,
-        /// Print plugin progress reports.
+        /// Print debug logs and the plugins' own progress reports.
         #[arg(long, short)]
         verbose: bool,
+        /// Per-resource progress: bars on a terminal, plain lines otherwise (auto), or
+        /// JSON lines on stderr for machines.
+        #[arg(long, value_enum, default_value = "auto")]
+        progress: cli::progress::Mode,
     },
+    /// What a job will export, before running it: rows per resource (counted in the
+    /// source, window included), estimated size, files, parts, time and storage cost.
+    Plan {
+        /// The job file (TOML).
+        job: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The snapshots of an output root: list, show, files, delete, purge.
+    Snapshots(cli::snapshots::SnapshotsArgs),
     /// Generate the deterministic demo platform (DIR/platform.db and DIR/blobs/).
     Demo {
         #[arg(long)]
@@ -45,37 +60,23 @@ enum Command {
         scale: f64,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Also load the platform into this PostgreSQL database (replacing the demo's
+        /// tables there); blobs stay in DIR/blobs/.
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
     },
     /// List the built-in plugins and their record schemas.
+    /// Check a snapshot as its recipient would: parts, members, sizes, sha256, gzip,
+    /// record counts. Exits non-zero on any mismatch.
+    Verify {
+        /// The snapshot directory (the one holding manifest.json).
+        dir: PathBuf,
+    },
     Plugins {
         /// Print the full Avro schema of each.
         #[arg(long)]
         schemas: bool,
     },
-}
-
-struct Printer {
-    verbose: bool,
-    last: Mutex<Instant>,
-}
-
-impl Events for Printer {
-    fn log(&self, resource: &str, level: Level, message: &str) {
-        if level >= Level::Info || self.verbose {
-            eprintln!("[{resource}] {}: {message}", format!("{level:?}").to_lowercase());
-        }
-    }
-
-    fn progress(&self, resource: &str, done: u64, total: Option<u64>) {
-        let mut last = self.last.lock().unwrap();
-        if self.verbose && last.elapsed().as_millis() >= 500 {
-            *last = Instant::now();
-            match total {
-                Some(t) => eprintln!("[{resource}] {done}/{t} records"),
-                None => eprintln!("[{resource}] {done} records"),
-            }
-        }
-    }
 }
 
 /// Exit status of a run that published a snapshot with failed resources left out.
@@ -109,11 +110,13 @@ fn chain(e: &anyhow::Error) -> String {
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { job, stats, verbose } => {
+        Command::Run { job, stats, verbose, progress } => {
             let started = Instant::now();
             let job = Job::load(&job)?;
+            let display = Arc::new(cli::progress::Display::new(progress, verbose));
             let options = RunOptions {
-                events: Arc::new(Printer { verbose, last: Mutex::new(Instant::now()) }),
+                events: display.clone(),
+                progress: Some(display),
                 cache_dir: runtime::default_cache_dir(),
                 parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
             };
@@ -128,6 +131,10 @@ fn real_main() -> Result<()> {
             let bytes: u64 = m.resources.iter().flat_map(|r| &r.files).map(|f| f.bytes).sum();
             println!("snapshot {} ({:?}): {records} records, {bytes} bytes in {:.2}s", m.snapshot_id, m.status, started.elapsed().as_secs_f64());
             println!("{}", report.snapshot_dir.display());
+            if let Some(d) = &report.delivered {
+                let mb = d.bytes as f64 / 1e6;
+                println!("delivered {} objects, {mb:.1} MB to {} in {:.2}s ({:.1} MB/s)", d.objects, d.url, d.elapsed.as_secs_f64(), mb / d.elapsed.as_secs_f64().max(1e-9));
+            }
             if stats {
                 let mut out = std::io::stdout().lock();
                 writeln!(out, "{:<24} {:>10} {:>12} {:>9} {:>9} {:>9}", "resource", "records", "bytes", "plugin s", "write s", "wall s")?;
@@ -143,14 +150,42 @@ fn real_main() -> Result<()> {
                 std::process::exit(EXIT_INCOMPLETE);
             }
         }
-        Command::Demo { out, scale, seed } => {
+        Command::Demo { out, scale, seed, postgres } => {
+            // Parsed first: a bad URL fails before minutes of generating.
+            let postgres = postgres.map(|u| ferry::source::PostgresUrl::parse(&u)).transpose()?;
             anyhow::ensure!(scale > 0.0 && scale <= 1000.0, "--scale {scale} is out of range; use a value above 0 and at most 1000");
             let started = Instant::now();
             let db = out.join("platform.db");
             anyhow::ensure!(!db.exists(), "{} already exists; remove it or choose another --out", db.display());
             let counts = generate_demo(&db, &out.join("blobs"), DemoSpec { seed, scale })?;
             println!("{} in {:.2}s: {counts:?}", db.display(), started.elapsed().as_secs_f64());
+            if let Some(url) = postgres {
+                let started = Instant::now();
+                let rows = ferry::source::load_demo_postgres(&db, &url)?;
+                println!("{url}: {rows} rows loaded in {:.2}s", started.elapsed().as_secs_f64());
+            }
         }
+        Command::Verify { dir } => {
+            let report = ferry::package::verify::verify(&dir)?;
+            for f in &report.findings {
+                println!("{} {:<56} {}", if f.ok { "ok  " } else { "FAIL" }, f.subject, f.detail);
+            }
+            let failed = report.findings.iter().filter(|f| !f.ok).count();
+            if let Some(ferry::package::Status::Incomplete) = report.status {
+                println!("note: the manifest says this snapshot is incomplete (a resource failed under on_error = \"continue\")");
+            }
+            if failed > 0 {
+                anyhow::bail!("{} verification failed: {failed} of {} checks", dir.display(), report.findings.len());
+            }
+            println!("{} verified: {} checks passed", dir.display(), report.findings.len());
+        }
+        Command::Plan { job, json } => {
+            let job = Job::load(&job)?;
+            let runtime = Runtime::new(runtime::default_cache_dir()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let parallelism = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+            cli::plan::print(&ferry::plan::plan(&job, &runtime, parallelism)?, json)?;
+        }
+        Command::Snapshots(args) => cli::snapshots::main(args)?,
         Command::Plugins { schemas } => {
             let runtime = Runtime::new(runtime::default_cache_dir()).map_err(|e| anyhow::anyhow!("{e}"))?;
             for name in runtime::builtin_names() {

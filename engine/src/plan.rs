@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::catalog::{Catalog, CatalogError};
 use crate::job::{Job, PluginRef};
 use crate::runtime::{Origin, PluginError, Range, Runtime};
-use crate::source::{Source, SourceError, SqliteSource};
+use crate::source::SourceError;
 use crate::window::{self, Months};
 
 /// Compressed bytes per record without history. Gzip-compressed Avro of the demo
@@ -98,7 +98,7 @@ pub struct Cost {
 
 /// Plans a job: loads its plugins (compiled ones come from the cache), counts its rows.
 pub fn plan(job: &Job, runtime: &Runtime, parallelism: usize) -> Result<Plan, PlanError> {
-    let source = SqliteSource::open(&job.source.sqlite)?;
+    let source = job.source.open()?;
     // History is optional: an output root with no catalog yet plans from the defaults.
     let catalog = if job.output_dir.join(crate::catalog::CATALOG_FILE).is_file() { Some(Catalog::open_existing(&job.output_dir)?) } else { None };
     let mut resources = Vec::new();
@@ -119,7 +119,7 @@ pub fn plan(job: &Job, runtime: &Runtime, parallelism: usize) -> Result<Plan, Pl
                 Some(Range { column: column.clone(), start: b.start, end: Some(b.end) })
             }
         };
-        let rows = crate::progress::expected_rows(&plugin, &source as &dyn Source, window.as_ref())?.unwrap_or(0);
+        let rows = crate::progress::expected_rows(&plugin, source.as_ref(), window.as_ref())?.unwrap_or(0);
         let format = spec.format.extension();
         let history = match &catalog {
             Some(c) => c.resource_stats(&spec.name, format, spec.gzip)?,

@@ -19,12 +19,12 @@ use sha2::{Digest, Sha256};
 use crate::formats::{FileFormat, Format};
 use crate::job::{Job, OnError, PluginRef, ResourceSpec};
 use crate::package::{
-    FileEntry, MANIFEST_FORMAT_VERSION, Manifest, PluginEntry, ResourceEntry, ResourceFailure, ResourceFiles, Staging,
+    ArchiveEntry, FileEntry, archive, MANIFEST_FORMAT_VERSION, Manifest, PluginEntry, ResourceEntry, ResourceFailure, ResourceFiles, Staging,
     StagingError, StageTimes, Status, WindowEntry, WrittenFile,
 };
 use crate::runtime::{Events, ExportJob, ExportRequest, Origin, Plugin, PluginError, Range, RecordSink, Runtime};
 use crate::window::{self, Months};
-use crate::source::{Source, SourceError, SqliteSource};
+use crate::source::{Source, SourceError};
 
 /// How to run, beyond what the job says.
 #[derive(Clone)]
@@ -34,6 +34,8 @@ pub struct RunOptions {
     pub cache_dir: Option<PathBuf>,
     /// Resources exported at once (default: the machine's cores).
     pub parallelism: usize,
+    /// Per-resource progress (records and bytes as they are validated); `None`: none.
+    pub progress: Option<Arc<dyn crate::progress::Progress>>,
 }
 
 /// A published snapshot.
@@ -41,6 +43,8 @@ pub struct RunOptions {
 pub struct RunReport {
     pub snapshot_dir: PathBuf,
     pub manifest: Manifest,
+    /// Where the snapshot was uploaded, for `[output] dir = "s3://..."`.
+    pub delivered: Option<crate::s3::Delivered>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +61,12 @@ pub enum RunError {
     Failed { failures: Vec<(String, ResourceError)> },
     #[error(transparent)]
     Staging(#[from] StagingError),
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+    #[error(transparent)]
+    Attachments(#[from] crate::attachments::AttachmentsError),
+    #[error(transparent)]
+    S3(#[from] crate::s3::S3Error),
 }
 
 /// Why one resource failed.
@@ -84,8 +94,22 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-/// Runs a validated job to a published snapshot.
+/// Runs a validated job to a published snapshot, recorded in its output root's catalog
+/// from start (`pending`) to end (`completed` or `failed`).
 pub fn run(job: &Job, options: &RunOptions) -> Result<RunReport, RunError> {
+    let snapshot_id = uuid::Uuid::new_v4().to_string();
+    // Bad S3 settings fail the run before anything is exported.
+    let delivery = job.delivery.as_ref().map(|url| crate::s3::S3::connect(url, &job.s3)).transpose()?;
+    let mut record = crate::catalog::Recorder::begin(job, &snapshot_id)?;
+    let result = run_recorded(job, options, &snapshot_id, &mut record);
+    let mut report = record.finish(result, |report| &report.snapshot_dir)?;
+    if let Some(s3) = delivery {
+        report.delivered = Some(crate::s3::deliver(&s3, &report.snapshot_dir, snapshot_id.as_str())?);
+    }
+    Ok(report)
+}
+
+fn run_recorded(job: &Job, options: &RunOptions, snapshot_id: &str, record: &mut crate::catalog::Recorder) -> Result<RunReport, RunError> {
     let created_at = Utc::now();
     if let Some(demo) = job.source.demo
         && !job.source.sqlite.is_file()
@@ -93,7 +117,7 @@ pub fn run(job: &Job, options: &RunOptions) -> Result<RunReport, RunError> {
         let blobs = job.source.blobs.clone().unwrap_or_else(|| job.source.sqlite.with_file_name("blobs"));
         crate::source::generate_demo(&job.source.sqlite, &blobs, demo)?;
     }
-    let source: Arc<dyn Source> = Arc::new(SqliteSource::open(&job.source.sqlite)?);
+    let source: Arc<dyn Source> = job.source.open()?;
     let runtime = Runtime::new(options.cache_dir.clone()).map_err(|e| RunError::Runtime(e.to_string()))?;
 
     // Load every plugin before writing anything: a broken plugin fails the run early.
@@ -109,9 +133,12 @@ pub fn run(job: &Job, options: &RunOptions) -> Result<RunReport, RunError> {
         let plugin = runtime.load(origin, &wasm).map_err(|error| RunError::Plugin { resource: spec.name.clone(), error })?;
         plugins.push(plugin);
     }
+    // `content` keeps table resources, attachment resources, or both.
+    let (selected, plugins) = crate::attachments::select(job, plugins)?;
+    let job = &selected;
+    let attachments = AttachmentsContext { store: crate::attachments::blob_store(job, &plugins)?, sync: job.tar_part_size.is_none() };
 
-    let snapshot_id = uuid::Uuid::new_v4().to_string();
-    let staging = Staging::create(&job.output_dir, &snapshot_id)?;
+    let staging = record.stage(|| Staging::create(&job.output_dir, snapshot_id).map_err(RunError::from))?;
 
     // Resources run in parallel, each on a worker, results kept in job order.
     let results: Vec<Mutex<Option<Result<ResourceEntry, (ResourceEntry, ResourceError)>>>> =
@@ -124,7 +151,8 @@ pub fn run(job: &Job, options: &RunOptions) -> Result<RunReport, RunError> {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(spec) = job.resources.get(i) else { break };
-                    let r = export_resource(&runtime, &plugins[i], spec, &source, staging.dir(), job.as_of, options);
+                    let r = export_resource(&runtime, &plugins[i], spec, &source, staging.dir(), job.as_of, options, &attachments);
+                    crate::progress::finished(options.progress.as_ref(), &spec.name, &r);
                     *results[i].lock().unwrap() = Some(r);
                 }
             });
@@ -146,9 +174,18 @@ pub fn run(job: &Job, options: &RunOptions) -> Result<RunReport, RunError> {
         return Err(RunError::Failed { failures }); // `staging` drops: nothing is published
     }
 
+    let mut archives = Vec::new();
+    if let Some(part_size) = job.tar_part_size {
+        archives = pack_tables(staging.dir(), &mut entries, created_at, job.as_of, part_size)
+            .map_err(|source| RunError::Staging(StagingError::Write { path: staging.dir().into(), source }))?;
+        archives.extend(
+            pack_attachments(staging.dir(), &mut entries, created_at, job.as_of, part_size)
+                .map_err(|source| RunError::Staging(StagingError::Write { path: staging.dir().into(), source }))?,
+        );
+    }
     let manifest = Manifest {
         format_version: MANIFEST_FORMAT_VERSION,
-        snapshot_id: snapshot_id.clone(),
+        snapshot_id: snapshot_id.to_string(),
         name: job.name.clone(),
         description: job.description.clone(),
         as_of: rfc3339(job.as_of),
@@ -156,10 +193,76 @@ pub fn run(job: &Job, options: &RunOptions) -> Result<RunReport, RunError> {
         completed_at: rfc3339(Utc::now()),
         status: if failures.is_empty() { Status::Completed } else { Status::Incomplete },
         ferry_version: env!("CARGO_PKG_VERSION").into(),
+        archives,
         resources: entries,
     };
     let snapshot_dir = staging.publish(&manifest)?;
-    Ok(RunReport { snapshot_dir, manifest })
+    Ok(RunReport { snapshot_dir, manifest, delivered: None })
+}
+
+/// Packs every resource file, in job order, into tar parts and records where each went.
+fn pack_tables(
+    dir: &Path,
+    entries: &mut [ResourceEntry],
+    created_at: DateTime<Utc>,
+    as_of: DateTime<Utc>,
+    part_size: u64,
+) -> std::io::Result<Vec<ArchiveEntry>> {
+    // Attachments go into parts of their own (`pack_attachments`).
+    let files: Vec<String> = entries.iter().flat_map(|e| e.files.iter().filter(|f| !f.is_attachment()).map(|f| f.path.clone())).collect();
+    let stamp = created_at.format("%Y-%m-%d-%H%M%S").to_string();
+    let parts = archive::pack(dir, &files, "tables", &stamp, part_size, as_of.timestamp().max(0) as u64)?;
+    for part in &parts {
+        for member in &part.members {
+            for f in entries.iter_mut().flat_map(|e| e.files.iter_mut()).filter(|f| &f.path == member) {
+                f.archive = Some(part.name.clone());
+            }
+        }
+    }
+    Ok(parts
+        .into_iter()
+        .map(|p| ArchiveEntry { name: p.name, bytes: p.stats.bytes, sha256: p.stats.sha256, kind: "tables".into(), part: p.number })
+        .collect())
+}
+
+/// Packs every attachment file, in job order, into `snapshot_attachments_partN_<stamp>.tar`
+/// parts, records where each went, and removes the folders packing emptied.
+fn pack_attachments(
+    dir: &Path,
+    entries: &mut [ResourceEntry],
+    created_at: DateTime<Utc>,
+    as_of: DateTime<Utc>,
+    part_size: u64,
+) -> std::io::Result<Vec<ArchiveEntry>> {
+    let files: Vec<String> = entries.iter().flat_map(|e| e.files.iter().filter(|f| f.is_attachment()).map(|f| f.path.clone())).collect();
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stamp = created_at.format("%Y-%m-%d-%H%M%S").to_string();
+    let parts = archive::pack(dir, &files, "attachments", &stamp, part_size, as_of.timestamp().max(0) as u64)?;
+    let mut part_of = std::collections::HashMap::new();
+    for part in &parts {
+        for member in &part.members {
+            part_of.insert(member.as_str(), part.name.clone());
+        }
+    }
+    for f in entries.iter_mut().flat_map(|e| e.files.iter_mut()).filter(|f| f.is_attachment()) {
+        f.archive = part_of.get(f.path.as_str()).cloned();
+    }
+    for e in entries.iter().filter(|e| e.files.iter().any(|f| f.is_attachment())) {
+        crate::attachments::remove_empty_dirs(&dir.join(&e.name));
+    }
+    Ok(parts
+        .into_iter()
+        .map(|p| ArchiveEntry { name: p.name, bytes: p.stats.bytes, sha256: p.stats.sha256, kind: "attachments".into(), part: p.number })
+        .collect())
+}
+
+/// The blob store attachment resources read, and whether their files stay loose.
+struct AttachmentsContext {
+    store: Option<Arc<dyn crate::source::BlobStore>>,
+    /// Files stay loose (no tar parts): sync each, as nothing rewrites them.
+    sync: bool,
 }
 
 /// Checks the plugin's declared tables and columns against the source.
@@ -186,8 +289,11 @@ fn export_resource(
     dir: &Path,
     as_of: DateTime<Utc>,
     options: &RunOptions,
+    attachments: &AttachmentsContext,
 ) -> Result<ResourceEntry, (ResourceEntry, ResourceError)> {
     let started = Instant::now();
+    // An attachments plugin's records are the index of its files: `<name>_index.<ext>`.
+    let stem = if plugin.uses_blobs { format!("{}_index", spec.name) } else { spec.name.clone() };
     let mut entry = ResourceEntry {
         name: spec.name.clone(),
         plugin: PluginEntry {
@@ -212,7 +318,10 @@ fn export_resource(
     let fail = |mut entry: ResourceEntry, error: ResourceError| {
         entry.error = Some(ResourceFailure { kind: error.kind().into(), message: error.to_string() });
         // Whatever it wrote before failing must not be published beside the manifest.
-        discard_files(dir, spec);
+        discard_files(dir, spec, &stem);
+        if plugin.uses_blobs {
+            let _ = std::fs::remove_dir_all(dir.join(&spec.name));
+        }
         entry.files.clear();
         entry.records = 0;
         Err((entry, error))
@@ -246,9 +355,16 @@ fn export_resource(
         m.copy_from_slice(&d[..16]);
         m
     };
+    let attachment_writer = match (&attachments.store, plugin.uses_blobs) {
+        (_, false) => None,
+        (Some(store), true) => Some(Arc::new(Mutex::new(crate::attachments::AttachmentWriter::new(store.clone(), dir, &spec.name, attachments.sync)))),
+        (None, true) => {
+            return fail(entry, ResourceError::Source(format!("resource `{}` exports attachments, but the job has no blob store; set `[source] blobs`", spec.name)));
+        }
+    };
     let files = ResourceFiles::new(
         dir,
-        &spec.name,
+        &stem,
         spec.gzip,
         FileFormat { format: spec.format, schema: plugin.schema.clone(), codec: spec.codec.to_avro(), marker },
         spec.split,
@@ -258,17 +374,19 @@ fn export_resource(
         .name(format!("ferry-write-{}", spec.name))
         .spawn(move || write_files(files, rx))
         .expect("spawning a writer thread");
+    let sink = crate::progress::track(options.progress.clone(), &spec.name, plugin, source.as_ref(), window.as_ref(), Box::new(ChannelSink { tx }));
     let request = ExportRequest { as_of: as_of.timestamp_micros(), window, options: spec.options.clone() };
-    let outcome = runtime.export(
+    let outcome = runtime.export_with(
         plugin,
         ExportJob {
             resource: spec.name.clone(),
             request,
             source: source.clone(),
-            sink: Box::new(ChannelSink { tx }),
+            sink,
             events: options.events.clone(),
             limits: spec.limits,
         },
+        attachment_writer.clone().map(|w| Box::new(crate::attachments::SharedWriter(w)) as Box<dyn crate::runtime::AttachmentSink>),
     );
     // The sink (and with it the channel) is gone once `export` returns: the writer
     // finishes the file, or reports why it could not.
@@ -292,14 +410,31 @@ fn export_resource(
         .into_iter()
         .map(|f| FileEntry {
             path: f.name,
+            archive: None,
             records: f.records,
             bytes: f.stats.bytes,
             uncompressed_bytes: spec.gzip.then_some(f.stats.uncompressed_bytes),
             sha256: f.stats.sha256,
+            kind: None,
         })
         .collect();
+    if let Some(writer) = &attachment_writer {
+        let writer = writer.lock().expect("the writer never panics while locked");
+        entry.files.extend(writer.files.iter().map(|s| FileEntry {
+            path: s.path.clone(),
+            archive: None,
+            records: 0,
+            bytes: s.size,
+            uncompressed_bytes: None,
+            sha256: s.sha256.clone(),
+            kind: Some(crate::package::ATTACHMENT_KIND.into()),
+        }));
+    }
     entry.timings = StageTimes {
-        plugin_seconds: outcome.elapsed.as_secs_f64(),
+        plugin_seconds: outcome.elapsed.saturating_sub(outcome.host.source + outcome.host.validate + outcome.host.output_wait).as_secs_f64(),
+        source_wait_seconds: outcome.host.source.as_secs_f64(),
+        validate_seconds: outcome.host.validate.as_secs_f64(),
+        output_wait_seconds: outcome.host.output_wait.as_secs_f64(),
         write_seconds: write_time.as_secs_f64(),
         wall_seconds: started.elapsed().as_secs_f64(),
     };
@@ -337,15 +472,15 @@ fn write_files(mut files: ResourceFiles, rx: Receiver<Batch>) -> Result<(Vec<Wri
 
 /// Removes a failed resource's files from the staging directory: `NAME.EXT` and the
 /// split files `NAME-NNNNN.EXT`.
-fn discard_files(dir: &Path, spec: &ResourceSpec) {
+fn discard_files(dir: &Path, spec: &ResourceSpec, file_stem: &str) {
     let ext = format!(".{}{}", spec.format.extension(), if spec.gzip { ".gz" } else { "" });
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(ext.as_str())) else { continue };
-        let ours = stem == spec.name
+        let ours = stem == file_stem
             || stem
-                .strip_prefix(spec.name.as_str())
+                .strip_prefix(file_stem)
                 .and_then(|rest| rest.strip_prefix('-'))
                 .is_some_and(|n| n.len() == 5 && n.bytes().all(|b| b.is_ascii_digit()));
         if ours {

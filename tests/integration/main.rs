@@ -2,11 +2,16 @@
 //! from source by the normal build (`plugins/testing/`), never committed.
 
 mod bad_input;
+mod catalog;
 mod common;
 mod demo_platform;
 mod end_to_end;
 mod formats;
 mod job_errors;
 mod hostile;
+mod packaging;
+mod postgres;
+mod s3;
 mod sandbox;
+mod servers;
 mod windows;

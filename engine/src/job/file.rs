@@ -8,7 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::values::{parse_duration, parse_size};
-use super::{AvroCodec, Job, JobError, OnError, PluginRef, ResourceSpec, SourceSpec, Split};
+use super::{Archive, AvroCodec, Job, JobError, OnError, PluginRef, ResourceSpec, SourceSpec, Split};
 use crate::window::Months;
 use crate::formats::Format;
 use crate::runtime::{Limits, builtin, builtin_names};
@@ -30,6 +30,23 @@ pub struct JobFile {
     /// The resources to export, in order.
     #[serde(default, rename = "resource")]
     pub resources: Vec<Spanned<ResourceSection>>,
+    /// S3 access for `s3://` blobs and output; overrides the `AWS_*` environment.
+    pub s3: Option<S3Section>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3Section {
+    /// The S3-protocol server, e.g. "http://127.0.0.1:9000"; default: AWS (or `AWS_ENDPOINT_URL`).
+    pub endpoint: Option<String>,
+    /// The bucket's region; default: `AWS_REGION`, else us-east-1.
+    pub region: Option<String>,
+    /// Access key id; default: `AWS_ACCESS_KEY_ID`. Prefer the environment for keys.
+    pub access_key_id: Option<String>,
+    /// Secret key; default: `AWS_SECRET_ACCESS_KEY`. Never logged or kept in the manifest.
+    pub secret_access_key: Option<String>,
+    /// Allow a plain-http endpoint (a local server); default: true for `http://` endpoints.
+    pub allow_http: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,14 +58,22 @@ pub struct SnapshotSection {
     pub description: Option<String>,
     /// The point in time the snapshot represents (RFC 3339); default: now, UTC.
     pub as_of: Option<Spanned<String>>,
+    /// How long the snapshot is kept before `ferry snapshots purge` removes it
+    /// ("30d", "12h"); default 30 days.
+    pub retention: Option<Spanned<String>>,
+    /// What the snapshot holds: "tables", "attachments" or "both" (default).
+    pub content: Option<super::Content>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSection {
-    /// The platform's SQLite database, relative to the job file.
-    pub sqlite: Spanned<String>,
-    /// The platform's blob store directory, relative to the job file.
+    /// The platform's SQLite database, relative to the job file (this or `postgres`).
+    pub sqlite: Option<Spanned<String>>,
+    /// The platform's PostgreSQL database, "postgres://user:password@host:port/db"
+    /// (this or `sqlite`); the password never reaches logs or the manifest.
+    pub postgres: Option<Spanned<String>>,
+    /// The platform's blob store: a directory relative to the job file, or "s3://bucket/prefix".
     pub blobs: Option<Spanned<String>>,
     /// When present and the database is missing, generate the demo platform there.
     pub demo: Option<DemoSection>,
@@ -66,7 +91,8 @@ pub struct DemoSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSection {
-    /// Directory that receives one subdirectory per snapshot, relative to the job file.
+    /// Directory that receives one subdirectory per snapshot, relative to the job file;
+    /// or "s3://bucket/prefix": each snapshot is uploaded to `prefix/<id>/`, manifest last.
     pub dir: Spanned<String>,
     /// `avro` (default), `csv` or `jsonl`; a resource may override it.
     pub format: Option<Spanned<Format>>,
@@ -79,9 +105,16 @@ pub struct OutputSection {
     /// Split a resource into numbered files of about this size ("512MiB"); a file is
     /// closed at the first block boundary past it.
     pub max_bytes_per_file: Option<Spanned<String>>,
+    /// `tar` (default): pack files into `snapshot_tables_partN_<time>.tar` parts;
+    /// `none`: leave them as files beside the manifest.
+    pub archive: Option<Archive>,
+    /// Cap of each tar part (default "1GiB"); a larger file gets a part of its own.
+    pub part_size: Option<Spanned<String>>,
     /// `fail` (default): a failed resource publishes nothing. `continue`: publish the
     /// rest, marked incomplete.
     pub on_error: Option<OnError>,
+    /// Storage price per GiB and month (e.g. 0.023): `ferry plan` shows the cost.
+    pub price_per_gib: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,7 +195,29 @@ impl JobFile {
             })?,
         };
 
-        let sqlite = resolve(self.source.sqlite.get_ref());
+        let retention = match &self.snapshot.retention {
+            None => crate::catalog::DEFAULT_RETENTION,
+            Some(r) => match parse_duration(r.get_ref()) {
+                Ok(d) if !d.is_zero() => d,
+                Ok(_) => return Err(err(r.span(), "snapshot.retention", "is 0".into(), Some("keep snapshots for a positive time, e.g. retention = \"30d\""))),
+                Err(m) => return Err(err(r.span(), "snapshot.retention", m, None)),
+            },
+        };
+        let price_per_gib = match &self.output.price_per_gib {
+            Some(p) if !(p.get_ref().is_finite() && *p.get_ref() >= 0.0) => {
+                return Err(err(p.span(), "output.price_per_gib", format!("{} is not a price", p.get_ref()), Some("use a price per GiB and month of 0 or more, e.g. 0.023")));
+            }
+            p => p.as_ref().map(|p| *p.get_ref()),
+        };
+        let postgres = match (&self.source.sqlite, &self.source.postgres) {
+            (Some(_), Some(p)) => return Err(err(p.span(), "source.postgres", "is set together with `sqlite`".into(), Some("a job reads one database: keep either `sqlite` or `postgres`"))),
+            (None, None) => return Err(JobError::at(path, text, None, "source", "names no database", Some("add `sqlite = \"demo/platform.db\"` or `postgres = \"postgres://user@host/db\"`".into()))),
+            (_, Some(p)) => Some(crate::source::PostgresUrl::parse(p.get_ref()).map_err(|e| err(p.span(), "source.postgres", e.to_string(), None))?),
+            (Some(_), None) => None,
+        };
+        // With PostgreSQL there is no SQLite file; the demo generator's default place for
+        // blobs is then beside the job.
+        let sqlite = self.source.sqlite.as_ref().map(|s| resolve(s.get_ref())).unwrap_or_default();
         let demo = match &self.source.demo {
             None => None,
             Some(d) => {
@@ -173,20 +228,40 @@ impl JobFile {
                 Some(DemoSpec { seed: d.seed.unwrap_or(42), scale: scale.0 })
             }
         };
-        if demo.is_none() && !sqlite.is_file() {
+        if self.source.demo.is_some() && postgres.is_some() {
+            return Err(JobError::at(path, text, None, "source.demo", "cannot generate into PostgreSQL on a run", Some("load the demo with `ferry demo --out DIR --postgres URL` first, then remove [source.demo]".into())));
+        }
+        if let (Some(sq), true) = (&self.source.sqlite, demo.is_none() && !sqlite.is_file()) {
             return Err(err(
-                self.source.sqlite.span(),
+                sq.span(),
                 "source.sqlite",
                 format!("{} does not exist", sqlite.display()),
                 Some("fix the path (it is relative to the job file), generate a platform with `ferry demo --out DIR`, or add a [source.demo] table to generate it on first run"),
             ));
         }
-        let blobs = self.source.blobs.as_ref().map(|b| resolve(b.get_ref()));
-        let output_dir = resolve(self.output.dir.get_ref());
+        let s3_url = |v: &Spanned<String>, key: &str| -> Result<Option<crate::s3::S3Url>, JobError> {
+            crate::s3::S3Url::parse(v.get_ref()).transpose().map_err(|m| err(v.span(), key, m, Some("write it like \"s3://bucket/prefix\"")))
+        };
+        let blobs_s3 = match &self.source.blobs {
+            Some(b) => s3_url(b, "source.blobs")?,
+            None => None,
+        };
+        let blobs = self.source.blobs.as_ref().filter(|_| blobs_s3.is_none()).map(|b| resolve(b.get_ref()));
+        let delivery = s3_url(&self.output.dir, "output.dir")?;
+        // An S3 job still needs a local root for its catalog and staging: a hidden
+        // directory beside the job, one per bucket and prefix.
+        let output_dir = match &delivery {
+            Some(u) => base.join(".ferry-s3").join(&u.bucket).join(if u.prefix.is_empty() { "_" } else { u.prefix.as_str() }),
+            None => resolve(self.output.dir.get_ref()),
+        };
+        let s3 = self
+            .s3
+            .map(|s| crate::s3::S3Settings { endpoint: s.endpoint, region: s.region, access_key_id: s.access_key_id, secret_access_key: s.secret_access_key, allow_http: s.allow_http })
+            .unwrap_or_default();
         // Writing into the platform's own data would export the export next time.
         let out_abs = absolute(&output_dir);
         let inside = |dir: &Path| absolute(dir).is_ok_and(|d| out_abs.as_ref().is_ok_and(|o| o == &d || o.starts_with(&d)));
-        if sqlite.parent().is_some_and(|d| absolute(d).ok() == out_abs.as_ref().ok().cloned()) || blobs.as_deref().is_some_and(inside) {
+        if (postgres.is_none() && sqlite.parent().is_some_and(|d| absolute(d).ok() == out_abs.as_ref().ok().cloned())) || blobs.as_deref().is_some_and(inside) {
             return Err(err(self.output.dir.span(), "output.dir", format!("{} is inside the source", output_dir.display()), Some("write snapshots outside the platform's data directory")));
         }
 
@@ -196,6 +271,15 @@ impl JobFile {
         let format = self.output.format.as_ref().map(|f| *f.get_ref()).unwrap_or(Format::Avro);
         let gzip = self.output.gzip.unwrap_or(true);
         let codec = self.output.codec.unwrap_or(AvroCodec::Null);
+        let part_size = parse_limit(&self.output.part_size, "output.part_size", parse_size, &err)?.unwrap_or(1 << 30);
+        if part_size < 4096 {
+            let span = self.output.part_size.as_ref().map(|p| p.span()).unwrap_or(0..0);
+            return Err(err(span, "output.part_size", format!("{part_size} bytes is too small for a tar part"), Some("use at least \"4KiB\"; the default is \"1GiB\"")));
+        }
+        let archive = match self.output.archive.unwrap_or(Archive::Tar) {
+            Archive::Tar => Some(part_size),
+            Archive::None => None,
+        };
         let max_bytes = parse_limit(&self.output.max_bytes_per_file, "output.max_bytes_per_file", parse_size, &err)?;
         let max_records = self.output.max_records_per_file;
         if max_records == Some(0) {
@@ -263,9 +347,15 @@ impl JobFile {
             name,
             description: self.snapshot.description,
             as_of,
-            source: SourceSpec { sqlite, blobs, demo },
+            source: SourceSpec { sqlite, blobs, demo, postgres, blobs_s3 },
             output_dir,
+            delivery,
+            s3,
             on_error: self.output.on_error.unwrap_or(OnError::Fail),
+            retention,
+            price_per_gib,
+            tar_part_size: archive,
+            content: self.snapshot.content.unwrap_or(super::Content::Both),
             resources,
         })
     }

@@ -32,6 +32,14 @@ pub enum OnError {
     Continue,
 }
 
+/// How files are delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Archive {
+    Tar,
+    None,
+}
+
 /// Avro block compression.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,9 +78,43 @@ pub struct Job {
     pub description: Option<String>,
     pub as_of: DateTime<Utc>,
     pub source: SourceSpec,
+    /// The local output root: snapshots, or for S3 delivery the catalog and staging.
     pub output_dir: PathBuf,
+    /// `[output] dir = "s3://..."`: each published snapshot is uploaded there.
+    pub delivery: Option<crate::s3::S3Url>,
+    /// S3 access from the job's `[s3]` table (the `AWS_*` environment fills the rest).
+    pub s3: crate::s3::S3Settings,
     pub on_error: OnError,
+    /// How long a published snapshot is kept before `ferry snapshots purge` removes it.
+    pub retention: std::time::Duration,
+    /// Storage price per GiB and month, for `ferry plan`'s cost.
+    pub price_per_gib: Option<f64>,
+    /// Cap of each tar part; `None` = files are left unpacked.
+    pub tar_part_size: Option<u64>,
+    /// Which resources run: table resources, attachment resources (plugins that import
+    /// the blob store), or both.
+    pub content: Content,
     pub resources: Vec<ResourceSpec>,
+}
+
+/// What a snapshot holds (ION: "choose to snapshot only tables or only attachments").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Content {
+    Tables,
+    Attachments,
+    Both,
+}
+
+impl Content {
+    /// Whether a resource runs, given whether its plugin exports attachments.
+    pub fn includes(self, attachments: bool) -> bool {
+        match self {
+            Content::Both => true,
+            Content::Tables => !attachments,
+            Content::Attachments => attachments,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +123,20 @@ pub struct SourceSpec {
     pub blobs: Option<PathBuf>,
     /// Generate the demo platform at `sqlite`'s directory when it is missing.
     pub demo: Option<DemoSpec>,
+    /// Read PostgreSQL instead of `sqlite` (which is then empty).
+    pub postgres: Option<crate::source::PostgresUrl>,
+    /// Blobs in S3 instead of the `blobs` directory.
+    pub blobs_s3: Option<crate::s3::S3Url>,
+}
+
+impl SourceSpec {
+    /// Opens the job's database: PostgreSQL when set, else SQLite.
+    pub fn open(&self) -> Result<std::sync::Arc<dyn crate::source::Source>, crate::source::SourceError> {
+        Ok(match &self.postgres {
+            Some(url) => std::sync::Arc::new(crate::source::PostgresSource::open(url)?),
+            None => std::sync::Arc::new(crate::source::SqliteSource::open(&self.sqlite)?),
+        })
+    }
 }
 
 /// Where a resource's plugin comes from.

@@ -24,22 +24,23 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("{text:?} is too large"))
 }
 
-/// Parses a duration: a whole number with a unit (ms, s, m, h).
+/// Parses a duration: a whole number with a unit (ms, s, m, h, d).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: u64 = num.parse().map_err(|_| format!("{text:?} is not a duration; write it like \"90s\", \"10m\" or \"1h\""))?;
     // Checked: "18446744073709551615m" overflowed (a panic in debug builds, a wrapped,
-    // wrong limit in release); found by the job_file fuzz target.
+    // wrong limit in release); found by the job parser's property tests.
     let secs = |per: u64| n.checked_mul(per).map(Duration::from_secs).ok_or_else(|| format!("{text:?} is too long"));
     Ok(match unit.trim() {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
         "m" | "min" => secs(60)?,
         "h" => secs(3600)?,
+        "d" => secs(86_400)?,
         "" => return Err(format!("{text:?} has no unit; write it like \"90s\", \"10m\" or \"1h\"")),
-        other => return Err(format!("unknown duration unit {other:?} in {text:?}; use ms, s, m or h")),
+        other => return Err(format!("unknown duration unit {other:?} in {text:?}; use ms, s, m, h or d")),
     })
 }
 
@@ -61,7 +62,7 @@ mod tests {
         assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
         assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
         assert!(parse_duration("10").unwrap_err().contains("no unit"));
-        // Regression (property test / fuzzing): overflow is an error, not a panic or a wrapped value.
+        // Regression (property tests): overflow is an error, not a panic or a wrapped value.
         assert!(parse_duration("18446744073709551615m").unwrap_err().contains("too long"));
         assert!(parse_duration("307445734561825861h").unwrap_err().contains("too long"));
         assert_eq!(parse_duration("307445734561825860m"), Ok(Duration::from_secs(307_445_734_561_825_860 * 60)));

@@ -28,7 +28,22 @@ pub struct Manifest {
     pub completed_at: String,
     pub status: Status,
     pub ferry_version: String,
+    /// Tar parts, when the snapshot is packed (`[output] archive = "tar"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub archives: Vec<ArchiveEntry>,
     pub resources: Vec<ResourceEntry>,
+}
+
+/// One tar part beside the manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArchiveEntry {
+    pub name: String,
+    pub bytes: u64,
+    pub sha256: String,
+    /// `tables` or `attachments`.
+    pub kind: String,
+    /// 1-based part number within its kind.
+    pub part: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,13 +86,31 @@ pub struct WindowEntry {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileEntry {
-    /// Relative to the snapshot directory.
+    /// The member name inside its archive, or the path relative to the snapshot
+    /// directory when the snapshot is not packed.
     pub path: String,
+    /// The tar part holding the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
     pub records: u64,
     pub bytes: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uncompressed_bytes: Option<u64>,
     pub sha256: String,
+    /// `attachment` for an attachment's file (its bytes as uploaded: no records to
+    /// count); absent for a table file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// `FileEntry::kind` of an attachment's file.
+pub const ATTACHMENT_KIND: &str = "attachment";
+
+impl FileEntry {
+    /// An attachment's file: verify checks its size and sha256, never a record count.
+    pub fn is_attachment(&self) -> bool {
+        self.kind.as_deref() == Some(ATTACHMENT_KIND)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,8 +122,17 @@ pub struct ResourceFailure {
 /// Seconds spent per stage of a resource (stages overlap: they run in parallel).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct StageTimes {
-    /// Inside the plugin's export call, host calls included.
+    /// The plugin's own work: its export call minus the host calls below.
     pub plugin_seconds: f64,
+    /// Waiting for the source's row batches (the reader runs ahead on its own thread).
+    #[serde(default)]
+    pub source_wait_seconds: f64,
+    /// Validating record batches against the schema.
+    #[serde(default)]
+    pub validate_seconds: f64,
+    /// The plugin blocked because the writer was behind (compression-bound runs show it here).
+    #[serde(default)]
+    pub output_wait_seconds: f64,
     /// Encoding, compressing and writing the files (the writer thread's busy time).
     pub write_seconds: f64,
     pub wall_seconds: f64,

@@ -1,12 +1,15 @@
 //! Turning encoded records into a published snapshot: compressed, hashed files in a
 //! staging directory, the manifest last, then an atomic rename.
 
+pub mod archive;
 mod manifest;
+pub mod verify;
 mod output_file;
+pub mod par_gzip;
 mod resource_files;
 mod staging;
 
-pub use manifest::{FileEntry, Manifest, PluginEntry, ResourceEntry, ResourceFailure, Status, StageTimes, WindowEntry, MANIFEST_FORMAT_VERSION};
+pub use manifest::{ATTACHMENT_KIND, ArchiveEntry, FileEntry, Manifest, PluginEntry, ResourceEntry, ResourceFailure, Status, StageTimes, WindowEntry, MANIFEST_FORMAT_VERSION};
 pub use output_file::{FileStats, OutputFile};
 pub use resource_files::{ResourceFiles, WrittenFile};
 pub use staging::{Staging, StagingError};

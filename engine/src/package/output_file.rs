@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
+
+use super::par_gzip::ParGzip;
 
 /// What a finished file looks like, for the manifest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +44,9 @@ impl<W: Write> Write for Hashed<W> {
 
 enum Chain {
     Plain(Hashed<BufWriter<File>>),
-    // gzip's header carries no name and mtime 0, so equal input gives equal bytes.
-    Gzip(GzEncoder<Hashed<BufWriter<File>>>),
+    // gzip's header carries no name and mtime 0, and chunks are cut at fixed offsets, so
+    // equal input gives equal bytes.
+    Gzip(ParGzip<Hashed<BufWriter<File>>>),
 }
 
 /// A file being written; `finish` flushes, syncs and reports its stats.
@@ -61,7 +62,7 @@ impl OutputFile {
         let file = File::create(path)?;
         let written = Arc::new(AtomicU64::new(0));
         let hashed = Hashed { inner: BufWriter::with_capacity(256 * 1024, file), hasher: Sha256::new(), bytes: 0, written: written.clone() };
-        let chain = if gzip { Chain::Gzip(GzEncoder::new(hashed, Compression::default())) } else { Chain::Plain(hashed) };
+        let chain = if gzip { Chain::Gzip(ParGzip::new(hashed)) } else { Chain::Plain(hashed) };
         Ok(OutputFile { path: path.into(), chain, uncompressed: 0, written })
     }
 

@@ -108,7 +108,7 @@ fn compile(field: &str, schema: &Schema) -> Result<Kind, SchemaError> {
         Schema::Array(a) => {
             let item = compile(field, &a.items)?;
             // A block could claim 2^63 items of no bytes each: a batch of a few bytes
-            // would keep the validator (and every reader) busy forever (found by fuzzing).
+            // would keep the validator (and every reader) busy forever (found writing the fuzz targets).
             if zero_width(&item) {
                 return Err(unsupported("an array of values that take no bytes (null, fixed(0) or records of those)"));
             }

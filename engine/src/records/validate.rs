@@ -26,7 +26,7 @@ pub fn validate_batch(schema: &RecordSchema, count: u32, data: &[u8]) -> Result<
     let mut pos = 0;
     // Every record takes at least a byte (the schema check sees to it), so a claimed
     // count beyond the data's size is a lie that must not size an allocation: u32::MAX
-    // asked for 16 GiB up front (found by fuzzing).
+    // asked for 16 GiB up front (found writing the fuzz targets).
     let mut ends = Vec::with_capacity((count as usize).min(data.len()));
     for record in 0..count {
         for (name, kind) in &schema.fields {
@@ -250,7 +250,7 @@ mod tests {
         assert!(e.reason.contains("is the record count right"));
     }
 
-    /// Regressions from fuzzing: values that take no bytes would let a tiny batch claim
+    /// Regressions (found writing the fuzz targets): values that take no bytes would let a tiny batch claim
     /// 2^63 array items (a validator that never returns) or billions of records.
     #[test]
     fn schemas_whose_values_take_no_bytes_are_refused() {

@@ -62,7 +62,7 @@ fn source_error(e: src::SourceError) -> Error {
 
 impl HostState {
     /// `describe` may only declare: reading or emitting then stops the plugin.
-    fn outside_export(&mut self, what: &str) -> wasmtime::Result<()> {
+    pub(super) fn outside_export(&mut self, what: &str) -> wasmtime::Result<()> {
         if self.schema.is_some() {
             return Ok(());
         }
@@ -103,7 +103,10 @@ impl source::Host for HostState {
 impl source::HostCursor for HostState {
     fn next(&mut self, cursor: Resource<Cursor>) -> wasmtime::Result<Result<Option<source::RowBatch>, Error>> {
         let cursor = self.table.get_mut(&cursor)?;
-        Ok(match cursor.stream.next_batch() {
+        let started = std::time::Instant::now();
+        let next = cursor.stream.next_batch();
+        self.timings.source += started.elapsed();
+        Ok(match next {
             Ok(Some(b)) => Ok(Some(source::RowBatch { rows: b.rows, data: b.data })),
             Ok(None) => Ok(None),
             Err(e) => Err(Error::Other(format!("reading `{}`: {e}", cursor.table))),
@@ -135,7 +138,10 @@ impl records::Host for HostState {
                 self.limits.batch_bytes
             ))));
         }
-        let ends = match validate_batch(schema, count, &data) {
+        let started = std::time::Instant::now();
+        let validated = validate_batch(schema, count, &data);
+        self.timings.validate += started.elapsed();
+        let ends = match validated {
             Ok(ends) => ends,
             Err(e) => {
                 let message = format!("{e}");
@@ -143,7 +149,10 @@ impl records::Host for HostState {
                 return Ok(Err(Error::BadData(message)));
             }
         };
-        if let Err(e) = sink.write(count, data, ends) {
+        let started = std::time::Instant::now();
+        let written = sink.write(count, data, ends);
+        self.timings.output_wait += started.elapsed();
+        if let Err(e) = written {
             // The output is broken (disk full, say): not the plugin's fault, so stop it
             // with a trap and report the host's error.
             self.fault = Some(Fault::Sink(e.to_string()));

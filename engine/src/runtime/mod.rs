@@ -5,6 +5,7 @@
 //! [`RecordSink`] the caller provides.
 
 mod bindings;
+mod blobs;
 mod cache;
 mod crash;
 mod host;
@@ -23,9 +24,10 @@ use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
 pub use bindings::{ExportRequest, Range, ResourceInfo};
+pub use blobs::{AttachmentFailure, AttachmentSink, AttachmentVersion, Stored};
 pub use cache::default_dir as default_cache_dir;
 pub use limits::Limits;
-pub use state::Grants;
+pub use state::{Grants, HostTimings};
 
 use crate::records::{RecordSchema, SchemaError};
 use crate::source::{RowStream, Source, SourceError, TableQuery};
@@ -86,6 +88,9 @@ pub struct Plugin {
     pub info: ResourceInfo,
     pub schema: Arc<RecordSchema>,
     pub grants: Arc<Grants>,
+    /// The plugin imports `ferry:plugin/blobs`: it exports attachments, and its
+    /// records are their index.
+    pub uses_blobs: bool,
     component: Component,
 }
 
@@ -117,6 +122,8 @@ pub enum PluginError {
     Output { plugin: String, reason: String },
     #[error("plugin `{plugin}` broke the plugin contract and was stopped: {what}")]
     Contract { plugin: String, what: String },
+    #[error("resource `{plugin}`: {message}")]
+    Attachment { plugin: String, message: String },
 }
 
 impl PluginError {
@@ -134,6 +141,7 @@ impl PluginError {
             PluginError::CountMismatch { .. } => "count-mismatch",
             PluginError::Output { .. } => "output",
             PluginError::Contract { .. } => "contract",
+            PluginError::Attachment { .. } => "attachment",
         }
     }
 }
@@ -144,6 +152,8 @@ pub struct ExportOutcome {
     pub records: u64,
     /// Wall time inside the plugin's export call (host calls included).
     pub elapsed: Duration,
+    /// The host calls' share of `elapsed`; the rest is the plugin's own work.
+    pub host: HostTimings,
     pub log_dropped: u64,
 }
 
@@ -214,13 +224,20 @@ impl Runtime {
             }
             grants.entry(grant.table.clone()).or_insert_with(Vec::new).extend(grant.columns.iter().cloned());
         }
-        Ok(Plugin { origin, sha256, info, schema: Arc::new(schema), grants: Arc::new(grants), component })
+        let uses_blobs = component.component_type().imports(&self.engine).any(|(name, _)| name.starts_with("ferry:plugin/blobs"));
+        Ok(Plugin { origin, sha256, info, schema: Arc::new(schema), grants: Arc::new(grants), uses_blobs, component })
     }
 
     /// Runs one export in a fresh store.
     pub fn export(&self, plugin: &Plugin, job: ExportJob) -> Result<ExportOutcome, PluginError> {
+        self.export_with(plugin, job, None)
+    }
+
+    /// Runs one export whose plugin may store attachments through `attachments`.
+    pub fn export_with(&self, plugin: &Plugin, job: ExportJob, attachments: Option<Box<dyn AttachmentSink>>) -> Result<ExportOutcome, PluginError> {
         let ExportJob { resource, request, source, sink, events, limits } = job;
-        let state = HostState::new(&resource, plugin.grants.clone(), source, Some(plugin.schema.clone()), Some(sink), events, limits);
+        let mut state = HostState::new(&resource, plugin.grants.clone(), source, Some(plugin.schema.clone()), Some(sink), events, limits);
+        state.attachments = attachments;
         let mut store = self.store(state);
         let started = Instant::now();
         let instance = bindings::ResourcePlugin::instantiate(&mut store, &plugin.component, &self.linker)
@@ -240,7 +257,7 @@ impl Runtime {
             Ok(s) if s.records != state.records => {
                 Err(PluginError::CountMismatch { plugin: resource, reported: s.records, received: state.records })
             }
-            Ok(_) => Ok(ExportOutcome { records: state.records, elapsed, log_dropped: state.log_dropped }),
+            Ok(_) => Ok(ExportOutcome { records: state.records, elapsed, host: state.timings, log_dropped: state.log_dropped }),
         }
     }
 
@@ -286,11 +303,13 @@ impl HostState {
             sink,
             events,
             records: 0,
+            timings: Default::default(),
             fault: None,
             log_used: 0,
             log_dropped: 0,
             open_cursors: 0,
             stderr,
+            attachments: None,
         }
     }
 }
@@ -314,6 +333,7 @@ fn fault_error(plugin: &str, fault: Fault) -> PluginError {
         Fault::BatchTooLarge { bytes, limit } => PluginError::BatchTooLarge { plugin, bytes, limit },
         Fault::Sink(reason) => PluginError::Output { plugin, reason },
         Fault::Contract(what) => PluginError::Contract { plugin, what },
+        Fault::Attachment(message) => PluginError::Attachment { plugin, message },
     }
 }
 

@@ -31,6 +31,20 @@ pub(crate) enum Fault {
     /// The plugin called the host where the contract forbids it (reading or emitting
     /// from `describe`).
     Contract(String),
+    /// An attachment could not be stored (missing blob, sha256 mismatch, ...); the
+    /// message names the attachment's uid and the version's sid.
+    Attachment(String),
+}
+
+/// Where an export's time went on the host side of the boundary.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HostTimings {
+    /// Waiting for the source's next row batch.
+    pub source: std::time::Duration,
+    /// Checking record batches against the schema.
+    pub validate: std::time::Duration,
+    /// Handing batches to the writer (time here is the writer being behind).
+    pub output_wait: std::time::Duration,
 }
 
 pub struct HostState {
@@ -45,11 +59,14 @@ pub struct HostState {
     pub(crate) sink: Option<Box<dyn RecordSink>>,
     pub(crate) events: Arc<dyn Events>,
     pub(crate) records: u64,
+    pub(crate) timings: HostTimings,
     pub(crate) fault: Option<Fault>,
     pub(crate) log_used: usize,
     pub(crate) log_dropped: u64,
     pub(crate) open_cursors: usize,
     pub(crate) stderr: MemoryOutputPipe,
+    /// Where `blobs.copy` streams attachments; `None`: the plugin gets no blob store.
+    pub(crate) attachments: Option<Box<dyn super::AttachmentSink>>,
 }
 
 impl WasiView for HostState {

@@ -4,13 +4,17 @@
 //! host never materialises a table: a read streams batch by batch, and range filters are
 //! part of the query the source runs.
 
+mod blobs;
 mod demo;
+mod postgres;
 mod row_batch;
 mod sqlite;
 
+pub use blobs::{BlobError, BlobStore, DirBlobStore};
 pub use demo::{DEMO_NOW_MICROS, DemoCounts, DemoSpec, generate as generate_demo};
 pub use row_batch::{RowBatch, RowBatchBuilder};
 pub use sqlite::SqliteSource;
+pub use postgres::{PostgresSource, PostgresUrl, load_demo as load_demo_postgres};
 
 use std::path::PathBuf;
 
@@ -61,6 +65,20 @@ pub enum SourceError {
     ReaderGone { table: String },
     #[error("cannot write demo platform to {path}: {source}")]
     DemoIo { path: PathBuf, source: std::io::Error },
+    #[error("`[source] postgres` is not a PostgreSQL connection string ({reason}); write it like \"postgres://user:password@host:5432/dbname\"")]
+    PostgresUrl { reason: String },
+    #[error("cannot use PostgreSQL at {target}: {source}; check the server is up and the URL's user, password and database")]
+    Postgres { target: String, source: ::postgres::Error },
+    #[error("query on table `{table}` failed: {source}")]
+    PgQuery { table: String, source: ::postgres::Error },
+    #[error("column `{table}.{column}` has PostgreSQL type {ty}, which ferry does not read; cast it in a view (e.g. to text or numeric)")]
+    PgType { table: String, column: String, ty: String },
+    #[error("table `{table}`, row {row}, column `{column}`: the value {reason}")]
+    PgValue { table: String, column: String, row: u64, reason: String },
+    #[error("the source has no table `{table}`; check the job's `[source]`")]
+    NoTable { table: String },
+    #[error("table `{table}` has no column `{column}`")]
+    NoColumn { table: String, column: String },
 }
 
 /// Quotes an identifier after checking it is one; sources never splice anything else.

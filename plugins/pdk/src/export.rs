@@ -55,6 +55,25 @@ impl<'a> Export<'a> {
         Ok(Rows::new(table, columns, cursor))
     }
 
+    /// Opens a read of a granted table in the order of `order_by` (a granted column,
+    /// ascending), for plugins that merge two tables on a key.
+    pub fn read_ordered(&self, table: &str, columns: &[&str], order_by: &str) -> Result<Rows> {
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        let cursor = source::open(&source::TableRequest {
+            table: table.into(),
+            columns: columns.clone(),
+            range: None,
+            order_by: Some(order_by.into()),
+        })
+        .map_err(Error::from_wit)?;
+        Ok(Rows::new(table, columns, cursor))
+    }
+
+    /// Reports progress: `done` records so far, out of `total` when known.
+    pub fn progress(&self, done: u64, total: Option<u64>) {
+        progress::report(done, total)
+    }
+
     /// Counts the rows a read would return.
     pub fn count(&self, table: &str, columns: &[&str], range: Option<Range>) -> Result<u64> {
         source::count(&source::TableRequest {

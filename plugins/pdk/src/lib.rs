@@ -41,6 +41,7 @@ pub mod bindings {
 }
 
 mod avro;
+pub mod blobs;
 mod describe;
 mod error;
 mod export;

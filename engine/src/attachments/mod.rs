@@ -1,0 +1,307 @@
+//! Attachments: the files a platform's users uploaded, every version of each, streamed
+//! from the blob store into the snapshot.
+//!
+//! A plugin that imports `ferry:plugin/blobs` names, per version, the attachment, the
+//! file name and the blob; the [`AttachmentWriter`] here decides the archive path (see
+//! [`naming`]), streams the blob in fixed-size chunks while hashing it, checks size and
+//! sha256 against the version record, and writes it under the staging directory:
+//!
+//! ```text
+//! <resource>/<UID>_<file name>/<SID>_<version>     one per version, byte-identical to its blob
+//! <resource>/versions/<UID>_<file name>.json       the attachment's version list (from the plugin)
+//! ```
+//!
+//! The run then packs them into `snapshot_attachments_partN_<stamp>.tar` parts. The
+//! plugin's records (the index, `<resource>_index.<ext>`) map every archived path back
+//! to its attachment, owner and sha256.
+
+pub mod naming;
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use crate::job::{Content, Job};
+use crate::runtime::{AttachmentFailure, AttachmentSink, AttachmentVersion, Plugin, Stored};
+use crate::source::{BlobError, BlobStore, DirBlobStore};
+
+/// Bytes moved per read: large enough for full-speed sequential I/O, small enough that a
+/// 2 GiB blob costs the same memory as a 2 KiB one.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Streams one resource's attachments into `<staging>/<resource>/`.
+pub struct AttachmentWriter {
+    store: Arc<dyn BlobStore>,
+    staging: PathBuf,
+    root: String,
+    /// Sync each file as it is written (when files stay loose, nothing else will).
+    sync: bool,
+    /// uid -> (file name, folder): one folder per attachment, one name per uid.
+    folders: HashMap<String, (String, String)>,
+    /// Case-folded id token -> uid, to keep tokens distinct on case-insensitive disks.
+    tokens: HashMap<String, String>,
+    /// (uid, sid) already copied, and uids whose versions JSON is written.
+    copied: HashSet<(String, String)>,
+    versions: HashSet<String>,
+    buf: Vec<u8>,
+    /// Everything written, in order: member paths relative to the staging directory.
+    pub files: Vec<Stored>,
+    /// Blob bytes copied.
+    pub bytes: u64,
+}
+
+impl AttachmentWriter {
+    pub fn new(store: Arc<dyn BlobStore>, staging: &Path, resource: &str, sync: bool) -> Self {
+        AttachmentWriter {
+            store,
+            staging: staging.to_path_buf(),
+            root: resource.to_string(),
+            sync,
+            folders: HashMap::new(),
+            tokens: HashMap::new(),
+            copied: HashSet::new(),
+            versions: HashSet::new(),
+            buf: Vec::new(),
+            files: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// The directory all of this resource's attachments are under, relative to staging.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// The attachment's folder, assigned on first sight of its uid.
+    fn folder(&mut self, uid: &str, file_name: &str) -> Result<String, AttachmentFailure> {
+        if let Some((name, folder)) = self.folders.get(uid) {
+            if name != file_name {
+                return Err(AttachmentFailure::Refused(format!(
+                    "attachment {uid} was named {name:?} and now {file_name:?}; an attachment has one file name"
+                )));
+            }
+            return Ok(folder.clone());
+        }
+        let mut token = naming::id_token(uid);
+        // Ids that differ only by ASCII case would share a folder on a case-insensitive
+        // disk: later ones get `~2`, `~3`, ... (deterministic: the plugin reads in key order).
+        let mut n = 1;
+        while self.tokens.get(&naming::fold(&token)).is_some_and(|other| other != uid) {
+            n += 1;
+            token = format!("{}~{n}", naming::id_token(uid));
+        }
+        self.tokens.insert(naming::fold(&token), uid.to_string());
+        let folder = naming::folder(&token, file_name);
+        self.folders.insert(uid.to_string(), (file_name.to_string(), folder.clone()));
+        Ok(folder)
+    }
+
+    fn create(&self, member: &str) -> Result<(PathBuf, File), AttachmentFailure> {
+        let path = self.staging.join(member);
+        let output = |e: std::io::Error| AttachmentFailure::Output(format!("writing {}: {e}", path.display()));
+        std::fs::create_dir_all(path.parent().expect("members have a folder")).map_err(output)?;
+        let file = File::options().write(true).create_new(true).open(&path).map_err(output)?;
+        Ok((path, file))
+    }
+}
+
+impl AttachmentSink for AttachmentWriter {
+    fn copy(&mut self, v: &AttachmentVersion) -> Result<Stored, AttachmentFailure> {
+        let (uid, sid) = (&v.uid, &v.sid);
+        if !self.copied.insert((uid.clone(), sid.clone())) {
+            return Err(AttachmentFailure::Refused(format!("attachment {uid} version {sid} was copied twice; copy each version once")));
+        }
+        let folder = self.folder(uid, &v.file_name)?;
+        let member = format!("{}/{folder}/{}", self.root, naming::version_file(sid, v.version));
+        let blob = |e: BlobError| match e {
+            BlobError::Missing { .. } => AttachmentFailure::Missing(format!("attachment {uid} version {sid}: {e}")),
+            BlobError::Io { .. } => AttachmentFailure::Output(format!("attachment {uid} version {sid}: {e}")),
+            _ => AttachmentFailure::Refused(format!("attachment {uid} version {sid}: {e}")),
+        };
+        let (mut reader, len) = self.store.open(&v.blob_key).map_err(blob)?;
+        if let Some(len) = len
+            && len != v.size
+        {
+            return Err(AttachmentFailure::Mismatch(format!(
+                "attachment {uid} version {sid}: blob `{}` holds {len} bytes, but its version record says {}; the blob or the record is corrupt",
+                v.blob_key, v.size
+            )));
+        }
+        let (path, mut file) = self.create(&member)?;
+        let output = |e: std::io::Error| AttachmentFailure::Output(format!("writing {}: {e}", path.display()));
+        self.buf.resize(CHUNK_BYTES, 0);
+        let mut hasher = Sha256::new();
+        let mut size = 0u64;
+        loop {
+            let n = match reader.read(&mut self.buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&path);
+                    return Err(blob(BlobError::Io { key: v.blob_key.clone(), store: self.store.describe(), source: e }));
+                }
+            };
+            hasher.update(&self.buf[..n]);
+            file.write_all(&self.buf[..n]).map_err(output)?;
+            size += n as u64;
+        }
+        if self.sync {
+            file.sync_all().map_err(output)?;
+        }
+        drop(file);
+        let sha256 = hex::encode(hasher.finalize());
+        if size != v.size || !sha256.eq_ignore_ascii_case(&v.sha256) {
+            let _ = std::fs::remove_file(&path);
+            return Err(AttachmentFailure::Mismatch(format!(
+                "attachment {uid} version {sid}: blob `{}` has {size} bytes with sha256 {sha256}, but its version record says {} bytes with sha256 {}; the blob or the record is corrupt",
+                v.blob_key, v.size, v.sha256
+            )));
+        }
+        self.bytes += size;
+        let stored = Stored { path: member, size, sha256 };
+        self.files.push(stored.clone());
+        Ok(stored)
+    }
+
+    fn write_versions(&mut self, uid: &str, file_name: &str, json: &[u8]) -> Result<Stored, AttachmentFailure> {
+        if !self.versions.insert(uid.to_string()) {
+            return Err(AttachmentFailure::Refused(format!("the versions of attachment {uid} were written twice; write them once")));
+        }
+        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(json) {
+            return Err(AttachmentFailure::Refused(format!("the versions of attachment {uid} are not JSON ({e}); send a JSON document")));
+        }
+        let folder = self.folder(uid, file_name)?;
+        let member = format!("{}/versions/{folder}.json", self.root);
+        let (path, mut file) = self.create(&member)?;
+        let output = |e: std::io::Error| AttachmentFailure::Output(format!("writing {}: {e}", path.display()));
+        file.write_all(json).map_err(output)?;
+        if self.sync {
+            file.sync_all().map_err(output)?;
+        }
+        let stored = Stored { path: member, size: json.len() as u64, sha256: hex::encode(Sha256::digest(json)) };
+        self.files.push(stored.clone());
+        Ok(stored)
+    }
+}
+
+/// Why a job's attachments cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum AttachmentsError {
+    #[error("content = \"{content}\" leaves nothing to export: {why}")]
+    NothingSelected { content: &'static str, why: String },
+    #[error("resource `{resource}` exports attachments, but the job has no blob store; set `[source] blobs = \"path/to/blobs\"`")]
+    NoBlobStore { resource: String },
+    #[error("cannot open the blob store: {0}")]
+    Store(#[from] BlobError),
+}
+
+/// The resources `job.content` keeps (with their plugins, in job order): table
+/// resources, attachment resources (plugins that import the blob store), or both.
+pub fn select(job: &Job, plugins: Vec<Plugin>) -> Result<(Job, Vec<Plugin>), AttachmentsError> {
+    let mut selected = job.clone();
+    selected.resources.clear();
+    let mut kept = Vec::new();
+    for (spec, plugin) in job.resources.iter().zip(plugins) {
+        if job.content.includes(plugin.uses_blobs) {
+            selected.resources.push(spec.clone());
+            kept.push(plugin);
+        }
+    }
+    if selected.resources.is_empty() {
+        let (content, why) = match job.content {
+            Content::Attachments => ("attachments", "no resource exports attachments; add `[[resource]] name = \"attachments\"`".to_string()),
+            Content::Tables => ("tables", "every resource exports attachments; add a table resource or set content = \"both\"".to_string()),
+            Content::Both => ("both", "the job lists no resources".to_string()),
+        };
+        return Err(AttachmentsError::NothingSelected { content, why });
+    }
+    Ok((selected, kept))
+}
+
+/// The job's blob store, opened only when a selected resource exports attachments.
+pub fn blob_store(job: &Job, plugins: &[Plugin]) -> Result<Option<Arc<dyn BlobStore>>, AttachmentsError> {
+    let Some(i) = plugins.iter().position(|p| p.uses_blobs) else { return Ok(None) };
+    let Some(dir) = &job.source.blobs else {
+        return Err(AttachmentsError::NoBlobStore { resource: job.resources[i].name.clone() });
+    };
+    Ok(Some(Arc::new(DirBlobStore::open(dir)?)))
+}
+
+/// Lets the run keep a handle on the writer while the runtime drives it.
+pub struct SharedWriter(pub Arc<Mutex<AttachmentWriter>>);
+
+impl AttachmentSink for SharedWriter {
+    fn copy(&mut self, v: &AttachmentVersion) -> Result<Stored, AttachmentFailure> {
+        self.0.lock().expect("the writer never panics while locked").copy(v)
+    }
+
+    fn write_versions(&mut self, uid: &str, file_name: &str, json: &[u8]) -> Result<Stored, AttachmentFailure> {
+        self.0.lock().expect("the writer never panics while locked").write_versions(uid, file_name, json)
+    }
+}
+
+/// Removes the directories under `dir` that packing emptied (deepest first); a directory
+/// that still holds anything stays.
+pub fn remove_empty_dirs(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_empty_dirs(&e.path());
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(uid: &str, name: &str, sid: &str, key: &str, data: &[u8]) -> AttachmentVersion {
+        AttachmentVersion {
+            uid: uid.into(),
+            file_name: name.into(),
+            sid: sid.into(),
+            version: 1,
+            blob_key: key.into(),
+            size: data.len() as u64,
+            sha256: hex::encode(Sha256::digest(data)),
+        }
+    }
+
+    #[test]
+    fn copies_check_bytes_and_keep_names_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = dir.path().join("blobs");
+        std::fs::create_dir_all(&blobs).unwrap();
+        std::fs::write(blobs.join("a"), b"alpha").unwrap();
+        let staging = dir.path().join("staging");
+        let store = Arc::new(DirBlobStore::open(&blobs).unwrap());
+        let mut w = AttachmentWriter::new(store, &staging, "attachments", false);
+
+        let s = w.copy(&version("ATT-1", "report.pdf", "V1", "a", b"alpha")).unwrap();
+        assert_eq!(s.path, "attachments/ATT-1_report.pdf/V1_1");
+        assert_eq!(std::fs::read(staging.join(&s.path)).unwrap(), b"alpha");
+        // Same name, ids differing only by case: distinct folders.
+        let t = w.copy(&version("att-1", "REPORT.pdf", "V2", "a", b"alpha")).unwrap();
+        assert_eq!(t.path, "attachments/att-1~2_REPORT.pdf/V2_1");
+        assert!(matches!(w.copy(&version("ATT-1", "report.pdf", "V1", "a", b"alpha")), Err(AttachmentFailure::Refused(_))));
+
+        let missing = w.copy(&version("ATT-2", "x", "V3", "nope", b"")).unwrap_err();
+        assert!(matches!(&missing, AttachmentFailure::Missing(m) if m.contains("ATT-2") && m.contains("V3")), "{missing}");
+        let mut bad = version("ATT-3", "x", "V4", "a", b"alpha");
+        bad.sha256 = hex::encode(Sha256::digest(b"other"));
+        let e = w.copy(&bad).unwrap_err();
+        assert!(matches!(&e, AttachmentFailure::Mismatch(m) if m.contains("ATT-3") && m.contains("V4")), "{e}");
+        assert!(!staging.join("attachments/ATT-3_x/V4_1").exists(), "a mismatched copy must not stay");
+
+        let j = w.write_versions("ATT-1", "report.pdf", b"[]").unwrap();
+        assert_eq!(j.path, "attachments/versions/ATT-1_report.pdf.json");
+        assert!(matches!(w.write_versions("ATT-9", "y", b"{not json"), Err(AttachmentFailure::Refused(_))));
+        assert_eq!(w.files.len(), 3);
+    }
+}

@@ -1,0 +1,264 @@
+//! `ferry verify DIR`: checks a snapshot the way its recipient would, with nothing but
+//! the snapshot: every part's size and sha256 and its end-of-archive blocks, every member
+//! in exactly the part the manifest names, every file's size and sha256, gzip integrity,
+//! and every Avro/CSV/JSONL file decoded to count its records. Everything streams.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::{FileEntry, MANIFEST_FORMAT_VERSION, Manifest, Status};
+
+/// One thing checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub ok: bool,
+    pub subject: String,
+    pub detail: String,
+}
+
+/// Everything `verify` checked, in order.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub findings: Vec<Finding>,
+    /// The manifest's status (an incomplete snapshot can still be intact).
+    pub status: Option<Status>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.findings.iter().all(|f| f.ok)
+    }
+
+    fn push(&mut self, ok: bool, subject: impl Into<String>, detail: impl Into<String>) {
+        self.findings.push(Finding { ok, subject: subject.into(), detail: detail.into() });
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{path} cannot be read ({source}); is {} a ferry snapshot directory?", path.parent().map(|p| p.display().to_string()).unwrap_or_default())]
+    Manifest { path: PathBuf, source: io::Error },
+    #[error("{path} is not a ferry manifest: {source}")]
+    ManifestJson { path: PathBuf, source: serde_json::Error },
+}
+
+/// Hashes and counts what a reader hands out.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+/// Decodes a file's records and returns how many there are.
+fn count_records(path: &str, raw: impl Read) -> Result<u64, String> {
+    let (plain, gz): (Box<dyn Read>, bool) = match path.strip_suffix(".gz") {
+        Some(_) => (Box::new(flate2::read::MultiGzDecoder::new(raw)), true),
+        None => (Box::new(raw), false),
+    };
+    let name = path.strip_suffix(".gz").unwrap_or(path);
+    let what = |e: &dyn std::fmt::Display| if gz { format!("gzip or content is corrupt: {e}") } else { format!("content is corrupt: {e}") };
+    let split = name.rsplit_once('.').map(|(_, ext)| ext).unwrap_or("");
+    match split {
+        "avro" => {
+            let reader = apache_avro::Reader::new(plain).map_err(|e| what(&e))?;
+            let mut n = 0;
+            for record in reader {
+                record.map_err(|e| what(&e))?;
+                n += 1;
+            }
+            Ok(n)
+        }
+        "csv" => {
+            let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(plain);
+            let mut n = 0;
+            let mut record = csv::ByteRecord::new();
+            while reader.read_byte_record(&mut record).map_err(|e| what(&e))? {
+                n += 1;
+            }
+            Ok(n)
+        }
+        "jsonl" => {
+            let mut n = 0;
+            for line in BufReader::new(plain).lines() {
+                let line = line.map_err(|e| what(&e))?;
+                serde_json::from_str::<serde::de::IgnoredAny>(&line).map_err(|e| what(&e))?;
+                n += 1;
+            }
+            Ok(n)
+        }
+        other => Err(format!("unknown file type .{other}")),
+    }
+}
+
+/// Checks one file's bytes against its manifest entry.
+fn check_file(report: &mut Report, subject: String, entry: &FileEntry, raw: impl Read) {
+    let mut hashing = Hashing { inner: raw, hasher: Sha256::new(), bytes: 0 };
+    // An attachment is the bytes as uploaded: size and sha256 are all there is to check.
+    let counted = if entry.is_attachment() { Ok(entry.records) } else { count_records(&entry.path, &mut hashing) };
+    // Whatever the decoder left unread still counts toward the hash and size.
+    let drained = io::copy(&mut hashing, &mut io::sink());
+    let sha = hex::encode(hashing.hasher.finalize());
+    let mut problems = Vec::new();
+    if let Err(e) = drained {
+        problems.push(format!("read failed: {e}"));
+    }
+    if hashing.bytes != entry.bytes {
+        problems.push(format!("{} bytes, manifest says {}", hashing.bytes, entry.bytes));
+    }
+    if sha != entry.sha256 {
+        problems.push(format!("sha256 {sha}, manifest says {}", entry.sha256));
+    }
+    match counted {
+        Ok(n) if n != entry.records => problems.push(format!("{n} records, manifest says {}", entry.records)),
+        Ok(_) => {}
+        Err(e) => problems.push(e),
+    }
+    if problems.is_empty() {
+        report.push(true, subject, format!("{} records, {} bytes, sha256 ok", entry.records, entry.bytes));
+    } else {
+        report.push(false, subject, problems.join("; "));
+    }
+}
+
+fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
+    let mut h = Hashing { inner: File::open(path)?, hasher: Sha256::new(), bytes: 0 };
+    io::copy(&mut h, &mut io::sink())?;
+    Ok((h.bytes, hex::encode(h.hasher.finalize())))
+}
+
+/// Whether a tar file ends with its two zero end-of-archive blocks.
+fn ends_with_end_blocks(path: &Path) -> io::Result<bool> {
+    let mut f = File::open(path)?;
+    let len = f.metadata()?.len();
+    if len < 1024 {
+        return Ok(false);
+    }
+    f.seek(SeekFrom::End(-1024))?;
+    let mut tail = vec![0u8; 1024];
+    f.read_exact(&mut tail)?;
+    Ok(tail.iter().all(|&b| b == 0))
+}
+
+pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
+    let path = dir.join("manifest.json");
+    let text = std::fs::read(&path).map_err(|source| VerifyError::Manifest { path: path.clone(), source })?;
+    let manifest: Manifest = serde_json::from_slice(&text).map_err(|source| VerifyError::ManifestJson { path, source })?;
+    let mut report = Report { status: Some(manifest.status), ..Report::default() };
+    if manifest.format_version > MANIFEST_FORMAT_VERSION {
+        report.push(false, "manifest", format!("format_version {} is newer than this ferry reads ({MANIFEST_FORMAT_VERSION}); upgrade ferry", manifest.format_version));
+        return Ok(report);
+    }
+    for r in &manifest.resources {
+        let sum: u64 = r.files.iter().map(|f| f.records).sum();
+        if sum != r.records {
+            report.push(false, format!("resource {}", r.name), format!("files hold {sum} records, resource says {}", r.records));
+        }
+    }
+    // Where each file should be: (archive or "" for loose) -> member -> entry.
+    let mut expected: BTreeMap<String, BTreeMap<String, &FileEntry>> = BTreeMap::new();
+    for f in manifest.resources.iter().flat_map(|r| &r.files) {
+        expected.entry(f.archive.clone().unwrap_or_default()).or_default().insert(f.path.clone(), f);
+    }
+    let archives: BTreeSet<&str> = manifest.archives.iter().map(|a| a.name.as_str()).collect();
+    for name in expected.keys().filter(|k| !k.is_empty()) {
+        if !archives.contains(name.as_str()) {
+            report.push(false, name.clone(), "files name this part, but the manifest's archives do not list it");
+        }
+    }
+
+    for archive in &manifest.archives {
+        let part = dir.join(&archive.name);
+        match sha256_file(&part) {
+            Err(e) => {
+                report.push(false, archive.name.clone(), format!("cannot read: {e}"));
+                continue;
+            }
+            Ok((bytes, sha)) => {
+                let mut problems = Vec::new();
+                if bytes != archive.bytes {
+                    problems.push(format!("{bytes} bytes, manifest says {}", archive.bytes));
+                }
+                if sha != archive.sha256 {
+                    problems.push(format!("sha256 {sha}, manifest says {}", archive.sha256));
+                }
+                if !ends_with_end_blocks(&part).unwrap_or(false) {
+                    problems.push("the end-of-archive blocks are missing (truncated?)".into());
+                }
+                let ok = problems.is_empty();
+                report.push(ok, archive.name.clone(), if ok { format!("{bytes} bytes, sha256 ok, end-of-archive ok") } else { problems.join("; ") });
+            }
+        }
+        let members = expected.get(&archive.name).cloned().unwrap_or_default();
+        let mut seen = BTreeSet::new();
+        let walk = (|| -> io::Result<()> {
+            let mut tar = tar::Archive::new(File::open(&part)?);
+            for entry in tar.entries()? {
+                let entry = entry?;
+                let name = entry.path()?.to_string_lossy().into_owned();
+                let subject = format!("{}:{name}", archive.name);
+                match members.get(&name) {
+                    Some(f) if seen.insert(name.clone()) => check_file(&mut report, subject, f, entry),
+                    Some(_) => report.push(false, subject, "appears twice in the part"),
+                    None => report.push(false, subject, "is not in the manifest for this part (extra member)"),
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = walk {
+            report.push(false, archive.name.clone(), format!("the tar cannot be read to its end: {e}"));
+        }
+        for name in members.keys().filter(|m| !seen.contains(*m)) {
+            report.push(false, format!("{}:{name}", archive.name), "is in the manifest but missing from the part");
+        }
+    }
+
+    if let Some(loose) = expected.get("") {
+        for (name, f) in loose {
+            match File::open(dir.join(name)) {
+                Ok(file) => check_file(&mut report, name.clone(), f, file),
+                Err(e) => report.push(false, name.clone(), format!("is in the manifest but cannot be read: {e}")),
+            }
+        }
+    }
+    let known: BTreeSet<String> = expected.get("").map(|m| m.keys().cloned().collect()).unwrap_or_default();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // Loose attachments live in folders: every file under them must be listed.
+            if e.file_type().is_ok_and(|t| t.is_dir()) && known.iter().any(|k| k.starts_with(&format!("{name}/"))) {
+                unlisted_files(&mut report, &e.path(), &name, &known);
+                continue;
+            }
+            if name != "manifest.json" && !known.contains(&name) && !archives.contains(name.as_str()) {
+                report.push(false, name, "is in the snapshot directory but not in the manifest");
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Flags every file under `dir` (named `prefix/...` in the manifest) that it does not list.
+fn unlisted_files(report: &mut Report, dir: &Path, prefix: &str, known: &BTreeSet<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = format!("{prefix}/{}", e.file_name().to_string_lossy());
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            unlisted_files(report, &e.path(), &name, known);
+        } else if !known.contains(&name) {
+            report.push(false, name, "is in the snapshot directory but not in the manifest");
+        }
+    }
+}

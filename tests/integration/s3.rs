@@ -1,0 +1,149 @@
+//! S3-protocol storage (moto, started by tests/run.sh): blobs read in ranges through the
+//! blob-store trait, delivery with the manifest last, and a delivery killed mid-upload.
+
+use std::io::Read;
+
+use sha2::{Digest, Sha256};
+
+use crate::common::{Platform, ferry, stderr};
+use crate::servers::{self, S3_SECRET};
+
+#[test]
+fn s3_blobs_stream_in_ranges_through_the_blob_store() {
+    let Some((endpoint, bucket)) = servers::s3("s3_blobs") else { return };
+    let platform = Platform::new(0.05, 3);
+    let url = ferry::s3::S3Url::parse(&format!("s3://{bucket}/platform/blobs")).unwrap().unwrap();
+    let s3 = ferry::s3::S3::connect(&url, &servers::s3_settings(&endpoint)).unwrap();
+    let conn = rusqlite::Connection::open(platform.db()).unwrap();
+    let versions: Vec<(String, i64, String)> = conn
+        .prepare("SELECT blob_key, size, sha256 FROM attachment_versions ORDER BY rowid LIMIT 20")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!versions.is_empty());
+    let blobs = platform.dir.path().join("platform/blobs");
+    for (key, ..) in &versions {
+        s3.put(key, std::fs::read(blobs.join(key)).unwrap()).unwrap();
+    }
+    let store = ferry::s3::S3BlobStore::new(s3.clone());
+    use ferry::source::BlobStore;
+    for (key, size, sha) in &versions {
+        let (mut reader, len) = store.open(key).unwrap();
+        assert_eq!(len, Some(*size as u64), "{key}");
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).unwrap();
+        assert_eq!(hex::encode(Sha256::digest(&bytes)), *sha, "{key} read back differently");
+        if *size > 10 {
+            let part = store.read_range(key, 3..*size as u64 - 2).unwrap();
+            assert_eq!(part, bytes[3..*size as usize - 2], "{key}: a ranged read returned other bytes");
+        }
+    }
+    assert!(matches!(store.open("../outside"), Err(ferry::source::BlobError::BadKey { .. })));
+    assert!(matches!(store.open("zz/not-there"), Err(ferry::source::BlobError::Missing { .. })));
+}
+
+const RESOURCES: &str = "[[resource]]\nname = \"users\"\n[[resource]]\nname = \"accounts\"\n[[resource]]\nname = \"transactions\"\n";
+
+fn s3_job(platform: &Platform, name: &str, endpoint: &str, bucket: &str) -> std::path::PathBuf {
+    let path = platform.dir.path().join(format!("{name}.toml"));
+    let text = format!(
+        "[snapshot]\nname = \"{name}\"\nas_of = \"2026-03-31T14:30:22Z\"\n\n[source]\nsqlite = \"platform/platform.db\"\n\n\
+         [output]\ndir = \"s3://{bucket}/exports\"\npart_size = \"64KiB\"\n\n{}\n{RESOURCES}",
+        servers::s3_table(endpoint)
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Snapshot ids under `exports/`, each with its objects (name, size, last modified).
+fn delivered(s3: &ferry::s3::S3) -> std::collections::BTreeMap<String, Vec<(String, u64, chrono::DateTime<chrono::Utc>)>> {
+    let mut by_id = std::collections::BTreeMap::<String, Vec<_>>::new();
+    for o in s3.list("").unwrap() {
+        let key = o.location.to_string();
+        let rest = key.strip_prefix("exports/").expect("everything is under the prefix");
+        let (id, name) = rest.split_once('/').unwrap();
+        by_id.entry(id.to_string()).or_default().push((name.to_string(), o.size, o.last_modified));
+    }
+    by_id
+}
+
+/// Asserts a delivered manifest does not lie: every part and file it names is there,
+/// with its size and sha256.
+fn assert_manifest_true(s3: &ferry::s3::S3, id: &str, objects: &[(String, u64, chrono::DateTime<chrono::Utc>)]) -> serde_json::Value {
+    let manifest: serde_json::Value = serde_json::from_slice(&s3.get(&format!("{id}/manifest.json")).unwrap()).unwrap();
+    let mut expected: Vec<(String, u64, String)> = manifest["archives"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| (a["name"].as_str().unwrap().to_string(), a["bytes"].as_u64().unwrap(), a["sha256"].as_str().unwrap().to_string()))
+        .collect();
+    for r in manifest["resources"].as_array().unwrap() {
+        for f in r["files"].as_array().unwrap().iter().filter(|f| f["archive"].is_null()) {
+            expected.push((f["path"].as_str().unwrap().to_string(), f["bytes"].as_u64().unwrap(), f["sha256"].as_str().unwrap().to_string()));
+        }
+    }
+    assert!(expected.len() > 1, "the test wants several parts: {manifest}");
+    for (name, bytes, sha) in &expected {
+        let found = objects.iter().find(|o| &o.0 == name).unwrap_or_else(|| panic!("manifest names {name}, which was not delivered"));
+        assert_eq!(found.1, *bytes, "{name}: size");
+        assert_eq!(hex::encode(Sha256::digest(s3.get(&format!("{id}/{name}")).unwrap())), *sha, "{name}: sha256");
+    }
+    assert_eq!(objects.len(), expected.len() + 1, "objects beyond the manifest's: {objects:?}");
+    manifest
+}
+
+#[test]
+fn s3_delivery_uploads_every_part_then_the_manifest_last() {
+    let Some((endpoint, bucket)) = servers::s3("s3_delivery") else { return };
+    let platform = Platform::new(0.1, 5);
+    let job = s3_job(&platform, "deliver", &endpoint, &bucket);
+    let out = ferry().arg("run").arg(&job).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("delivered"), "{stdout}");
+    assert!(!stdout.contains(S3_SECRET) && !stderr(&out).contains(S3_SECRET), "the secret key was printed");
+
+    let url = ferry::s3::S3Url::parse(&format!("s3://{bucket}/exports")).unwrap().unwrap();
+    let s3 = ferry::s3::S3::connect(&url, &servers::s3_settings(&endpoint)).unwrap();
+    let by_id = delivered(&s3);
+    assert_eq!(by_id.len(), 1, "{by_id:?}");
+    let (id, objects) = by_id.iter().next().unwrap();
+    let manifest = assert_manifest_true(&s3, id, objects);
+    assert!(!manifest.to_string().contains(S3_SECRET), "the manifest holds the secret key");
+    let manifest_time = objects.iter().find(|o| o.0 == "manifest.json").unwrap().2;
+    assert!(objects.iter().all(|o| o.2 <= manifest_time), "an object was modified after the manifest: {objects:?}");
+
+    // Nothing of the snapshot but its manifest stays on local disk.
+    let local = platform.dir.path().join(".ferry-s3").join(&bucket).join("exports").join(id);
+    let left: Vec<_> = std::fs::read_dir(&local).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("manifest.json")]);
+}
+
+#[test]
+fn a_delivery_killed_mid_upload_leaves_no_manifest_and_a_rerun_completes() {
+    let Some((endpoint, bucket)) = servers::s3("s3_killed") else { return };
+    let platform = Platform::new(0.1, 5);
+    let job = s3_job(&platform, "killed", &endpoint, &bucket);
+    // Dies (abort, no cleanup) once 100 KB were handed to uploads: some parts are whole
+    // objects by then, one is a multipart upload in flight.
+    let killed = ferry().arg("run").arg(&job).env("FERRY_FAULT_S3_ABORT_AFTER_BYTES", "100000").output().unwrap();
+    assert!(!killed.status.success(), "the fault did not fire: {}", String::from_utf8_lossy(&killed.stdout));
+    let url = ferry::s3::S3Url::parse(&format!("s3://{bucket}/exports")).unwrap().unwrap();
+    let s3 = ferry::s3::S3::connect(&url, &servers::s3_settings(&endpoint)).unwrap();
+    let dead = delivered(&s3);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let (dead_id, dead_objects) = dead.iter().next().unwrap();
+    assert!(!dead_objects.is_empty(), "the kill came before any upload finished");
+    assert!(dead_objects.iter().all(|o| o.0 != "manifest.json"), "a killed delivery left a manifest: {dead_objects:?}");
+
+    let rerun = ferry().arg("run").arg(&job).output().unwrap();
+    assert!(rerun.status.success(), "{}", stderr(&rerun));
+    let after = delivered(&s3);
+    let with_manifest: Vec<_> = after.iter().filter(|(_, objs)| objs.iter().any(|o| o.0 == "manifest.json")).collect();
+    assert_eq!(with_manifest.len(), 1, "{after:?}");
+    let (id, objects) = with_manifest[0];
+    assert_ne!(id, dead_id, "the rerun reused the dead snapshot's prefix");
+    assert_manifest_true(&s3, id, objects);
+}
