@@ -6,8 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE="${1:-10}"
 source tests/servers.sh
-cargo build --release --locked --bin ferry >/dev/null
-FERRY="$PWD/target/release/ferry"
+# FERRY_BENCH_PROFILE=debug reuses the test build (no release build on a busy machine).
+PROFILE="${FERRY_BENCH_PROFILE:-release}"
+if [ "$PROFILE" = release ]; then cargo build --release --locked --bin ferry >/dev/null; fi
+FERRY="$PWD/target/$PROFILE/ferry"
+echo "profile: $PROFILE, scale: $SCALE"
 W="$SERVERS_DIR/bench"; mkdir -p "$W"
 export FERRY_CACHE_DIR="$W/cache"
 
