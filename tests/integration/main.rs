@@ -1,6 +1,7 @@
 //! ferry's integration tests: one binary, modules by theme. Plugins used here are built
 //! from source by the normal build (`plugins/testing/`), never committed.
 
+mod attachments;
 mod bad_input;
 mod catalog;
 mod common;

@@ -122,7 +122,8 @@ pub enum PluginError {
     Output { plugin: String, reason: String },
     #[error("plugin `{plugin}` broke the plugin contract and was stopped: {what}")]
     Contract { plugin: String, what: String },
-    #[error("resource `{plugin}`: {message}")]
+    /// A blob was missing or corrupt; `message` names the attachment's uid and sid.
+    #[error("{message}")]
     Attachment { plugin: String, message: String },
 }
 

@@ -19,7 +19,7 @@ pub trait BlobStore: Send + Sync {
 pub enum BlobError {
     #[error("the blob store {store} cannot be opened ({source}); check `[source] blobs` in the job")]
     Store { store: String, source: std::io::Error },
-    #[error("blob `{key}` is not in the blob store {store}; check `[source] blobs` points at the platform's blob store")]
+    #[error("blob `{key}` is missing from the blob store {store}; check `[source] blobs` points at the platform's blob store")]
     Missing { key: String, store: String },
     #[error("blob key {key:?} is not a plain relative path inside the store (no `..`, absolute paths, backslashes or NUL); the source row is corrupt or hostile")]
     BadKey { key: String },
