@@ -14,6 +14,7 @@ RSS (getrusage RUSAGE_CHILDREN). Figures are printed, never asserted.
 
 import argparse
 import hashlib
+import os
 import json
 import resource
 import shutil
@@ -25,7 +26,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FERRY = ROOT / "target" / "release" / "ferry"
+# FERRY_BIN points at another build (the debug one, say) and skips the release build.
+FERRY = Path(os.environ.get("FERRY_BIN", ROOT / "target" / "release" / "ferry"))
 
 
 def job(dir: Path, name: str, archive: str) -> Path:
@@ -75,7 +77,8 @@ def main():
     ap.add_argument("--big-gib", type=float, default=2)
     ap.add_argument("--archive", default="tar", choices=["tar", "none"])
     a = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    if "FERRY_BIN" not in os.environ:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     with tempfile.TemporaryDirectory(prefix="ferry-att-bench-") as tmp:
         tmp = Path(tmp)
         subprocess.run([FERRY, "demo", "--out", tmp / "platform", "--scale", str(a.scale), "--seed", "1"], check=True, stdout=subprocess.DEVNULL)
@@ -106,7 +109,7 @@ def main():
         n, b = copied(tmp / "out-big")
         rows.append((f"big ({a.big_gib:g} GiB)", n, b, wall, rss))
 
-    print(f"attachments benchmark (archive = {a.archive}, release build)")
+    print(f"attachments benchmark (archive = {a.archive}, {FERRY})")
     print(f"{'run':<16}{'versions':>10}{'MB':>10}{'wall s':>9}{'MB/s':>9}{'peak RSS MiB':>14}")
     for name, n, b, wall, rss in rows:
         print(f"{name:<16}{n:>10}{b / 1e6:>10.1f}{wall:>9.2f}{b / 1e6 / wall:>9.1f}{rss / (1 << 20):>14.0f}")
