@@ -29,10 +29,10 @@ AS_OF_MICROS = 1774967422000000
 RESOURCES = ["users", "accounts", "transactions"]
 
 
-def run(cmd, **kw):
+def run(cmd, env=None, **kw):
     """Runs a command; returns (wall seconds, peak RSS MiB of it and its children)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, **kw)
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, **kw)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     if status != 0:
@@ -66,9 +66,9 @@ def ferry_job(work, dir, name, fmt, gzip, codec="null"):
     return job, out
 
 
-def ferry_run(ferry, work, dir, name, fmt, gzip=True, codec="null"):
+def ferry_run(ferry, work, dir, name, fmt, gzip=True, codec="null", env=None):
     job, out = ferry_job(work, dir, name, fmt, gzip, codec)
-    wall, rss = run([ferry, "run", job], stdout=subprocess.DEVNULL)
+    wall, rss = run([ferry, "run", "--progress", "none", job], env=env, stdout=subprocess.DEVNULL)
     snap = next(p for p in out.iterdir() if not p.name.startswith(".") and p.is_dir())
     m = json.loads((snap / "manifest.json").read_text())
     records = sum(r["records"] for r in m["resources"])
@@ -171,6 +171,8 @@ def main():
     for fmt in ["avro", "csv", "jsonl"]:
         results[fmt] = ferry_run(ferry, work, dir, f"{fmt}-gz", fmt)
     raw = ferry_run(ferry, work, dir, "avro-raw", "avro", gzip=False)
+    # "Before": gzip on one thread (ferry's first version), for the before/after figures.
+    single = ferry_run(ferry, work, dir, "avro-gz-1thread", "avro", env={"FERRY_GZIP_THREADS": "1"})
     records = results["avro"]["records"]
     print(f"\n{records:,} records (users + accounts + transactions), scale {args.scale}, as_of {AS_OF}\n")
     print(f"{'run':<34} {'wall s':>8} {'records/s':>12} {'MB/s':>8} {'RSS MiB':>8}")
@@ -179,6 +181,7 @@ def main():
         sq = sqlite_baseline(work, dir)
         fa = fastavro_baseline(work, dir, results["avro"]["snapshot"] / "manifest.json")
     row("ferry avro (no gzip, no codec)", raw, records, raw["raw_bytes"])
+    row("ferry avro + gzip, 1 gzip thread", single, records, single["raw_bytes"], None if args.skip_baselines else fa, "fastavro")
     row("ferry avro + gzip", results["avro"], records, results["avro"]["raw_bytes"], None if args.skip_baselines else fa, "fastavro")
     row("ferry csv + gzip", results["csv"], records, results["csv"]["raw_bytes"], None if args.skip_baselines else sq, "sqlite3|gzip")
     row("ferry jsonl + gzip", results["jsonl"], records, results["jsonl"]["raw_bytes"])

@@ -176,12 +176,12 @@ fn run_recorded(job: &Job, options: &RunOptions, snapshot_id: &str, record: &mut
 
     let mut archives = Vec::new();
     if let Some(part_size) = job.tar_part_size {
-        archives = pack_tables(staging.dir(), &mut entries, created_at, job.as_of, part_size)
-            .map_err(|source| RunError::Staging(StagingError::Write { path: staging.dir().into(), source }))?;
-        archives.extend(
-            pack_attachments(staging.dir(), &mut entries, created_at, job.as_of, part_size)
-                .map_err(|source| RunError::Staging(StagingError::Write { path: staging.dir().into(), source }))?,
-        );
+        // Tables first, then attachments in parts of their own.
+        for attachments in [false, true] {
+            let parts = pack(staging.dir(), &mut entries, attachments, created_at, job.as_of, part_size)
+                .map_err(|source| RunError::Staging(StagingError::Write { path: staging.dir().into(), source }))?;
+            archives.extend(parts);
+        }
     }
     let manifest = Manifest {
         format_version: MANIFEST_FORMAT_VERSION,
@@ -200,61 +200,37 @@ fn run_recorded(job: &Job, options: &RunOptions, snapshot_id: &str, record: &mut
     Ok(RunReport { snapshot_dir, manifest, delivered: None })
 }
 
-/// Packs every resource file, in job order, into tar parts and records where each went.
-fn pack_tables(
+/// Packs the table files (or the attachment files), in job order, into
+/// `snapshot_{tables|attachments}_partN_<stamp>.tar` parts and records where each went.
+fn pack(
     dir: &Path,
     entries: &mut [ResourceEntry],
+    attachments: bool,
     created_at: DateTime<Utc>,
     as_of: DateTime<Utc>,
     part_size: u64,
 ) -> std::io::Result<Vec<ArchiveEntry>> {
-    // Attachments go into parts of their own (`pack_attachments`).
-    let files: Vec<String> = entries.iter().flat_map(|e| e.files.iter().filter(|f| !f.is_attachment()).map(|f| f.path.clone())).collect();
-    let stamp = created_at.format("%Y-%m-%d-%H%M%S").to_string();
-    let parts = archive::pack(dir, &files, "tables", &stamp, part_size, as_of.timestamp().max(0) as u64)?;
-    for part in &parts {
-        for member in &part.members {
-            for f in entries.iter_mut().flat_map(|e| e.files.iter_mut()).filter(|f| &f.path == member) {
-                f.archive = Some(part.name.clone());
-            }
-        }
-    }
-    Ok(parts
-        .into_iter()
-        .map(|p| ArchiveEntry { name: p.name, bytes: p.stats.bytes, sha256: p.stats.sha256, kind: "tables".into(), part: p.number })
-        .collect())
-}
-
-/// Packs every attachment file, in job order, into `snapshot_attachments_partN_<stamp>.tar`
-/// parts, records where each went, and removes the folders packing emptied.
-fn pack_attachments(
-    dir: &Path,
-    entries: &mut [ResourceEntry],
-    created_at: DateTime<Utc>,
-    as_of: DateTime<Utc>,
-    part_size: u64,
-) -> std::io::Result<Vec<ArchiveEntry>> {
-    let files: Vec<String> = entries.iter().flat_map(|e| e.files.iter().filter(|f| f.is_attachment()).map(|f| f.path.clone())).collect();
+    let kind = if attachments { "attachments" } else { "tables" };
+    let files: Vec<String> =
+        entries.iter().flat_map(|e| e.files.iter().filter(|f| f.is_attachment() == attachments).map(|f| f.path.clone())).collect();
     if files.is_empty() {
         return Ok(Vec::new());
     }
     let stamp = created_at.format("%Y-%m-%d-%H%M%S").to_string();
-    let parts = archive::pack(dir, &files, "attachments", &stamp, part_size, as_of.timestamp().max(0) as u64)?;
-    let mut part_of = std::collections::HashMap::new();
-    for part in &parts {
-        for member in &part.members {
-            part_of.insert(member.as_str(), part.name.clone());
+    let parts = archive::pack(dir, &files, kind, &stamp, part_size, as_of.timestamp().max(0) as u64)?;
+    let part_of: std::collections::HashMap<&str, &str> =
+        parts.iter().flat_map(|p| p.members.iter().map(move |m| (m.as_str(), p.name.as_str()))).collect();
+    for f in entries.iter_mut().flat_map(|e| e.files.iter_mut()).filter(|f| f.is_attachment() == attachments) {
+        f.archive = part_of.get(f.path.as_str()).map(|p| p.to_string());
+    }
+    if attachments {
+        for e in entries.iter().filter(|e| e.files.iter().any(|f| f.is_attachment())) {
+            crate::attachments::remove_empty_dirs(&dir.join(&e.name));
         }
-    }
-    for f in entries.iter_mut().flat_map(|e| e.files.iter_mut()).filter(|f| f.is_attachment()) {
-        f.archive = part_of.get(f.path.as_str()).cloned();
-    }
-    for e in entries.iter().filter(|e| e.files.iter().any(|f| f.is_attachment())) {
-        crate::attachments::remove_empty_dirs(&dir.join(&e.name));
     }
     Ok(parts
         .into_iter()
-        .map(|p| ArchiveEntry { name: p.name, bytes: p.stats.bytes, sha256: p.stats.sha256, kind: "attachments".into(), part: p.number })
+        .map(|p| ArchiveEntry { name: p.name, bytes: p.stats.bytes, sha256: p.stats.sha256, kind: kind.into(), part: p.number })
         .collect())
 }
 

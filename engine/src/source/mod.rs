@@ -41,6 +41,25 @@ pub trait RowStream: Send {
     fn next_batch(&mut self) -> Result<Option<RowBatch>, SourceError>;
 }
 
+/// The consumer's end of a reader thread: batches arrive over a bounded channel, and
+/// the reader's explicit end (`Ok(None)`) tells "no more rows" from "the reader died".
+pub(crate) struct ChannelStream {
+    pub(crate) rx: std::sync::mpsc::Receiver<Result<Option<RowBatch>, SourceError>>,
+    pub(crate) table: String,
+    pub(crate) done: bool,
+}
+
+impl RowStream for ChannelStream {
+    fn next_batch(&mut self) -> Result<Option<RowBatch>, SourceError> {
+        if self.done {
+            return Ok(None);
+        }
+        let next = self.rx.recv().unwrap_or_else(|_| Err(SourceError::ReaderGone { table: self.table.clone() }));
+        self.done = !matches!(next, Ok(Some(_)));
+        next
+    }
+}
+
 /// Where the platform's tables come from.
 pub trait Source: Send + Sync {
     /// The table's column names, or `None` when there is no such table.

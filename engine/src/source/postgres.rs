@@ -16,7 +16,7 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 use std::time::{Duration, SystemTime};
 
 use postgres::types::{FromSql, ToSql, Type};
@@ -283,7 +283,7 @@ impl Source for PostgresSource {
             .name(format!("ferry-pg-{table}"))
             .spawn(move || read_rows(client, &sql, &params, &reader_table, tx))
             .expect("spawning a reader thread");
-        Ok(Box::new(PostgresStream { rx, table, done: false }))
+        Ok(Box::new(super::ChannelStream { rx, table, done: false }))
     }
 }
 
@@ -432,26 +432,6 @@ pub(crate) fn numeric_text(b: &[u8]) -> Result<String, String> {
         out.push_str(&frac);
     }
     Ok(out)
-}
-
-struct PostgresStream {
-    rx: Receiver<Result<Option<RowBatch>, SourceError>>,
-    table: String,
-    done: bool,
-}
-
-impl RowStream for PostgresStream {
-    fn next_batch(&mut self) -> Result<Option<RowBatch>, SourceError> {
-        if self.done {
-            return Ok(None);
-        }
-        let next = match self.rx.recv() {
-            Ok(next) => next,
-            Err(_) => Err(SourceError::ReaderGone { table: self.table.clone() }),
-        };
-        self.done = !matches!(next, Ok(Some(_)));
-        next
-    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! and a slow plugin stops the reader instead of letting rows pile up.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
@@ -136,7 +136,7 @@ impl Source for SqliteSource {
             .name(format!("ferry-read-{table}"))
             .spawn(move || read_rows(conn, &sql, &params, ncols, &reader_table, tx))
             .expect("spawning a reader thread");
-        Ok(Box::new(SqliteStream { rx, table, done: false }))
+        Ok(Box::new(super::ChannelStream { rx, table, done: false }))
     }
 }
 
@@ -187,27 +187,6 @@ fn read_rows(
         let _ = tx.send(Err(SourceError::Query { table: table.into(), source: e }));
     }
 }
-
-struct SqliteStream {
-    rx: Receiver<Result<Option<RowBatch>, SourceError>>,
-    table: String,
-    done: bool,
-}
-
-impl RowStream for SqliteStream {
-    fn next_batch(&mut self) -> Result<Option<RowBatch>, SourceError> {
-        if self.done {
-            return Ok(None);
-        }
-        let next = match self.rx.recv() {
-            Ok(next) => next,
-            Err(_) => Err(SourceError::ReaderGone { table: self.table.clone() }),
-        };
-        self.done = !matches!(next, Ok(Some(_)));
-        next
-    }
-}
-
 
 #[cfg(test)]
 mod tests {
