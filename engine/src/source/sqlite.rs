@@ -74,22 +74,43 @@ fn build_sql(query: &TableQuery, select: &str) -> Result<(String, Vec<i64>), Sou
     Ok((sql, params))
 }
 
-fn order_clause(query: &TableQuery) -> Result<String, SourceError> {
-    Ok(match (query.order_by, &query.range) {
-        (Some(col), _) => format!(" ORDER BY {}, rowid", quote_ident(col)?),
-        (None, Some(range)) => format!(" ORDER BY {}, rowid", quote_ident(range.column)?),
-        (None, None) => " ORDER BY rowid".into(),
-    })
+/// A window is read through its index only when it is selective. The index hands rows
+/// back in `transacted_at` order, one random table lookup each; for a window holding most
+/// of the table (months = "all", 24 of 36 months) a sequential scan in rowid order with
+/// the same WHERE clause is several times faster (measured: 1M transactions, "all",
+/// 5.3 s of reader wait through the index). The filter stays in the SQL either way.
+const INDEX_MAX_SHARE: u64 = 4; // use the index when the window holds <= 1/4 of the rows
+
+/// The full SELECT for a read, and its parameters.
+fn select_sql(conn: &Connection, query: &TableQuery) -> Result<(String, Vec<i64>), SourceError> {
+    let select = query.columns.iter().map(|c| quote_ident(c)).collect::<Result<Vec<_>, _>>()?.join(", ");
+    let (mut sql, params) = build_sql(query, &select)?;
+    let err = |e| SourceError::Query { table: query.table.into(), source: e };
+    let selective = || -> Result<bool, SourceError> {
+        let (count_sql, count_params) = build_sql(query, "count(*)")?;
+        let hits: i64 = conn.query_row(&count_sql, rusqlite::params_from_iter(count_params), |r| r.get(0)).map_err(err)?;
+        let total: i64 = conn.query_row(&format!("SELECT count(*) FROM {}", quote_ident(query.table)?), [], |r| r.get(0)).map_err(err)?;
+        Ok((hits as u64) * INDEX_MAX_SHARE <= total as u64)
+    };
+    match (query.order_by, &query.range) {
+        (Some(col), _) => sql.push_str(&format!(" ORDER BY {}, rowid", quote_ident(col)?)),
+        (None, Some(range)) if selective()? => sql.push_str(&format!(" ORDER BY {}, rowid", quote_ident(range.column)?)),
+        (None, Some(_)) => {
+            let table = quote_ident(query.table)?;
+            sql = sql.replacen(&format!("FROM {table}"), &format!("FROM {table} NOT INDEXED"), 1);
+            sql.push_str(" ORDER BY rowid");
+        }
+        (None, None) => sql.push_str(" ORDER BY rowid"),
+    }
+    Ok((sql, params))
 }
 
 impl SqliteSource {
     /// SQLite's plan for a read (`EXPLAIN QUERY PLAN`), one step per line: how a range
     /// filter is pushed down (`SEARCH ... USING INDEX`) rather than scanned.
     pub fn query_plan(&self, query: &TableQuery) -> Result<String, SourceError> {
-        let select = query.columns.iter().map(|c| quote_ident(c)).collect::<Result<Vec<_>, _>>()?.join(", ");
-        let (mut sql, params) = build_sql(query, &select)?;
-        sql.push_str(&order_clause(query)?);
         let conn = self.connect()?;
+        let (sql, params) = select_sql(&conn, query)?;
         let err = |e| SourceError::Query { table: query.table.into(), source: e };
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).map_err(err)?;
         let steps = stmt
@@ -122,10 +143,8 @@ impl Source for SqliteSource {
     }
 
     fn open(&self, query: &TableQuery) -> Result<Box<dyn RowStream>, SourceError> {
-        let select = query.columns.iter().map(|c| quote_ident(c)).collect::<Result<Vec<_>, _>>()?.join(", ");
-        let (mut sql, params) = build_sql(query, &select)?;
-        sql.push_str(&order_clause(query)?);
         let conn = self.connect()?;
+        let (sql, params) = select_sql(&conn, query)?;
         // Prepare here so a bad query is reported by `open`, not by the first batch.
         conn.prepare(&sql).map_err(|e| SourceError::Query { table: query.table.into(), source: e })?;
         let (tx, rx) = sync_channel(2);
@@ -201,7 +220,8 @@ mod tests {
         conn.execute_batch(
             "CREATE TABLE transactions (guid TEXT, transacted_at INTEGER);
              CREATE INDEX transactions_transacted_at ON transactions (transacted_at);
-             INSERT INTO transactions VALUES ('a', 10), ('b', 20), ('c', 30), ('d', 40);",
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
+             INSERT INTO transactions SELECT 'g' || i, i * 10 FROM n;",
         )
         .unwrap();
         drop(conn);
@@ -210,16 +230,24 @@ mod tests {
         let query = TableQuery {
             table: "transactions",
             columns: &columns,
-            range: Some(Range { column: "transacted_at", start: Some(20), end: Some(40) }),
+            range: Some(Range { column: "transacted_at", start: Some(200), end: Some(400) }),
             order_by: None,
         };
         let plan = source.query_plan(&query).unwrap();
         assert!(plan.contains("USING INDEX transactions_transacted_at"), "{plan}");
         assert!(!plan.contains("SCAN"), "{plan}");
-        assert_eq!(source.count(&query).unwrap(), 2);
+        assert_eq!(source.count(&query).unwrap(), 20);
         let mut stream = source.open(&query).unwrap();
         let batch = stream.next_batch().unwrap().unwrap();
-        assert_eq!(batch.rows, 2);
+        assert_eq!(batch.rows, 20);
+        assert!(stream.next_batch().unwrap().is_none());
+
+        // A window holding most of the table is a sequential scan, still filtered in SQL.
+        let wide = TableQuery { range: Some(Range { column: "transacted_at", start: None, end: Some(905) }), ..query };
+        let plan = source.query_plan(&wide).unwrap();
+        assert!(plan.contains("SCAN transactions") && !plan.contains("INDEX"), "{plan}");
+        let mut stream = source.open(&wide).unwrap();
+        assert_eq!(stream.next_batch().unwrap().unwrap().rows, 90);
         assert!(stream.next_batch().unwrap().is_none());
     }
 }

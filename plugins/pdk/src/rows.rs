@@ -61,14 +61,25 @@ pub struct Rows {
     batch: Vec<u8>,
     pos: usize,
     left: u32,
-    offsets: Vec<u32>,
+    cells: Vec<Slot>,
     done: bool,
+}
+
+/// A cell decoded once when its row is split: values inline, text and blobs as a span
+/// of the batch (text already checked to be UTF-8).
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(u32, u32),
+    Blob(u32, u32),
 }
 
 /// One row: a cell per requested column, in request order.
 pub struct Row<'a> {
     data: &'a [u8],
-    offsets: &'a [u32],
+    cells: &'a [Slot],
     columns: &'a [String],
     table: &'a str,
 }
@@ -82,7 +93,7 @@ impl Rows {
             batch: Vec::new(),
             pos: 0,
             left: 0,
-            offsets: Vec::new(),
+            cells: Vec::new(),
             done: false,
         }
     }
@@ -105,15 +116,27 @@ impl Rows {
                 None => self.done = true,
             }
         }
-        self.offsets.clear();
+        self.cells.clear();
         for _ in 0..self.columns.len() {
-            self.offsets.push(self.pos as u32);
-            self.pos = skip_cell(&self.batch, self.pos).ok_or_else(|| self.corrupt("a cell is cut short"))?;
+            let (cell, next) = decode_cell(&self.batch, self.pos).ok_or_else(|| self.corrupt("a cell is cut short"))?;
+            let span = |b: &[u8]| ((b.as_ptr() as usize - self.batch.as_ptr() as usize) as u32, b.len() as u32);
+            self.cells.push(match cell {
+                Cell::Null => Slot::Null,
+                Cell::Integer(n) => Slot::Integer(n),
+                Cell::Real(r) => Slot::Real(r),
+                Cell::Text(t) => {
+                    let (at, len) = span(t.as_bytes());
+                    Slot::Text(at, len)
+                }
+                Cell::Blob(b) => {
+                    let (at, len) = span(b);
+                    Slot::Blob(at, len)
+                }
+            });
+            self.pos = next;
         }
-        let end = self.pos as u32;
-        self.offsets.push(end);
         self.left -= 1;
-        Ok(Some(Row { data: &self.batch, offsets: &self.offsets, columns: &self.columns, table: &self.table }))
+        Ok(Some(Row { data: &self.batch, cells: &self.cells, columns: &self.columns, table: &self.table }))
     }
 
     fn corrupt(&self, what: &str) -> Error {
@@ -124,8 +147,18 @@ impl Rows {
 impl<'a> Row<'a> {
     /// The cell of the `i`th requested column.
     pub fn cell(&self, i: usize) -> Cell<'a> {
-        // Offsets were checked when the row was split, so decoding cannot run short.
-        decode_cell(self.data, self.offsets[i] as usize).map(|(c, _)| c).unwrap_or(Cell::Null)
+        match self.cells[i] {
+            Slot::Null => Cell::Null,
+            Slot::Integer(n) => Cell::Integer(n),
+            Slot::Real(r) => Cell::Real(r),
+            Slot::Text(at, len) => {
+                let bytes = &self.data[at as usize..(at + len) as usize];
+                // SAFETY: `Rows::next` took this span from a `&str` that `from_utf8`
+                // checked, and the batch cannot change while this row borrows it.
+                Cell::Text(unsafe { core::str::from_utf8_unchecked(bytes) })
+            }
+            Slot::Blob(at, len) => Cell::Blob(&self.data[at as usize..(at + len) as usize]),
+        }
     }
 
     /// The cell of the named column.
@@ -190,8 +223,4 @@ fn decode_cell(data: &[u8], pos: usize) -> Option<(Cell<'_>, usize)> {
         }
         _ => return None,
     })
-}
-
-fn skip_cell(data: &[u8], pos: usize) -> Option<usize> {
-    decode_cell(data, pos).map(|(_, p)| p)
 }
