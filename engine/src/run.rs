@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::formats::{FileFormat, Format};
 use crate::job::{Job, OnError, PluginRef, ResourceSpec};
 use crate::package::{
-    ArchiveEntry, FileEntry, archive, MANIFEST_FORMAT_VERSION, Manifest, PluginEntry, ResourceEntry, ResourceFailure, ResourceFiles, Staging,
+    ArchiveEntry, FileEntry, archive::{self, PartDir, PartSink}, MANIFEST_FORMAT_VERSION, Manifest, PluginEntry, ResourceEntry, ResourceFailure, ResourceFiles, Staging,
     StagingError, StageTimes, Status, WindowEntry, WrittenFile,
 };
 use crate::runtime::{Events, ExportJob, ExportRequest, Origin, Plugin, PluginError, Range, RecordSink, Runtime};
@@ -101,15 +101,41 @@ pub fn run(job: &Job, options: &RunOptions) -> Result<RunReport, RunError> {
     // Bad S3 settings fail the run before anything is exported.
     let delivery = job.delivery.as_ref().map(|url| crate::s3::S3::connect(url, &job.s3)).transpose()?;
     let mut record = crate::catalog::Recorder::begin(job, &snapshot_id)?;
-    let result = run_recorded(job, options, &snapshot_id, &mut record);
-    let mut report = record.finish(result, |report| &report.snapshot_dir)?;
-    if let Some(s3) = delivery {
-        report.delivered = Some(crate::s3::deliver(&s3, &report.snapshot_dir, snapshot_id.as_str())?);
+    if let Some(s3) = &delivery {
+        remove_failed_deliveries(s3, &record, options);
     }
-    Ok(report)
+    let result = run_recorded(job, options, &snapshot_id, &mut record, delivery.as_ref());
+    if let (Err(_), Some(s3)) = (&result, &delivery) {
+        // Whatever went up of a failed run is of no use to anyone.
+        let _ = crate::s3::remove_snapshot(s3, &snapshot_id);
+    }
+    record.finish(result, |report| &report.snapshot_dir)
 }
 
-fn run_recorded(job: &Job, options: &RunOptions, snapshot_id: &str, record: &mut crate::catalog::Recorder) -> Result<RunReport, RunError> {
+/// Removes the objects of deliveries the catalog records as failed (a run killed
+/// mid-upload is settled `failed` when the next run begins). Snapshots the catalog does
+/// not know (another machine's, say) are left alone.
+fn remove_failed_deliveries(s3: &crate::s3::S3, record: &crate::catalog::Recorder, options: &RunOptions) {
+    let Ok(objects) = s3.list("") else { return };
+    let prefix = s3.url().key("");
+    let ids: std::collections::BTreeSet<String> = objects
+        .iter()
+        .filter_map(|o| o.location.as_ref().strip_prefix(prefix.as_str())?.split_once('/').map(|(id, _)| id.to_string()))
+        .collect();
+    for id in ids.into_iter().filter(|id| record.is_failed(id)) {
+        if let Ok(n) = crate::s3::remove_snapshot(s3, &id) {
+            options.events.log("ferry", crate::runtime::Level::Info, &format!("removed {n} objects of failed delivery {id}"));
+        }
+    }
+}
+
+fn run_recorded(
+    job: &Job,
+    options: &RunOptions,
+    snapshot_id: &str,
+    record: &mut crate::catalog::Recorder,
+    s3: Option<&crate::s3::S3>,
+) -> Result<RunReport, RunError> {
     let created_at = Utc::now();
     if let Some(demo) = job.source.demo
         && !job.source.sqlite.is_file()
@@ -174,13 +200,28 @@ fn run_recorded(job: &Job, options: &RunOptions, snapshot_id: &str, record: &mut
         return Err(RunError::Failed { failures }); // `staging` drops: nothing is published
     }
 
+    // With S3 delivery, parts stream into uploads and loose files go up one by one.
+    let mut delivery = s3.map(|s3| crate::s3::Delivery::new(s3, snapshot_id));
     let mut archives = Vec::new();
     if let Some(part_size) = job.tar_part_size {
         // Tables first, then attachments in parts of their own.
         for attachments in [false, true] {
-            let parts = pack(staging.dir(), &mut entries, attachments, created_at, job.as_of, part_size)
-                .map_err(|source| RunError::Staging(StagingError::Write { path: staging.dir().into(), source }))?;
-            archives.extend(parts);
+            let packed = match &mut delivery {
+                Some(d) => pack(staging.dir(), &mut entries, attachments, created_at, job.as_of, part_size, d),
+                None => pack(staging.dir(), &mut entries, attachments, created_at, job.as_of, part_size, &mut PartDir(staging.dir().into())),
+            };
+            archives.extend(packed.map_err(|e| match crate::s3::s3_error(e) {
+                Ok(e) => RunError::S3(e),
+                Err(source) => RunError::Staging(StagingError::Write { path: staging.dir().into(), source }),
+            })?);
+        }
+    }
+    if let Some(d) = &mut delivery {
+        for f in entries.iter().flat_map(|e| &e.files).filter(|f| f.archive.is_none()) {
+            d.upload_file(&staging.dir().join(&f.path), &f.path)?;
+        }
+        for e in entries.iter().filter(|e| e.files.iter().any(|f| f.is_attachment())) {
+            crate::attachments::remove_empty_dirs(&staging.dir().join(&e.name));
         }
     }
     let manifest = Manifest {
@@ -196,12 +237,22 @@ fn run_recorded(job: &Job, options: &RunOptions, snapshot_id: &str, record: &mut
         archives,
         resources: entries,
     };
+    let delivered = match delivery {
+        Some(d) => {
+            let delivered = d.finish(manifest.to_json())?;
+            // The local copy records where the snapshot went; the catalog checks it.
+            staging.record_delivery(&crate::package::DeliveryRecord::new(&delivered.url, &manifest))?;
+            Some(delivered)
+        }
+        None => None,
+    };
     let snapshot_dir = staging.publish(&manifest)?;
-    Ok(RunReport { snapshot_dir, manifest, delivered: None })
+    Ok(RunReport { snapshot_dir, manifest, delivered })
 }
 
 /// Packs the table files (or the attachment files), in job order, into
-/// `snapshot_{tables|attachments}_partN_<stamp>.tar` parts and records where each went.
+/// `snapshot_{tables|attachments}_partN_<stamp>.tar` parts handed to `sink`, and records
+/// where each went.
 fn pack(
     dir: &Path,
     entries: &mut [ResourceEntry],
@@ -209,6 +260,7 @@ fn pack(
     created_at: DateTime<Utc>,
     as_of: DateTime<Utc>,
     part_size: u64,
+    sink: &mut impl PartSink,
 ) -> std::io::Result<Vec<ArchiveEntry>> {
     let kind = if attachments { "attachments" } else { "tables" };
     let files: Vec<String> =
@@ -217,7 +269,7 @@ fn pack(
         return Ok(Vec::new());
     }
     let stamp = created_at.format("%Y-%m-%d-%H%M%S").to_string();
-    let parts = archive::pack(dir, &files, kind, &stamp, part_size, as_of.timestamp().max(0) as u64)?;
+    let parts = archive::pack(dir, &files, kind, &stamp, part_size, as_of.timestamp().max(0) as u64, sink)?;
     let part_of: std::collections::HashMap<&str, &str> =
         parts.iter().flat_map(|p| p.members.iter().map(move |m| (m.as_str(), p.name.as_str()))).collect();
     for f in entries.iter_mut().flat_map(|e| e.files.iter_mut()).filter(|f| f.is_attachment() == attachments) {
@@ -230,7 +282,7 @@ fn pack(
     }
     Ok(parts
         .into_iter()
-        .map(|p| ArchiveEntry { name: p.name, bytes: p.stats.bytes, sha256: p.stats.sha256, kind: kind.into(), part: p.number })
+        .map(|p| ArchiveEntry { name: p.name, bytes: p.bytes, sha256: p.sha256, kind: kind.into(), part: p.number })
         .collect())
 }
 

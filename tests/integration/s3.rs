@@ -115,10 +115,42 @@ fn s3_delivery_uploads_every_part_then_the_manifest_last() {
     let manifest_time = objects.iter().find(|o| o.0 == "manifest.json").unwrap().2;
     assert!(objects.iter().all(|o| o.2 <= manifest_time), "an object was modified after the manifest: {objects:?}");
 
-    // Nothing of the snapshot but its manifest stays on local disk.
-    let local = platform.dir.path().join(".ferry-s3").join(&bucket).join("exports").join(id);
-    let left: Vec<_> = std::fs::read_dir(&local).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(left, vec![std::ffi::OsString::from("manifest.json")]);
+    // Nothing of the snapshot but its manifest and the record of the delivery stays on
+    // local disk, and the catalog holds it completed.
+    let root = platform.dir.path().join(".ferry-s3").join(&bucket).join("exports");
+    let mut left: Vec<_> = std::fs::read_dir(root.join(id)).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    left.sort();
+    assert_eq!(left, ["delivery.json", "manifest.json"]);
+    assert_eq!(catalog_status(&root, id), "completed");
+}
+
+/// The status the output root's catalog gives snapshot `id`.
+fn catalog_status(root: &std::path::Path, id: &str) -> String {
+    let out = ferry().args(["snapshots", "show", "--json", id, "--dir"]).arg(root).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["status"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn a_delivery_that_fails_is_recorded_failed_and_leaves_nothing_behind() {
+    let Some((endpoint, bucket)) = servers::s3("s3_fails") else { return };
+    let platform = Platform::new(0.05, 6);
+    // A bucket that does not exist: the first upload fails.
+    let missing = format!("{bucket}-gone");
+    let job = s3_job(&platform, "fails", &endpoint, &missing);
+    let out = ferry().arg("run").arg(&job).output().unwrap();
+    assert!(!out.status.success(), "a delivery into a missing bucket succeeded");
+    let err = stderr(&out);
+    assert!(err.contains(&missing), "the error does not name the bucket: {err}");
+    assert!(!err.contains(S3_SECRET), "the secret key was printed");
+    let root = platform.dir.path().join(".ferry-s3").join(&missing).join("exports");
+    let ids: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| !n.starts_with("catalog.db")).collect();
+    assert!(ids.is_empty(), "a failed delivery left {ids:?} locally");
+    let list = ferry().args(["snapshots", "list", "--all", "--json", "--dir"]).arg(&root).output().unwrap();
+    let rows: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let statuses: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["failed"], "{rows}");
 }
 
 #[test]
@@ -138,12 +170,72 @@ fn a_delivery_killed_mid_upload_leaves_no_manifest_and_a_rerun_completes() {
     assert!(!dead_objects.is_empty(), "the kill came before any upload finished");
     assert!(dead_objects.iter().all(|o| o.0 != "manifest.json"), "a killed delivery left a manifest: {dead_objects:?}");
 
+    // Parts went straight into uploads: none was ever written to local disk.
+    let root = platform.dir.path().join(".ferry-s3").join(&bucket).join("exports");
+    let staged: Vec<String> = std::fs::read_dir(root.join(format!(".staging-{dead_id}")))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert!(staged.iter().all(|n| !n.ends_with(".tar")), "a part was staged on local disk: {staged:?}");
+
     let rerun = ferry().arg("run").arg(&job).output().unwrap();
     assert!(rerun.status.success(), "{}", stderr(&rerun));
     let after = delivered(&s3);
-    let with_manifest: Vec<_> = after.iter().filter(|(_, objs)| objs.iter().any(|o| o.0 == "manifest.json")).collect();
-    assert_eq!(with_manifest.len(), 1, "{after:?}");
-    let (id, objects) = with_manifest[0];
+    // The dead delivery was settled failed and its objects removed; the rerun's is whole.
+    assert_eq!(after.len(), 1, "{after:?}");
+    let (id, objects) = after.iter().next().unwrap();
     assert_ne!(id, dead_id, "the rerun reused the dead snapshot's prefix");
     assert_manifest_true(&s3, id, objects);
+    assert_eq!(catalog_status(&root, dead_id), "failed");
+    assert_eq!(catalog_status(&root, id), "completed");
+}
+
+#[test]
+fn attachments_read_from_s3_blobs_equal_those_read_from_a_directory() {
+    let Some((endpoint, bucket)) = servers::s3("s3_attachments") else { return };
+    let platform = Platform::new(0.05, 8);
+    let url = ferry::s3::S3Url::parse(&format!("s3://{bucket}/platform/blobs")).unwrap().unwrap();
+    let s3 = ferry::s3::S3::connect(&url, &servers::s3_settings(&endpoint)).unwrap();
+    let blobs = platform.dir.path().join("platform/blobs");
+    let mut stack = vec![blobs.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let path = e.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let key = path.strip_prefix(&blobs).unwrap().to_str().unwrap().to_string();
+                s3.put(&key, std::fs::read(&path).unwrap()).unwrap();
+            }
+        }
+    }
+    let resources = "[[resource]]\nname = \"attachments\"";
+    let snapshot = |name: &str, blobs_line: &str| -> (std::path::PathBuf, serde_json::Value) {
+        let text = std::fs::read_to_string(platform.job(name, "archive = \"tar\"\npart_size = \"256KiB\"", resources))
+            .unwrap()
+            .replace("blobs = \"platform/blobs\"", blobs_line)
+            .replace("dir = \"out\"", &format!("dir = \"out-{name}\""));
+        let job = platform.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&job, format!("{text}\n{}", servers::s3_table(&endpoint))).unwrap();
+        let out = ferry().arg("run").arg(&job).output().unwrap();
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        let snap = crate::common::snapshots(&platform.dir.path().join(format!("out-{name}"))).pop().unwrap();
+        let verify = ferry().arg("verify").arg(&snap).output().unwrap();
+        assert!(verify.status.success(), "{name}: verify: {}", String::from_utf8_lossy(&verify.stdout));
+        let manifest = serde_json::from_slice(&std::fs::read(snap.join("manifest.json")).unwrap()).unwrap();
+        (snap, manifest)
+    };
+    let (_, from_s3) = snapshot("from-s3", &format!("blobs = \"s3://{bucket}/platform/blobs\""));
+    let (_, from_dir) = snapshot("from-dir", "blobs = \"platform/blobs\"");
+    let files = |m: &serde_json::Value| -> Vec<(String, u64, String)> {
+        m["resources"][0]["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["path"].as_str().unwrap().into(), f["bytes"].as_u64().unwrap(), f["sha256"].as_str().unwrap().into()))
+            .collect()
+    };
+    let (s3_files, dir_files) = (files(&from_s3), files(&from_dir));
+    assert!(s3_files.iter().filter(|f| f.0.starts_with("attachments/")).count() > 10, "{s3_files:?}");
+    assert_eq!(s3_files, dir_files, "attachments read from S3 differ from those read from the directory");
 }

@@ -194,10 +194,12 @@ impl AttachmentSink for AttachmentWriter {
 pub enum AttachmentsError {
     #[error("content = \"{content}\" leaves nothing to export: {why}")]
     NothingSelected { content: &'static str, why: String },
-    #[error("resource `{resource}` exports attachments, but the job has no blob store; set `[source] blobs = \"path/to/blobs\"`")]
+    #[error("resource `{resource}` exports attachments, but the job has no blob store; set `[source] blobs = \"path/to/blobs\"` or `\"s3://bucket/prefix\"`")]
     NoBlobStore { resource: String },
     #[error("cannot open the blob store: {0}")]
     Store(#[from] BlobError),
+    #[error("cannot open the blob store: {0}")]
+    S3(#[from] crate::s3::S3Error),
 }
 
 /// The resources `job.content` keeps (with their plugins, in job order): table
@@ -226,6 +228,9 @@ pub fn select(job: &Job, plugins: Vec<Plugin>) -> Result<(Job, Vec<Plugin>), Att
 /// The job's blob store, opened only when a selected resource exports attachments.
 pub fn blob_store(job: &Job, plugins: &[Plugin]) -> Result<Option<Arc<dyn BlobStore>>, AttachmentsError> {
     let Some(i) = plugins.iter().position(|p| p.uses_blobs) else { return Ok(None) };
+    if let Some(url) = &job.source.blobs_s3 {
+        return Ok(Some(Arc::new(crate::s3::S3BlobStore::new(crate::s3::S3::connect(url, &job.s3)?))));
+    }
     let Some(dir) = &job.source.blobs else {
         return Err(AttachmentsError::NoBlobStore { resource: job.resources[i].name.clone() });
     };

@@ -8,6 +8,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::package::{DELIVERY_RECORD, DeliveryRecord};
+
 #[derive(Deserialize)]
 struct Manifest {
     status: String,
@@ -112,9 +114,26 @@ pub fn inspect_published(dir: &Path) -> Option<Result<PublishedSnapshot, String>
     Some(check(dir, &text))
 }
 
+/// A delivered snapshot's parts are wherever `delivery.json` says they were uploaded.
+fn delivery(dir: &Path) -> Result<Option<DeliveryRecord>, String> {
+    match std::fs::read(dir.join(DELIVERY_RECORD)) {
+        Ok(text) => serde_json::from_slice(&text).map(Some).map_err(|e| format!("{DELIVERY_RECORD} cannot be read ({e})")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("{DELIVERY_RECORD} cannot be read ({e})")),
+    }
+}
+
 fn check(dir: &Path, text: &[u8]) -> Result<PublishedSnapshot, String> {
     let m: Manifest = serde_json::from_slice(text).map_err(|e| format!("manifest.json cannot be read ({e})"))?;
+    let delivered = delivery(dir)?;
     let in_place = |name: &str, bytes: u64| -> Result<(), String> {
+        if let Some(d) = &delivered {
+            return match d.objects.iter().find(|o| o.name == name) {
+                Some(o) if o.bytes == bytes => Ok(()),
+                Some(o) => Err(format!("{name} was delivered to {} with {} bytes, the manifest says {bytes}", d.url, o.bytes)),
+                None => Err(format!("{name} is not among the objects delivered to {}", d.url)),
+            };
+        }
         let path = dir.join(name);
         match std::fs::metadata(&path) {
             Ok(meta) if meta.len() == bytes => Ok(()),

@@ -31,6 +31,11 @@ impl Recorder {
         Ok(Recorder { catalog, id: id.into() })
     }
 
+    /// Whether the catalog records snapshot `id` as failed.
+    pub fn is_failed(&self, id: &str) -> bool {
+        self.catalog.get(id).is_ok_and(|r| r.id == id && r.status == super::SnapshotStatus::Failed)
+    }
+
     pub fn id(&self) -> &str {
         &self.id
     }

@@ -4,12 +4,15 @@
 //! time), and every part ends with its end-of-archive blocks. Files stream from the
 //! staging directory into the part and are removed once packed, so disk use stays near
 //! one copy and memory stays flat.
+//!
+//! Where a part goes is a [`PartSink`]: a file beside the staging files ([`PartDir`]) or
+//! an upload that never touches local disk (`s3::PartUploads`).
 
 use std::fs::File;
-use std::io;
-use std::path::Path;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
-use super::{FileStats, OutputFile};
+use super::OutputFile;
 
 /// Bytes a member takes in a tar: a header block and its data padded to 512.
 fn member_bytes(size: u64) -> u64 {
@@ -24,39 +27,59 @@ const END_BYTES: u64 = 1024;
 pub struct Part {
     pub name: String,
     pub number: u32,
-    pub stats: FileStats,
+    pub bytes: u64,
+    pub sha256: String,
     /// Member names, in order.
     pub members: Vec<String>,
 }
 
+/// Where parts are written. `finish` makes a part whole (synced, or its upload
+/// completed) and reports its size and sha256; a writer dropped unfinished is abandoned.
+pub trait PartSink {
+    type Writer: Write;
+    fn create(&mut self, name: &str) -> io::Result<Self::Writer>;
+    fn finish(&mut self, writer: Self::Writer) -> io::Result<(u64, String)>;
+}
+
+/// Parts as files in a directory.
+pub struct PartDir(pub PathBuf);
+
+impl PartSink for PartDir {
+    type Writer = OutputFile;
+
+    fn create(&mut self, name: &str) -> io::Result<OutputFile> {
+        OutputFile::create(&self.0.join(name), false)
+    }
+
+    fn finish(&mut self, writer: OutputFile) -> io::Result<(u64, String)> {
+        let stats = writer.finish()?;
+        Ok((stats.bytes, stats.sha256))
+    }
+}
+
 /// Packs `files` (names in `dir`, in this order) into parts of at most `max_bytes`
-/// named `snapshot_{kind}_part{N}_{stamp}.tar`.
-pub fn pack(dir: &Path, files: &[String], kind: &str, stamp: &str, max_bytes: u64, mtime: u64) -> io::Result<Vec<Part>> {
+/// named `snapshot_{kind}_part{N}_{stamp}.tar`, handed to `sink`.
+pub fn pack<S: PartSink>(dir: &Path, files: &[String], kind: &str, stamp: &str, max_bytes: u64, mtime: u64, sink: &mut S) -> io::Result<Vec<Part>> {
     let mut parts = Vec::new();
-    let mut current: Option<(tar::Builder<OutputFile>, u64, Vec<String>)> = None;
-    let finish = |(builder, _, members): (tar::Builder<OutputFile>, u64, Vec<String>), parts: &mut Vec<Part>| -> io::Result<()> {
-        let stats = builder.into_inner()?.finish()?;
-        let number = parts.len() as u32 + 1;
-        let name = stats.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        parts.push(Part { name, number, stats, members });
-        Ok(())
-    };
+    let mut current: Option<Open<S::Writer>> = None;
     for name in files {
         let path = dir.join(name);
         let file = File::open(&path)?;
         let size = file.metadata()?.len();
         let needed = member_bytes(size);
-        if let Some((_, used, _)) = &current
-            && *used > 0
-            && used + needed + END_BYTES > max_bytes
+        if let Some(open) = &current
+            && open.used > 0
+            && open.used + needed + END_BYTES > max_bytes
         {
-            finish(current.take().expect("checked"), &mut parts)?;
+            parts.push(current.take().expect("checked").finish(sink, parts.len() as u32 + 1)?);
         }
-        if current.is_none() {
-            let part_name = format!("snapshot_{kind}_part{}_{stamp}.tar", parts.len() + 1);
-            current = Some((tar::Builder::new(OutputFile::create(&dir.join(part_name), false)?), 0, Vec::new()));
-        }
-        let (builder, used, members) = current.as_mut().expect("opened above");
+        let open = match &mut current {
+            Some(open) => open,
+            None => {
+                let name = format!("snapshot_{kind}_part{}_{stamp}.tar", parts.len() + 1);
+                current.insert(Open { builder: tar::Builder::new(sink.create(&name)?), name, used: 0, members: Vec::new() })
+            }
+        };
         let mut header = tar::Header::new_ustar();
         header.set_path(name)?;
         header.set_size(size);
@@ -66,13 +89,29 @@ pub fn pack(dir: &Path, files: &[String], kind: &str, stamp: &str, max_bytes: u6
         header.set_mtime(mtime);
         header.set_entry_type(tar::EntryType::Regular);
         header.set_cksum();
-        builder.append(&header, file)?;
-        *used += needed;
-        members.push(name.clone());
+        open.builder.append(&header, file)?;
+        open.used += needed;
+        open.members.push(name.clone());
         std::fs::remove_file(&path)?;
     }
     if let Some(last) = current.take() {
-        finish(last, &mut parts)?;
+        parts.push(last.finish(sink, parts.len() as u32 + 1)?);
     }
     Ok(parts)
+}
+
+/// A part being filled.
+struct Open<W: Write> {
+    builder: tar::Builder<W>,
+    name: String,
+    used: u64,
+    members: Vec<String>,
+}
+
+impl<W: Write> Open<W> {
+    fn finish<S: PartSink<Writer = W>>(self, sink: &mut S, number: u32) -> io::Result<Part> {
+        // `into_inner` writes the end-of-archive blocks.
+        let (bytes, sha256) = sink.finish(self.builder.into_inner()?)?;
+        Ok(Part { name: self.name, number, bytes, sha256, members: self.members })
+    }
 }

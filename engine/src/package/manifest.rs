@@ -137,3 +137,12 @@ pub struct StageTimes {
     pub write_seconds: f64,
     pub wall_seconds: f64,
 }
+
+impl Manifest {
+    /// The bytes of `manifest.json`, the same wherever it is written.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("a manifest always serializes");
+        bytes.push(b'\n');
+        bytes
+    }
+}

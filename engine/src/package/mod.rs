@@ -2,6 +2,7 @@
 //! staging directory, the manifest last, then an atomic rename.
 
 pub mod archive;
+mod delivery_record;
 mod manifest;
 pub mod verify;
 mod output_file;
@@ -10,6 +11,7 @@ mod resource_files;
 mod staging;
 
 pub use manifest::{ATTACHMENT_KIND, ArchiveEntry, FileEntry, Manifest, PluginEntry, ResourceEntry, ResourceFailure, Status, StageTimes, WindowEntry, MANIFEST_FORMAT_VERSION};
+pub use delivery_record::{DELIVERY_RECORD, DeliveredObject, DeliveryRecord};
 pub use output_file::{FileStats, OutputFile};
 pub use resource_files::{ResourceFiles, WrittenFile};
 pub use staging::{Staging, StagingError};

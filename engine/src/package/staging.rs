@@ -7,7 +7,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use super::Manifest;
+use super::{DELIVERY_RECORD, DeliveryRecord, Manifest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StagingError {
@@ -42,6 +42,18 @@ impl Staging {
         &self.dir
     }
 
+    /// Writes `delivery.json` (durably): where the snapshot was uploaded and what.
+    pub fn record_delivery(&self, record: &DeliveryRecord) -> Result<(), StagingError> {
+        let path = self.dir.join(DELIVERY_RECORD);
+        let write = || -> io::Result<()> {
+            let mut file = fs::File::create(&path)?;
+            serde_json::to_writer_pretty(&mut file, record)?;
+            file.write_all(b"\n")?;
+            file.sync_all()
+        };
+        write().map_err(|source| StagingError::Write { path: path.clone(), source })
+    }
+
     /// Writes the manifest (durably) and renames the staging directory into place.
     pub fn publish(mut self, manifest: &Manifest) -> Result<PathBuf, StagingError> {
         let path = self.dir.join("manifest.json");
@@ -49,8 +61,7 @@ impl Staging {
         let write = || -> io::Result<()> {
             fs::remove_file(self.dir.join(".pid"))?;
             let mut file = fs::File::create(&tmp)?;
-            serde_json::to_writer_pretty(&mut file, manifest)?;
-            file.write_all(b"\n")?;
+            file.write_all(&manifest.to_json())?;
             file.sync_all()?;
             fs::rename(&tmp, &path)?;
             fs::File::open(&self.dir)?.sync_all()

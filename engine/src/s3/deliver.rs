@@ -1,26 +1,33 @@
-//! Delivering a published snapshot to `s3://bucket/prefix/<snapshot-id>/`.
+//! Delivering a snapshot to `s3://bucket/prefix/<snapshot-id>/` while it is produced.
 //!
-//! Every tar part and file goes up with a multipart upload (8 MiB parts, four in flight)
-//! read straight from disk, and its local copy is deleted as soon as the upload is
-//! complete; `manifest.json` goes up last, in one PUT. S3 makes an object visible only
-//! when its upload completes, so a delivery killed at any point leaves either no
-//! manifest under the snapshot's prefix (and a consumer that waits for the manifest
-//! never sees the partial files as a snapshot) or a manifest whose every file is there.
-//! A rerun is a new snapshot with a new id: it never reuses or overwrites the dead one.
+//! Tar parts stream straight into multipart uploads (8 MiB parts, four in flight) as the
+//! packer fills them, so no part is ever written to local disk; the staged table files
+//! each part packs are removed as they go in. Loose files (a job without tar parts) go up
+//! one by one, each removed locally once its upload completed, then `manifest.json` last,
+//! in one PUT. S3 makes an object visible only when its upload completes, so a delivery
+//! killed at any point leaves either no manifest under the snapshot's prefix or a
+//! manifest whose every file is there. A rerun is a new snapshot with a new id; the dead
+//! one's objects are removed by [`remove_snapshot`] once the catalog has settled it.
 
-use std::io::Read;
+use std::io::{self, Write};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use object_store::{ObjectStoreExt, WriteMultipart};
+use sha2::{Digest, Sha256};
 
 use super::{S3, S3Error};
+use crate::package::archive::PartSink;
 
 /// Bytes per uploaded part (S3's minimum for all but the last is 5 MiB).
 const PART: usize = 8 << 20;
-/// Parts in flight per file.
+/// Parts in flight per upload.
 const IN_FLIGHT: usize = 4;
-const MANIFEST: &str = "manifest.json";
+/// Bytes handed over between two waits for upload capacity.
+const BACKPRESSURE_EVERY: u64 = 1 << 20;
+pub const MANIFEST: &str = "manifest.json";
 
 /// What a delivery uploaded.
 #[derive(Debug, Clone)]
@@ -32,41 +39,144 @@ pub struct Delivered {
     pub elapsed: Duration,
 }
 
-/// Uploads the snapshot in `dir` under `<prefix>/<id>/`: every file but the manifest
-/// (in name order), then the manifest. Local copies of the uploaded files are removed
-/// one by one; the manifest stays as the local record of what was delivered.
-pub fn deliver(s3: &S3, dir: &Path, id: &str) -> Result<Delivered, S3Error> {
-    let started = Instant::now();
-    let local = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| S3Error::Local { path, source }
-    };
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(local(dir))?
-        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
-        .collect::<Result<_, _>>()
-        .map_err(local(dir))?;
-    names.retain(|n| n != MANIFEST);
-    names.sort();
-    let abort_after = fault_injection();
-    let mut bytes = 0u64;
-    for name in &names {
-        let path = dir.join(name);
-        if !path.is_file() {
-            continue;
-        }
-        bytes += upload_file(s3, &path, &format!("{id}/{name}"), &mut |sent| {
-            if abort_after.is_some_and(|limit| bytes + sent >= limit) {
-                // Simulates a crash mid-upload (tests only): no cleanup, no unwinding.
-                std::process::abort();
-            }
-        })?;
-        std::fs::remove_file(&path).map_err(local(&path))?;
+/// One snapshot's delivery: a [`PartSink`] for the packer, then loose files, then the
+/// manifest.
+pub struct Delivery {
+    s3: S3,
+    id: String,
+    started: Instant,
+    objects: usize,
+    /// Bytes handed to uploads so far, over all objects (for the fault injection).
+    sent: Arc<AtomicU64>,
+    abort_after: Option<u64>,
+}
+
+impl Delivery {
+    pub fn new(s3: &S3, id: &str) -> Delivery {
+        Delivery { s3: s3.clone(), id: id.into(), started: Instant::now(), objects: 0, sent: Arc::default(), abort_after: fault_injection() }
     }
-    let manifest = std::fs::read(dir.join(MANIFEST)).map_err(local(&dir.join(MANIFEST)))?;
-    bytes += manifest.len() as u64;
-    s3.put(&format!("{id}/{MANIFEST}"), manifest)?;
-    Ok(Delivered { url: format!("{}/{id}/", s3.url.to_string().trim_end_matches('/')), objects: names.len() + 1, bytes, elapsed: started.elapsed() })
+
+    fn name(&self, name: &str) -> String {
+        format!("{}/{name}", self.id)
+    }
+
+    /// Starts one object's multipart upload.
+    pub fn upload(&mut self, name: &str) -> Result<Upload, S3Error> {
+        let key = self.name(name);
+        let location = self.s3.path(&key);
+        let upload = self.s3.rt.block_on(self.s3.store.put_multipart(&location)).map_err(self.s3.err("multipart upload", &key))?;
+        Ok(Upload {
+            writer: Some(WriteMultipart::new_with_chunk_size(upload, PART)),
+            s3: self.s3.clone(),
+            key,
+            hasher: Sha256::new(),
+            bytes: 0,
+            unwaited: 0,
+            sent: self.sent.clone(),
+            abort_after: self.abort_after,
+        })
+    }
+
+    /// Uploads a local file (a loose one, outside any part) and removes it.
+    pub fn upload_file(&mut self, path: &Path, name: &str) -> Result<(), S3Error> {
+        let local = |source| S3Error::Local { path: path.to_path_buf(), source };
+        let mut file = std::fs::File::open(path).map_err(local)?;
+        let mut upload = self.upload(name)?;
+        io::copy(&mut file, &mut upload).map_err(|e| s3_error(e).unwrap_or_else(local))?;
+        self.complete(upload).map_err(|e| s3_error(e).unwrap_or_else(local))?;
+        std::fs::remove_file(path).map_err(local)
+    }
+
+    fn complete(&mut self, mut upload: Upload) -> io::Result<(u64, String)> {
+        let writer = upload.writer.take().expect("an upload completes once");
+        let result = upload.s3.rt.block_on(writer.finish()).map_err(upload.s3.err("complete multipart upload", &upload.key));
+        result.map_err(io::Error::other)?;
+        self.objects += 1;
+        Ok((upload.bytes, hex::encode(std::mem::take(&mut upload.hasher).finalize())))
+    }
+
+    /// Puts the manifest, last: from here on the snapshot is delivered.
+    pub fn finish(mut self, manifest: Vec<u8>) -> Result<Delivered, S3Error> {
+        let bytes = self.sent.load(Ordering::Relaxed) + manifest.len() as u64;
+        self.s3.put(&self.name(MANIFEST), manifest)?;
+        self.objects += 1;
+        Ok(Delivered {
+            url: format!("{}/{}/", self.s3.url.to_string().trim_end_matches('/'), self.id),
+            objects: self.objects,
+            bytes,
+            elapsed: self.started.elapsed(),
+        })
+    }
+}
+
+impl PartSink for Delivery {
+    type Writer = Upload;
+
+    fn create(&mut self, name: &str) -> io::Result<Upload> {
+        self.upload(name).map_err(io::Error::other)
+    }
+
+    fn finish(&mut self, upload: Upload) -> io::Result<(u64, String)> {
+        self.complete(upload)
+    }
+}
+
+/// Recovers the [`S3Error`] an upload carried through `io::Error` (the tar writer's
+/// error type); any other error is a local file's.
+pub fn s3_error(e: io::Error) -> Result<S3Error, io::Error> {
+    if e.get_ref().is_some_and(|inner| inner.is::<S3Error>()) {
+        Ok(*e.into_inner().expect("checked").downcast::<S3Error>().expect("checked"))
+    } else {
+        Err(e)
+    }
+}
+
+/// One object being uploaded, as a blocking `Write`; hashes what it sends. Dropped
+/// before it completed, it aborts its upload (S3 then discards the parts).
+pub struct Upload {
+    writer: Option<WriteMultipart>,
+    s3: S3,
+    key: String,
+    hasher: Sha256,
+    bytes: u64,
+    unwaited: u64,
+    sent: Arc<AtomicU64>,
+    abort_after: Option<u64>,
+}
+
+impl Write for Upload {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let writer = self.writer.as_mut().expect("written before completion");
+        if self.unwaited >= BACKPRESSURE_EVERY {
+            // Also where a failed part upload surfaces.
+            self.s3.rt.block_on(writer.wait_for_capacity(IN_FLIGHT)).map_err(self.s3.err("upload part", &self.key)).map_err(io::Error::other)?;
+            self.unwaited = 0;
+        }
+        // A full chunk starts its part upload on the runtime.
+        let _runtime = self.s3.rt.enter();
+        writer.write(buf);
+        self.hasher.update(buf);
+        self.bytes += buf.len() as u64;
+        self.unwaited += buf.len() as u64;
+        let sent = self.sent.fetch_add(buf.len() as u64, Ordering::Relaxed) + buf.len() as u64;
+        if self.abort_after.is_some_and(|limit| sent >= limit) {
+            // Simulates a crash mid-upload (tests only): no cleanup, no unwinding.
+            std::process::abort();
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            let _ = self.s3.rt.block_on(writer.abort());
+        }
+    }
 }
 
 /// `FERRY_FAULT_S3_ABORT_AFTER_BYTES`: abort the process once that many bytes of a
@@ -76,34 +186,16 @@ fn fault_injection() -> Option<u64> {
     std::env::var("FERRY_FAULT_S3_ABORT_AFTER_BYTES").ok()?.parse().ok()
 }
 
-/// One multipart upload from a file; `progress` sees the bytes handed over so far.
-fn upload_file(s3: &S3, path: &Path, name: &str, progress: &mut dyn FnMut(u64)) -> Result<u64, S3Error> {
-    let location = s3.path(name);
-    let local = |source| S3Error::Local { path: path.to_path_buf(), source };
-    let mut file = std::fs::File::open(path).map_err(local)?;
-    s3.rt.block_on(async {
-        let upload = s3.store.put_multipart(&location).await.map_err(s3.err("multipart upload", name))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
-        let mut buf = vec![0u8; 1 << 20];
-        let mut sent = 0u64;
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = writer.abort().await;
-                    return Err(local(e));
-                }
-            };
-            if let Err(e) = writer.wait_for_capacity(IN_FLIGHT).await {
-                let _ = writer.abort().await;
-                return Err(s3.err("upload part", name)(e));
-            }
-            writer.write(&buf[..n]);
-            sent += n as u64;
-            progress(sent);
-        }
-        writer.finish().await.map_err(s3.err("complete multipart upload", name))?;
-        Ok(sent)
-    })
+/// Removes what a failed or dead delivery left under `<id>/`: the manifest first (so a
+/// half-removed snapshot never looks whole), then the rest. Returns how many objects
+/// went. Uploads a killed process left in flight are invisible to listing; a bucket
+/// lifecycle rule (`AbortIncompleteMultipartUpload`) reclaims them.
+pub fn remove_snapshot(s3: &S3, id: &str) -> Result<usize, S3Error> {
+    let mut objects = s3.list(id)?;
+    objects.sort_by_key(|o| !o.location.as_ref().ends_with(&format!("/{MANIFEST}")));
+    for o in &objects {
+        let key = o.location.to_string();
+        s3.rt.block_on(s3.store.delete(&o.location)).map_err(|source| S3Error::Request { op: "delete", bucket: s3.url.bucket.clone(), key, source })?;
+    }
+    Ok(objects.len())
 }
