@@ -166,29 +166,30 @@ fn run_recorded(
 
     let staging = record.stage(|| Staging::create(&job.output_dir, snapshot_id).map_err(RunError::from))?;
 
-    // Resources run in parallel, each on a worker, results kept in job order.
-    let results: Vec<Mutex<Option<Result<ResourceEntry, (ResourceEntry, ResourceError)>>>> =
-        job.resources.iter().map(|_| Mutex::new(None)).collect();
-    let next = AtomicUsize::new(0);
-    let workers = options.parallelism.clamp(1, job.resources.len().max(1));
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(spec) = job.resources.get(i) else { break };
-                    let r = export_resource(&runtime, &plugins[i], spec, &source, staging.dir(), job.as_of, options, &attachments);
-                    crate::progress::finished(options.progress.as_ref(), &spec.name, &r);
-                    *results[i].lock().unwrap() = Some(r);
-                }
-            });
+    // Tar parts fill while later resources still export; with S3 delivery they stream
+    // into uploads and loose files go up one by one.
+    let stamp = created_at.format("%Y-%m-%d-%H%M%S").to_string();
+    let packing = job.tar_part_size.map(|max| (stamp.as_str(), max, job.as_of.timestamp().max(0) as u64));
+    let pack_error = |e: std::io::Error| match crate::s3::s3_error(e) {
+        Ok(e) => RunError::S3(e),
+        Err(source) => RunError::Staging(StagingError::Write { path: staging.dir().into(), source }),
+    };
+    let (results, archives, delivery) = match s3 {
+        Some(s3) => {
+            let delivery = crate::s3::Delivery::new(s3, snapshot_id);
+            let (results, archives, delivery) = export_all(job, options, &runtime, &plugins, &source, staging.dir(), &attachments, packing, delivery);
+            (results, archives, Some(delivery))
         }
-    });
-
+        None => {
+            let parts = PartDir(staging.dir().into());
+            let (results, archives, _) = export_all(job, options, &runtime, &plugins, &source, staging.dir(), &attachments, packing, parts);
+            (results, archives, None)
+        }
+    };
     let mut entries = Vec::new();
     let mut failures = Vec::new();
-    for (spec, slot) in job.resources.iter().zip(results) {
-        match slot.into_inner().unwrap().expect("every resource ran") {
+    for (spec, result) in job.resources.iter().zip(results) {
+        match result {
             Ok(entry) => entries.push(entry),
             Err((entry, error)) => {
                 entries.push(entry);
@@ -199,31 +200,19 @@ fn run_recorded(
     if !failures.is_empty() && job.on_error == OnError::Fail {
         return Err(RunError::Failed { failures }); // `staging` drops: nothing is published
     }
-
-    // With S3 delivery, parts stream into uploads and loose files go up one by one.
-    let mut delivery = s3.map(|s3| crate::s3::Delivery::new(s3, snapshot_id));
-    let mut archives = Vec::new();
-    if let Some(part_size) = job.tar_part_size {
-        // Tables first, then attachments in parts of their own.
-        for attachments in [false, true] {
-            let packed = match &mut delivery {
-                Some(d) => pack(staging.dir(), &mut entries, attachments, created_at, job.as_of, part_size, d),
-                None => pack(staging.dir(), &mut entries, attachments, created_at, job.as_of, part_size, &mut PartDir(staging.dir().into())),
-            };
-            archives.extend(packed.map_err(|e| match crate::s3::s3_error(e) {
-                Ok(e) => RunError::S3(e),
-                Err(source) => RunError::Staging(StagingError::Write { path: staging.dir().into(), source }),
-            })?);
+    let archives = archives.map_err(pack_error)?;
+    let delivery = match delivery {
+        Some(mut delivery) => {
+            for e in &entries {
+                for f in e.files.iter().filter(|f| f.archive.is_none()) {
+                    delivery.upload_file(&staging.dir().join(&f.path), &f.path)?;
+                }
+                crate::attachments::remove_empty_dirs(&staging.dir().join(&e.name));
+            }
+            Some(delivery)
         }
-    }
-    if let Some(d) = &mut delivery {
-        for f in entries.iter().flat_map(|e| &e.files).filter(|f| f.archive.is_none()) {
-            d.upload_file(&staging.dir().join(&f.path), &f.path)?;
-        }
-        for e in entries.iter().filter(|e| e.files.iter().any(|f| f.is_attachment())) {
-            crate::attachments::remove_empty_dirs(&staging.dir().join(&e.name));
-        }
-    }
+        None => None,
+    };
     let manifest = Manifest {
         format_version: MANIFEST_FORMAT_VERSION,
         snapshot_id: snapshot_id.to_string(),
@@ -250,40 +239,92 @@ fn run_recorded(
     Ok(RunReport { snapshot_dir, manifest, delivered })
 }
 
-/// Packs the table files (or the attachment files), in job order, into
-/// `snapshot_{tables|attachments}_partN_<stamp>.tar` parts handed to `sink`, and records
-/// where each went.
-fn pack(
+type Exported = Result<ResourceEntry, (ResourceEntry, ResourceError)>;
+
+/// Exports every resource, in parallel on `options.parallelism` workers, and meanwhile
+/// packs each finished resource's files, in job order, into tar parts handed to `sink`
+/// (when `packing` = (stamp, part size, mtime) is set): tables into
+/// `snapshot_tables_partN_<stamp>.tar`, attachments into their own parts. Each packed
+/// file's entry learns its part. Returns the results in job order, the parts (tables
+/// first), and the sink.
+#[allow(clippy::too_many_arguments)]
+fn export_all<S: PartSink>(
+    job: &Job,
+    options: &RunOptions,
+    runtime: &Runtime,
+    plugins: &[Plugin],
+    source: &Arc<dyn Source>,
     dir: &Path,
-    entries: &mut [ResourceEntry],
-    attachments: bool,
-    created_at: DateTime<Utc>,
-    as_of: DateTime<Utc>,
-    part_size: u64,
-    sink: &mut impl PartSink,
-) -> std::io::Result<Vec<ArchiveEntry>> {
-    let kind = if attachments { "attachments" } else { "tables" };
-    let files: Vec<String> =
-        entries.iter().flat_map(|e| e.files.iter().filter(|f| f.is_attachment() == attachments).map(|f| f.path.clone())).collect();
-    if files.is_empty() {
-        return Ok(Vec::new());
-    }
-    let stamp = created_at.format("%Y-%m-%d-%H%M%S").to_string();
-    let parts = archive::pack(dir, &files, kind, &stamp, part_size, as_of.timestamp().max(0) as u64, sink)?;
+    attachments: &AttachmentsContext,
+    packing: Option<(&str, u64, u64)>,
+    mut sink: S,
+) -> (Vec<Exported>, std::io::Result<Vec<ArchiveEntry>>, S) {
+    let slots: Vec<Mutex<Option<Exported>>> = job.resources.iter().map(|_| Mutex::new(None)).collect();
+    let done = std::sync::Condvar::new();
+    let next = AtomicUsize::new(0);
+    let workers = options.parallelism.clamp(1, job.resources.len().max(1));
+    let mut packers = packing.map(|(stamp, max, mtime)| {
+        (archive::Packer::<S::Writer>::new("tables", stamp, max, mtime), archive::Packer::<S::Writer>::new("attachments", stamp, max, mtime))
+    });
+    let mut packed: std::io::Result<()> = Ok(());
+    let mut results = Vec::new();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(spec) = job.resources.get(i) else { break };
+                    let r = export_resource(runtime, &plugins[i], spec, source, dir, job.as_of, options, attachments);
+                    crate::progress::finished(options.progress.as_ref(), &spec.name, &r);
+                    *slots[i].lock().unwrap() = Some(r);
+                    done.notify_all();
+                }
+            });
+        }
+        // Resource i is packed once it and every resource before it finished, so the
+        // parts are the same whatever order the workers finish in.
+        for slot in &slots {
+            let mut guard = done.wait_while(slot.lock().unwrap(), |r| r.is_none()).unwrap();
+            let mut result = guard.take().expect("waited for it");
+            drop(guard);
+            // A failure that fails the run stops the packing: nothing will be published.
+            if result.is_err() && job.on_error == OnError::Fail && packed.is_ok() {
+                packed = Err(std::io::Error::other("a resource failed"));
+            }
+            if let (Some((tables, attachments)), Ok(entry), Ok(())) = (&mut packers, &mut result, &packed) {
+                packed = entry.files.iter_mut().try_for_each(|f| {
+                    let packer = if f.is_attachment() { &mut *attachments } else { &mut *tables };
+                    packer.add(&mut sink, dir, &f.path)
+                });
+                if entry.files.iter().any(|f| f.is_attachment()) {
+                    crate::attachments::remove_empty_dirs(&dir.join(&entry.name));
+                }
+            }
+            results.push(result);
+        }
+    });
+    let Some((tables, attachments)) = packers else { return (results, packed.map(|()| Vec::new()), sink) };
+    let parts = packed.and_then(|()| {
+        let mut parts = Vec::new();
+        for (kind, packer) in [("tables", tables), ("attachments", attachments)] {
+            parts.extend(packer.finish(&mut sink)?.into_iter().map(|p| (kind, p)));
+        }
+        Ok(parts)
+    });
+    let parts = match parts {
+        Ok(parts) => parts,
+        Err(e) => return (results, Err(e), sink),
+    };
     let part_of: std::collections::HashMap<&str, &str> =
-        parts.iter().flat_map(|p| p.members.iter().map(move |m| (m.as_str(), p.name.as_str()))).collect();
-    for f in entries.iter_mut().flat_map(|e| e.files.iter_mut()).filter(|f| f.is_attachment() == attachments) {
+        parts.iter().flat_map(|(_, p)| p.members.iter().map(move |m| (m.as_str(), p.name.as_str()))).collect();
+    for f in results.iter_mut().filter_map(|r| r.as_mut().ok()).flat_map(|e| e.files.iter_mut()) {
         f.archive = part_of.get(f.path.as_str()).map(|p| p.to_string());
     }
-    if attachments {
-        for e in entries.iter().filter(|e| e.files.iter().any(|f| f.is_attachment())) {
-            crate::attachments::remove_empty_dirs(&dir.join(&e.name));
-        }
-    }
-    Ok(parts
+    let archives = parts
         .into_iter()
-        .map(|p| ArchiveEntry { name: p.name, bytes: p.bytes, sha256: p.sha256, kind: kind.into(), part: p.number })
-        .collect())
+        .map(|(kind, p)| ArchiveEntry { name: p.name, bytes: p.bytes, sha256: p.sha256, kind: kind.into(), part: p.number })
+        .collect();
+    (results, Ok(archives), sink)
 }
 
 /// The blob store attachment resources read, and whether their files stay loose.

@@ -60,24 +60,47 @@ impl PartSink for PartDir {
 /// Packs `files` (names in `dir`, in this order) into parts of at most `max_bytes`
 /// named `snapshot_{kind}_part{N}_{stamp}.tar`, handed to `sink`.
 pub fn pack<S: PartSink>(dir: &Path, files: &[String], kind: &str, stamp: &str, max_bytes: u64, mtime: u64, sink: &mut S) -> io::Result<Vec<Part>> {
-    let mut parts = Vec::new();
-    let mut current: Option<Open<S::Writer>> = None;
+    let mut packer = Packer::new(kind, stamp, max_bytes, mtime);
     for name in files {
+        packer.add(sink, dir, name)?;
+    }
+    packer.finish(sink)
+}
+
+/// Fills parts one file at a time, so files can be packed as they are finished.
+pub struct Packer<W: Write> {
+    kind: String,
+    stamp: String,
+    max_bytes: u64,
+    mtime: u64,
+    parts: Vec<Part>,
+    current: Option<Open<W>>,
+}
+
+impl<W: Write> Packer<W> {
+    pub fn new(kind: &str, stamp: &str, max_bytes: u64, mtime: u64) -> Self {
+        Packer { kind: kind.into(), stamp: stamp.into(), max_bytes, mtime, parts: Vec::new(), current: None }
+    }
+
+    /// Appends `dir/name` as member `name` (closing the part first when it would
+    /// overflow), then removes the file.
+    pub fn add<S: PartSink<Writer = W>>(&mut self, sink: &mut S, dir: &Path, name: &str) -> io::Result<()> {
         let path = dir.join(name);
         let file = File::open(&path)?;
         let size = file.metadata()?.len();
         let needed = member_bytes(size);
-        if let Some(open) = &current
+        if let Some(open) = &self.current
             && open.used > 0
-            && open.used + needed + END_BYTES > max_bytes
+            && open.used + needed + END_BYTES > self.max_bytes
         {
-            parts.push(current.take().expect("checked").finish(sink, parts.len() as u32 + 1)?);
+            let number = self.parts.len() as u32 + 1;
+            self.parts.push(self.current.take().expect("checked").finish(sink, number)?);
         }
-        let open = match &mut current {
+        let open = match &mut self.current {
             Some(open) => open,
             None => {
-                let name = format!("snapshot_{kind}_part{}_{stamp}.tar", parts.len() + 1);
-                current.insert(Open { builder: tar::Builder::new(sink.create(&name)?), name, used: 0, members: Vec::new() })
+                let name = format!("snapshot_{}_part{}_{}.tar", self.kind, self.parts.len() + 1, self.stamp);
+                self.current.insert(Open { builder: tar::Builder::new(sink.create(&name)?), name, used: 0, members: Vec::new() })
             }
         };
         let mut header = tar::Header::new_ustar();
@@ -86,18 +109,23 @@ pub fn pack<S: PartSink>(dir: &Path, files: &[String], kind: &str, stamp: &str, 
         header.set_mode(0o644);
         header.set_uid(0);
         header.set_gid(0);
-        header.set_mtime(mtime);
+        header.set_mtime(self.mtime);
         header.set_entry_type(tar::EntryType::Regular);
         header.set_cksum();
         open.builder.append(&header, file)?;
         open.used += needed;
-        open.members.push(name.clone());
-        std::fs::remove_file(&path)?;
+        open.members.push(name.into());
+        std::fs::remove_file(&path)
     }
-    if let Some(last) = current.take() {
-        parts.push(last.finish(sink, parts.len() as u32 + 1)?);
+
+    /// Closes the last part; returns every part, in order.
+    pub fn finish<S: PartSink<Writer = W>>(mut self, sink: &mut S) -> io::Result<Vec<Part>> {
+        if let Some(last) = self.current.take() {
+            let number = self.parts.len() as u32 + 1;
+            self.parts.push(last.finish(sink, number)?);
+        }
+        Ok(self.parts)
     }
-    Ok(parts)
 }
 
 /// A part being filled.
