@@ -1,6 +1,6 @@
 //! PostgreSQL as the source: the demo platform loaded with `ferry demo --postgres`
 //! exports to the same records, field for field, as from SQLite; a window is answered
-//! from the index; the password appears in no output.
+//! from the index; reads share pooled connections; the password appears in no output.
 
 use std::path::Path;
 
@@ -118,4 +118,16 @@ fn a_postgres_window_is_pushed_into_the_query_and_uses_the_index() {
     let batch = stream.next_batch().unwrap().unwrap();
     assert_eq!(batch.rows, 50);
     assert!(stream.next_batch().unwrap().is_none());
+    drop(stream);
+
+    // Reads share pooled connections: after twenty more calls one connection is open
+    // (a connection per call would leave none, or twenty while closing).
+    for _ in 0..20 {
+        assert_eq!(source.count(&query).unwrap(), 50);
+    }
+    let open: i64 = client
+        .query_one("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(open, 1, "connections the source holds");
 }

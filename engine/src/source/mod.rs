@@ -88,6 +88,8 @@ pub enum SourceError {
     PostgresUrl { reason: String },
     #[error("cannot use PostgreSQL at {target}: {source}; check the server is up and the URL's user, password and database")]
     Postgres { target: String, source: ::postgres::Error },
+    #[error("cannot get a connection to PostgreSQL at {target}: {reason}; check the server is up and accepts connections")]
+    PgPool { target: String, reason: String },
     #[error("query on table `{table}` failed: {source}")]
     PgQuery { table: String, source: ::postgres::Error },
     #[error("column `{table}.{column}` has PostgreSQL type {ty}, which ferry does not read; cast it in a view (e.g. to text or numeric)")]

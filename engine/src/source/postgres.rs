@@ -1,6 +1,7 @@
 //! PostgreSQL, the production platform database.
 //!
-//! Like SQLite, each read runs on its own thread with its own connection and hands
+//! Like SQLite, each read runs on its own thread with its own connection (taken from a
+//! pool, so reads reuse connections and their TLS sessions) and hands
 //! ~64 KiB row batches over a channel two deep. Rows come from a server-side portal
 //! (`Bind` once, then `Execute` 1,000 rows at a time inside a read-only repeatable-read
 //! transaction), so neither the server's result nor the client holds more than a
@@ -21,6 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use postgres::types::{FromSql, ToSql, Type};
 use postgres::{Client, Config, IsolationLevel};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{RowBatch, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident};
 
@@ -81,22 +83,38 @@ impl fmt::Debug for PostgresUrl {
 /// Connects with TLS when the server offers it (`sslmode=prefer`, the default) or
 /// demands it (`sslmode=require`); `sslmode=disable` connects in plain text.
 pub(crate) fn connect(url: &PostgresUrl) -> Result<Client, SourceError> {
-    let err = |e: postgres::Error| SourceError::Postgres { target: url.to_string(), source: e };
-    let tls = match tokio_postgres_rustls::MakeRustlsConnect::with_native_certs() {
+    Client::connect(url.secret(), tls()).map_err(|e| SourceError::Postgres { target: url.to_string(), source: e })
+}
+
+fn tls() -> MakeRustlsConnect {
+    match MakeRustlsConnect::with_native_certs() {
         Ok((tls, _)) => tls,
         // No system roots (a bare container): TLS still works against servers whose
         // certificate chains to webpki's roots... which we do not ship, so fall back to an
         // empty store: `prefer` then connects in plain text and `require` fails, saying why.
-        Err(_) => tokio_postgres_rustls::MakeRustlsConnect::new(
+        Err(_) => MakeRustlsConnect::new(
             rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth(),
         ),
-    };
-    Client::connect(url.secret(), tls).map_err(err)
+    }
 }
 
-#[derive(Debug, Clone)]
+type Manager = r2d2_postgres::PostgresConnectionManager<MakeRustlsConnect>;
+type Pooled = r2d2_postgres::r2d2::PooledConnection<Manager>;
+
+/// Connections open at once: a reader per resource running in parallel, plus the short
+/// `columns`/`count` calls; a plugin that holds more cursors waits for one to close.
+const POOL_SIZE: u32 = 16;
+
+#[derive(Clone)]
 pub struct PostgresSource {
     url: PostgresUrl,
+    pool: r2d2_postgres::r2d2::Pool<Manager>,
+}
+
+impl fmt::Debug for PostgresSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PostgresSource({})", self.url)
+    }
 }
 
 /// One column of a table: its name and PostgreSQL type.
@@ -106,11 +124,22 @@ struct Column {
 }
 
 impl PostgresSource {
-    /// Connects once to check the server is reachable and the credentials work.
+    /// Connects once to check the server is reachable and the credentials work (an
+    /// error then says exactly why); later connections come from the pool.
     pub fn open(url: &PostgresUrl) -> Result<Self, SourceError> {
         let mut client = connect(url)?;
         client.simple_query("SELECT 1").map_err(|e| SourceError::Postgres { target: url.to_string(), source: e })?;
-        Ok(PostgresSource { url: url.clone() })
+        let config = Config::from_str(url.secret()).map_err(|e| SourceError::PostgresUrl { reason: e.to_string() })?;
+        let pool = r2d2_postgres::r2d2::Pool::builder()
+            .max_size(POOL_SIZE)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(30))
+            .build_unchecked(Manager::new(config, tls()));
+        Ok(PostgresSource { url: url.clone(), pool })
+    }
+
+    fn client(&self) -> Result<Pooled, SourceError> {
+        self.pool.get().map_err(|e| SourceError::PgPool { target: self.url.to_string(), reason: e.to_string() })
     }
 
     fn table_columns(client: &mut Client, table: &str) -> Result<Option<Vec<Column>>, SourceError> {
@@ -200,7 +229,7 @@ impl PostgresSource {
     /// PostgreSQL's plan for a read (`EXPLAIN`), one node per line: shows the window
     /// is answered by an index scan rather than a sequential scan.
     pub fn query_plan(&self, query: &TableQuery) -> Result<String, SourceError> {
-        let mut client = connect(&self.url)?;
+        let mut client = self.client()?;
         let (sql, params) = self.read_sql(&mut client, query)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
         let rows = client
@@ -259,12 +288,12 @@ fn supported(ty: &Type) -> bool {
 
 impl Source for PostgresSource {
     fn columns(&self, table: &str) -> Result<Option<Vec<String>>, SourceError> {
-        let mut client = connect(&self.url)?;
+        let mut client = self.client()?;
         Ok(Self::table_columns(&mut client, table)?.map(|cols| cols.into_iter().map(|c| c.name).collect()))
     }
 
     fn count(&self, query: &TableQuery) -> Result<u64, SourceError> {
-        let mut client = connect(&self.url)?;
+        let mut client = self.client()?;
         let (sql, params) = self.build_sql(&mut client, query, Some("count(*)"))?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
         let row = client.query_one(&sql, &refs).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
@@ -272,7 +301,7 @@ impl Source for PostgresSource {
     }
 
     fn open(&self, query: &TableQuery) -> Result<Box<dyn RowStream>, SourceError> {
-        let mut client = connect(&self.url)?;
+        let mut client = self.client()?;
         let (sql, params) = self.read_sql(&mut client, query)?;
         // Prepare here so a bad query is reported by `open`, not by the first batch.
         client.prepare(&sql).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
@@ -287,7 +316,7 @@ impl Source for PostgresSource {
     }
 }
 
-fn read_rows(mut client: Client, sql: &str, params: &[Param], table: &str, tx: SyncSender<Result<Option<RowBatch>, SourceError>>) {
+fn read_rows(mut client: Pooled, sql: &str, params: &[Param], table: &str, tx: SyncSender<Result<Option<RowBatch>, SourceError>>) {
     let pg = |e| SourceError::PgQuery { table: table.into(), source: e };
     let result = (|| -> Result<(), SourceError> {
         // One snapshot for the whole read, and a portal only lives inside a transaction.
