@@ -195,10 +195,17 @@ def main():
     print("ferry avro+gzip stage seconds (summed over resources; stages overlap):",
           ", ".join(f"{k.replace('_seconds', '')} {v:.2f}" for k, v in a["stages"].items()))
 
-    tiny_job, _ = ferry_job(work, dir, "startup", "avro", True)
+    tiny_job, tiny_out = ferry_job(work, dir, "startup", "avro", True)
     tiny_job.write_text(tiny_job.read_text().split("[[resource]]")[0] + '[[resource]]\nname = "users"\n')
-    wall, _ = run([ferry, "run", tiny_job], stdout=subprocess.DEVNULL)
-    print(f"a whole run of one small resource (start-up to published, cached plugins): {wall * 1000:.0f} ms")
+    firsts, walls = [], []
+    for _ in range(5):
+        shutil.rmtree(tiny_out, ignore_errors=True)
+        wall, _ = run([ferry, "run", "--progress", "none", tiny_job], stdout=subprocess.DEVNULL)
+        snap = next(p for p in tiny_out.iterdir() if not p.name.startswith(".") and p.is_dir())
+        firsts.append(json.loads((snap / "manifest.json").read_text())["resources"][0]["timings"]["first_record_seconds"])
+        walls.append(wall)
+    print(f"start-up to first record, cached plugins (process start to the first validated batch, median of 5): "
+          f"{1000 * sorted(firsts)[2]:.1f} ms (target <= 50 ms); the whole run of users: {1000 * sorted(walls)[2]:.0f} ms")
 
     if args.scales:
         print("\nflat memory: peak RSS of ferry avro+gzip by scale")

@@ -83,7 +83,9 @@ enum Command {
 const EXIT_INCOMPLETE: i32 = 2;
 
 fn main() {
-    if let Err(e) = real_main() {
+    // First thing, so `first_record_seconds` counts the whole start-up.
+    let started = Instant::now();
+    if let Err(e) = real_main(started) {
         eprintln!("error: {}", chain(&e));
         std::process::exit(1);
     }
@@ -107,7 +109,7 @@ fn chain(e: &anyhow::Error) -> String {
     text
 }
 
-fn real_main() -> Result<()> {
+fn real_main(process_started: Instant) -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { job, stats, verbose, progress } => {
@@ -119,6 +121,7 @@ fn real_main() -> Result<()> {
                 progress: Some(display),
                 cache_dir: runtime::default_cache_dir(),
                 parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
+                started: process_started,
             };
             let report = run(&job, &options)?;
             let m = &report.manifest;
@@ -142,6 +145,9 @@ fn real_main() -> Result<()> {
                     let bytes: u64 = r.files.iter().map(|f| f.bytes).sum();
                     let t = &r.timings;
                     writeln!(out, "{:<24} {:>10} {:>12} {:>9.3} {:>9.3} {:>9.3}", r.name, r.records, bytes, t.plugin_seconds, t.write_seconds, t.wall_seconds)?;
+                }
+                if let Some(first) = m.resources.iter().filter_map(|r| r.timings.first_record_seconds).reduce(f64::min) {
+                    writeln!(out, "start-up to first record: {:.1} ms", first * 1000.0)?;
                 }
             }
             if m.status != ferry::package::Status::Completed {

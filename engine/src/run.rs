@@ -36,6 +36,9 @@ pub struct RunOptions {
     pub parallelism: usize,
     /// Per-resource progress (records and bytes as they are validated); `None`: none.
     pub progress: Option<Arc<dyn crate::progress::Progress>>,
+    /// When the run started, for `first_record_seconds` (`ferry run` passes its
+    /// process's start, so start-up counts).
+    pub started: Instant,
 }
 
 /// A published snapshot.
@@ -443,7 +446,9 @@ fn export_resource(
         .name(format!("ferry-write-{}", spec.name))
         .spawn(move || write_files(files, rx))
         .expect("spawning a writer thread");
-    let sink = crate::progress::track(options.progress.clone(), &spec.name, plugin, source.as_ref(), window.as_ref(), Box::new(ChannelSink { tx }));
+    let first_record = Arc::new(std::sync::OnceLock::new());
+    let channel = ChannelSink { tx, started: options.started, first: first_record.clone() };
+    let sink = crate::progress::track(options.progress.clone(), &spec.name, plugin, source.as_ref(), window.as_ref(), Box::new(channel));
     let request = ExportRequest { as_of: as_of.timestamp_micros(), window, options: spec.options.clone() };
     let outcome = runtime.export_with(
         plugin,
@@ -506,6 +511,7 @@ fn export_resource(
         output_wait_seconds: outcome.host.output_wait.as_secs_f64(),
         write_seconds: write_time.as_secs_f64(),
         wall_seconds: started.elapsed().as_secs_f64(),
+        first_record_seconds: first_record.get().map(Duration::as_secs_f64),
     };
     if outcome.log_dropped > 0 {
         options.events.log(&spec.name, crate::runtime::Level::Warn, &format!("{} log messages over the limit were dropped", outcome.log_dropped));
@@ -517,10 +523,15 @@ type Batch = (u32, Vec<u8>, Vec<u32>);
 
 struct ChannelSink {
     tx: SyncSender<Batch>,
+    started: Instant,
+    first: Arc<std::sync::OnceLock<Duration>>,
 }
 
 impl RecordSink for ChannelSink {
     fn write(&mut self, count: u32, datums: Vec<u8>, ends: Vec<u32>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        if count > 0 {
+            self.first.get_or_init(|| self.started.elapsed());
+        }
         self.tx.send((count, datums, ends)).map_err(|_| "the output writer stopped".into())
     }
 }

@@ -146,7 +146,9 @@ pub fn assert_rows_equal(what: &str, expected: &[Map<String, Value>], got: &[Map
 fn users_and_accounts_match_the_source_in_two_independent_readers() {
     let p = Platform::new(0.1, 7);
     let job = p.job("e2e", "format = \"avro\"\ngzip = true", "[[resource]]\nname = \"users\"\n\n[[resource]]\nname = \"accounts\"");
+    let started = std::time::Instant::now();
     let out = run(&job);
+    let run_seconds = started.elapsed().as_secs_f64();
     assert!(out.status.success(), "run failed: {}", stderr(&out));
 
     let snaps = snapshots(&p.out());
@@ -163,6 +165,9 @@ fn users_and_accounts_match_the_source_in_two_independent_readers() {
     assert_eq!(resources.iter().map(|r| r["name"].as_str().unwrap()).collect::<Vec<_>>(), ["users", "accounts"]);
     for r in resources {
         let name = r["name"].as_str().unwrap();
+        let t = &r["timings"];
+        let first = t["first_record_seconds"].as_f64().unwrap_or_else(|| panic!("{name}: no first_record_seconds in {t}"));
+        assert!(first > 0.0 && first < run_seconds, "{name}: first record after {first}s of a {run_seconds}s run");
         assert_eq!(r["plugin"]["origin"], "builtin");
         assert_eq!(r["plugin"]["sha256"].as_str().unwrap().len(), 64);
         let fields: Vec<(String, Kind)> = r["schema"]["fields"]

@@ -136,6 +136,10 @@ pub struct StageTimes {
     /// Encoding, compressing and writing the files (the writer thread's busy time).
     pub write_seconds: f64,
     pub wall_seconds: f64,
+    /// From the start of the run (the process's, for `ferry run`) to this resource's
+    /// first validated record batch; absent when it had no records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_record_seconds: Option<f64>,
 }
 
 impl Manifest {
