@@ -122,6 +122,16 @@ fn s3_delivery_uploads_every_part_then_the_manifest_last() {
     left.sort();
     assert_eq!(left, ["delivery.json", "manifest.json"]);
     assert_eq!(catalog_status(&root, id), "completed");
+    // The catalog points at the delivered objects.
+    let files = ferry().args(["snapshots", "files", "--json", id, "--dir"]).arg(&root).output().unwrap();
+    assert!(files.status.success(), "{}", stderr(&files));
+    let files: serde_json::Value = serde_json::from_slice(&files.stdout).unwrap();
+    let prefix = format!("s3://{bucket}/exports/{id}/snapshot_tables_part");
+    for f in files.as_array().unwrap() {
+        let url = f["url"].as_str().unwrap();
+        assert!(url.starts_with(&prefix), "{url} is not in a delivered part ({prefix}...)");
+        assert!(objects.iter().any(|o| url[format!("s3://{bucket}/exports/{id}/").len()..].split('#').next() == Some(o.0.as_str())), "{url} names no delivered object");
+    }
 }
 
 /// The status the output root's catalog gives snapshot `id`.

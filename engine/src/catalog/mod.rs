@@ -383,9 +383,13 @@ impl Catalog {
         Ok(rows)
     }
 
-    /// The parts and files of a completed snapshot, parts first.
+    /// The parts and files of a completed snapshot, parts first. A snapshot delivered to
+    /// S3 has `s3://` URLs (its local `path`s are where the files were staged).
     pub fn files(&self, id: &str) -> Result<Vec<SnapshotFile>, CatalogError> {
         let dir = self.root.join(id);
+        let delivered = std::fs::read(dir.join(crate::package::DELIVERY_RECORD))
+            .ok()
+            .and_then(|text| serde_json::from_slice::<crate::package::DeliveryRecord>(&text).ok());
         let mut stmt = self
             .conn
             .prepare("SELECT kind, resource, name, archive, records, bytes, sha256 FROM files WHERE snapshot_id = ?1 ORDER BY kind = 'file', seq")
@@ -399,7 +403,10 @@ impl Catalog {
                 Ok(SnapshotFile {
                     kind: r.get(0)?,
                     resource: r.get(1)?,
-                    url: format!("file://{}{}", abs.display(), archive.as_ref().map(|_| format!("#{name}")).unwrap_or_default()),
+                    url: match &delivered {
+                        Some(d) => format!("{}{}", d.url, archive.as_deref().map(|a| format!("{a}#{name}")).unwrap_or_else(|| name.clone())),
+                        None => format!("file://{}{}", abs.display(), archive.as_ref().map(|_| format!("#{name}")).unwrap_or_default()),
+                    },
                     name,
                     archive,
                     records: r.get::<_, Option<i64>>(4)?.map(|n| n as u64),
