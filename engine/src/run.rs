@@ -264,6 +264,7 @@ fn export_all<S: PartSink>(
 ) -> (Vec<Exported>, std::io::Result<Vec<ArchiveEntry>>, S) {
     let slots: Vec<Mutex<Option<Exported>>> = job.resources.iter().map(|_| Mutex::new(None)).collect();
     let done = std::sync::Condvar::new();
+    let panicked = std::sync::atomic::AtomicBool::new(false);
     let next = AtomicUsize::new(0);
     let workers = options.parallelism.clamp(1, job.resources.len().max(1));
     let mut packers = packing.map(|(stamp, max, mtime)| {
@@ -274,6 +275,7 @@ fn export_all<S: PartSink>(
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
+                let _flag = PanicFlag(&panicked, &slots, &done);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(spec) = job.resources.get(i) else { break };
@@ -287,8 +289,9 @@ fn export_all<S: PartSink>(
         // Resource i is packed once it and every resource before it finished, so the
         // parts are the same whatever order the workers finish in.
         for slot in &slots {
-            let mut guard = done.wait_while(slot.lock().unwrap(), |r| r.is_none()).unwrap();
-            let mut result = guard.take().expect("waited for it");
+            let mut guard = done.wait_while(slot.lock().unwrap(), |r| r.is_none() && !panicked.load(Ordering::Relaxed)).unwrap();
+            // A worker panicked: stop waiting; the scope re-raises its panic.
+            let Some(mut result) = guard.take() else { break };
             drop(guard);
             // A failure that fails the run stops the packing: nothing will be published.
             if result.is_err() && job.on_error == OnError::Fail && packed.is_ok() {
@@ -517,6 +520,23 @@ fn export_resource(
         options.events.log(&spec.name, crate::runtime::Level::Warn, &format!("{} log messages over the limit were dropped", outcome.log_dropped));
     }
     Ok(entry)
+}
+
+/// Tells the packer, waiting for a result, that a worker died and will send none.
+struct PanicFlag<'a>(&'a std::sync::atomic::AtomicBool, &'a [Mutex<Option<Exported>>], &'a std::sync::Condvar);
+
+impl Drop for PanicFlag<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+            // Taking each lock once means the packer is either about to see the flag or
+            // already waiting, so the notification cannot be lost.
+            for slot in self.1 {
+                drop(slot.lock());
+            }
+            self.2.notify_all();
+        }
+    }
 }
 
 type Batch = (u32, Vec<u8>, Vec<u32>);
