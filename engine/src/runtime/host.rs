@@ -83,7 +83,10 @@ impl source::Host for HostState {
                 self.open_cursors
             ))));
         }
-        let stream = match self.source.open(&query(&req)) {
+        let started = std::time::Instant::now();
+        let opened = self.source.open(&query(&req));
+        self.timings.source += started.elapsed();
+        let stream = match opened {
             Ok(s) => s,
             Err(e) => return Ok(Err(source_error(e))),
         };
@@ -96,7 +99,10 @@ impl source::Host for HostState {
         if let Err(e) = self.check_request(&req) {
             return Ok(Err(e));
         }
-        Ok(self.source.count(&query(&req)).map_err(source_error))
+        let started = std::time::Instant::now();
+        let counted = self.source.count(&query(&req));
+        self.timings.source += started.elapsed();
+        Ok(counted.map_err(source_error))
     }
 }
 

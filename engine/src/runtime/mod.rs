@@ -186,6 +186,11 @@ impl Runtime {
     pub fn new(cache_dir: Option<PathBuf>) -> wasmtime::Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true).epoch_interruption(true).wasm_backtrace_max_frames(std::num::NonZeroUsize::new(20));
+        // `FERRY_PERFMAP=1`: write /tmp/perf-<pid>.map so `perf record` names the plugins'
+        // compiled functions (profiling only; no effect on the code or the cache).
+        if std::env::var_os("FERRY_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;

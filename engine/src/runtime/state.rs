@@ -39,7 +39,7 @@ pub(crate) enum Fault {
 /// Where an export's time went on the host side of the boundary.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HostTimings {
-    /// Waiting for the source's next row batch.
+    /// Waiting for the source: counts, opening reads, and each read's next row batch.
     pub source: std::time::Duration,
     /// Checking record batches against the schema.
     pub validate: std::time::Duration,

@@ -3,7 +3,8 @@
 use crate::avro::RecordWriter;
 use crate::bindings::ferry::plugin::{log, progress, records, source, types};
 use crate::describe::{Describe, Field, Type};
-use crate::rows::{Cell, Rows};
+use crate::copy::{RowFault, Step, TIMESTAMPS, copy_row};
+use crate::rows::{Cell, Rows, decode_cell};
 use crate::{Error, Result};
 
 /// Records leave the plugin in batches of about this many bytes (tens of KiB: large
@@ -112,30 +113,50 @@ impl<'a> Export<'a> {
         let columns = d.columns();
         let column_refs: Vec<&str> = columns.iter().map(String::as_str).collect();
         let range = self.request.window.clone();
-        let total = self.count(&d.table, &column_refs, range.clone())?;
+        // Opened before the count, so the host reads the first batches meanwhile.
+        let mut rows = self.read(&d.table, &column_refs, range.clone())?;
+        let total = self.count(&d.table, &column_refs, range)?;
         let key = d.key_column().and_then(|k| columns.iter().position(|c| c == k));
-        let mut rows = self.read(&d.table, &column_refs, range)?;
+        let steps: Vec<Step> = d.fields.iter().map(Step::of).collect();
         let mut done = 0u64;
-        while let Some(row) = rows.next()? {
-            self.record(|w| {
-                for (i, field) in d.fields.iter().enumerate() {
-                    write_field(w, field, row.cell(i)).map_err(|why| {
-                        let at = match key.map(|k| row.cell(k)) {
-                            Some(Cell::Text(t)) => format!(" row {t:?}"),
-                            Some(Cell::Integer(n)) => format!(" row {n}"),
-                            _ => String::new(),
-                        };
-                        Error::bad_data(format!(
-                            "table `{}`{at} column `{}`: {why} (field `{}`)",
-                            d.table, field.column, field.name
-                        ))
-                    })?;
+        // Rows go from the batch straight into records (see `copy.rs`).
+        while let Some(batch) = rows.next_batch()? {
+            let data = &batch.data[..];
+            let mut pos = 0;
+            for _ in 0..batch.rows {
+                let mark = self.batch.len();
+                match copy_row(&steps, &d.fields, columns.len(), data, pos, &mut self.batch) {
+                    Ok(next) => pos = next,
+                    Err(fault) => {
+                        self.batch.truncate(mark);
+                        return Err(match fault {
+                            RowFault::Corrupt => rows.corrupt("a cell is cut short"),
+                            RowFault::Misfit { field, why } => {
+                                let at = match key.and_then(|k| cell_at(data, pos, k)) {
+                                    Some(Cell::Text(t)) => format!(" row {t:?}"),
+                                    Some(Cell::Integer(n)) => format!(" row {n}"),
+                                    _ => String::new(),
+                                };
+                                let field = &d.fields[field];
+                                Error::bad_data(format!(
+                                    "table `{}`{at} column `{}`: {why} (field `{}`)",
+                                    d.table, field.column, field.name
+                                ))
+                            }
+                        });
+                    }
                 }
-                Ok(())
-            })?;
-            done += 1;
-            if done % 50_000 == 0 {
-                progress::report(done, Some(total));
+                self.batch_records += 1;
+                if self.batch.len() >= BATCH_BYTES {
+                    self.flush()?;
+                }
+                done += 1;
+                if done % 50_000 == 0 {
+                    progress::report(done, Some(total));
+                }
+            }
+            if pos != data.len() {
+                return Err(rows.corrupt("bytes left over after the batch's last row"));
             }
         }
         progress::report(done, Some(total));
@@ -167,8 +188,16 @@ impl<'a> Export<'a> {
     }
 }
 
+/// The `k`th cell of the row at `data[pos..]`, if the row holds one.
+fn cell_at(data: &[u8], mut pos: usize, k: usize) -> Option<Cell<'_>> {
+    for _ in 0..k {
+        pos = decode_cell(data, pos)?.1;
+    }
+    decode_cell(data, pos).map(|(cell, _)| cell)
+}
+
 /// Converts one source value into a field, or says why it does not fit.
-fn write_field(w: &mut RecordWriter, field: &Field, cell: Cell) -> core::result::Result<(), String> {
+pub(crate) fn write_field(w: &mut RecordWriter, field: &Field, cell: Cell) -> core::result::Result<(), String> {
     if field.nullable {
         if cell == Cell::Null {
             w.null();
@@ -182,7 +211,7 @@ fn write_field(w: &mut RecordWriter, field: &Field, cell: Cell) -> core::result:
         (Type::String, Cell::Text(t)) => w.string(t),
         // Years 1 to 9999, the range every reader decodes (the host checks it too, but
         // only the kit can name the row).
-        (Type::TimestampMicros, Cell::Integer(n)) if !(-62_135_596_800_000_000..=253_402_300_799_999_999).contains(&n) => {
+        (Type::TimestampMicros, Cell::Integer(n)) if !TIMESTAMPS.contains(&n) => {
             return Err(format!("integer {n} is not a timestamp between years 1 and 9999 (microseconds since 1970)"));
         }
         (Type::Long | Type::TimestampMicros, Cell::Integer(n)) => w.long(n),
@@ -216,6 +245,14 @@ fn type_name(ty: Type) -> String {
 /// Parses `-123.45` exactly into its unscaled value at `scale`; `None` when it is not a
 /// plain decimal, has more fractional digits than `scale`, or more digits than `precision`.
 pub(crate) fn parse_decimal(text: &str, precision: u8, scale: u8) -> Option<i128> {
+    if let Some(v) = crate::copy::parse_decimal_small(text.as_bytes(), precision, scale) {
+        return Some(v as i128);
+    }
+    parse_decimal_wide(text, precision, scale)
+}
+
+/// `parse_decimal` in 128-bit arithmetic, for any precision.
+pub(crate) fn parse_decimal_wide(text: &str, precision: u8, scale: u8) -> Option<i128> {
     let (neg, body) = match text.as_bytes().first()? {
         b'-' => (true, &text[1..]),
         b'+' => (false, &text[1..]),

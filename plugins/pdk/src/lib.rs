@@ -42,6 +42,7 @@ pub mod bindings {
 
 mod avro;
 pub mod blobs;
+mod copy;
 mod describe;
 mod error;
 mod export;

@@ -139,7 +139,19 @@ impl Rows {
         Ok(Some(Row { data: &self.batch, cells: &self.cells, columns: &self.columns, table: &self.table }))
     }
 
-    fn corrupt(&self, what: &str) -> Error {
+    /// The next whole batch, for a reader that decodes rows itself (`copy_table`);
+    /// only before the first [`Rows::next`].
+    pub(crate) fn next_batch(&mut self) -> Result<Option<RowBatch>> {
+        debug_assert!(self.left == 0 && self.batch.is_empty());
+        if self.done {
+            return Ok(None);
+        }
+        let next = self.cursor.next().map_err(Error::from_wit)?;
+        self.done = next.is_none();
+        Ok(next)
+    }
+
+    pub(crate) fn corrupt(&self, what: &str) -> Error {
         Error::other(format!("row batch from table `{}` is malformed: {what}", self.table))
     }
 }
@@ -178,7 +190,19 @@ impl<'a> Row<'a> {
     }
 }
 
-fn read_long(data: &[u8], mut pos: usize) -> Option<(i64, usize)> {
+/// A zig-zag varint `long` at `pos`, and where it ends.
+#[inline(always)]
+pub(crate) fn read_long(data: &[u8], pos: usize) -> Option<(i64, usize)> {
+    // Most values (tags' lengths, small integers) take one byte.
+    let b = *data.get(pos)?;
+    if b < 0x80 {
+        return Some((((b >> 1) as i64) ^ -((b & 1) as i64), pos + 1));
+    }
+    read_long_multi(data, pos)
+}
+
+#[inline(never)]
+fn read_long_multi(data: &[u8], mut pos: usize) -> Option<(i64, usize)> {
     let mut z: u64 = 0;
     let mut shift = 0;
     loop {
@@ -198,7 +222,7 @@ fn read_long(data: &[u8], mut pos: usize) -> Option<(i64, usize)> {
     }
 }
 
-fn decode_cell(data: &[u8], pos: usize) -> Option<(Cell<'_>, usize)> {
+pub(crate) fn decode_cell(data: &[u8], pos: usize) -> Option<(Cell<'_>, usize)> {
     let tag = *data.get(pos)?;
     let pos = pos + 1;
     Some(match tag {
