@@ -44,6 +44,13 @@ impl SqliteSource {
             .map_err(|e| SourceError::Open { path: self.path.clone(), source: e })?;
         conn.busy_timeout(std::time::Duration::from_secs(30))
             .map_err(|e| SourceError::Open { path: self.path.clone(), source: e })?;
+        // A small page cache: reads are sequential scans, an index walk or a count, which
+        // revisit only the few interior pages, so SQLite's default 2 MiB per connection
+        // bought no speed (measured: the same time for a full scan and a 3-month index
+        // window of 5M transactions) and, one per concurrent read, added to peak RSS
+        // only once tables outgrew it (issue 5).
+        conn.pragma_update(None, "cache_size", -256i64) // KiB
+            .map_err(|e| SourceError::Open { path: self.path.clone(), source: e })?;
         Ok(conn)
     }
 }
