@@ -118,7 +118,8 @@ fn real_main(process_started: Instant) -> Result<()> {
             let display = Arc::new(cli::progress::Display::new(progress, verbose));
             let options = RunOptions {
                 events: display.clone(),
-                progress: Some(display),
+                // Without a display, nothing needs the expected row counts (a count per resource).
+                progress: (progress != cli::progress::Mode::None).then_some(display),
                 cache_dir: runtime::default_cache_dir(),
                 parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
                 started: process_started,

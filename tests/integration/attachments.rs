@@ -76,7 +76,7 @@ fn extract_all(snapshot: &Path, into: &Path) {
 }
 
 fn read_avro_gz(path: &Path) -> Vec<BTreeMap<String, Value>> {
-    let gz = flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap());
+    let gz = flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap());
     apache_avro::Reader::new(gz)
         .unwrap()
         .map(|r| match r.unwrap() {

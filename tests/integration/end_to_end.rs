@@ -99,7 +99,7 @@ pub fn apache_avro_rows(file: &Path, fields: &[(String, Kind)]) -> Vec<Map<Strin
     let bytes = std::fs::read(file).unwrap();
     let data = if file.extension().is_some_and(|e| e == "gz") {
         let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out).unwrap();
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&bytes[..]), &mut out).unwrap();
         out
     } else {
         bytes

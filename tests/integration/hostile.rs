@@ -44,7 +44,7 @@ fn resource<'a>(m: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 /// Records in a published (gzip-compressed) Avro file, read with apache-avro.
 fn avro_records(path: &Path) -> usize {
     let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut bytes).unwrap();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).unwrap()).read_to_end(&mut bytes).unwrap();
     apache_avro::Reader::new(&bytes[..]).unwrap().map(|r| r.unwrap()).count()
 }
 

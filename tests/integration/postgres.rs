@@ -34,7 +34,7 @@ fn records(snapshot: &Path) -> Vec<(String, Vec<Avro>)> {
             for f in r["files"].as_array().unwrap() {
                 let bytes = std::fs::read(snapshot.join(f["path"].as_str().unwrap())).unwrap();
                 let mut data = Vec::new();
-                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut data).unwrap();
+                std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(&bytes[..]), &mut data).unwrap();
                 for v in apache_avro::Reader::new(&data[..]).unwrap() {
                     all.push(v.unwrap());
                 }
