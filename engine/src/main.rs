@@ -137,7 +137,13 @@ fn real_main(process_started: Instant) -> Result<()> {
             println!("{}", report.snapshot_dir.display());
             if let Some(d) = &report.delivered {
                 let mb = d.bytes as f64 / 1e6;
-                println!("delivered {} objects, {mb:.1} MB to {} in {:.2}s ({:.1} MB/s)", d.objects, d.url, d.elapsed.as_secs_f64(), mb / d.elapsed.as_secs_f64().max(1e-9));
+                println!(
+                    "delivered {} objects, {mb:.1} MB to {} in {:.2}s from the first upload to the manifest ({:.1} MB/s)",
+                    d.objects,
+                    d.url,
+                    d.elapsed.as_secs_f64(),
+                    mb / d.elapsed.as_secs_f64().max(1e-9)
+                );
             }
             if stats {
                 let mut out = std::io::stdout().lock();

@@ -36,6 +36,8 @@ pub struct Delivered {
     pub url: String,
     pub objects: usize,
     pub bytes: u64,
+    /// From the first upload's start to the manifest's (uploads overlap the export, so
+    /// this is the delivery's own time only when the last resource finished first).
     pub elapsed: Duration,
 }
 
@@ -44,7 +46,8 @@ pub struct Delivered {
 pub struct Delivery {
     s3: S3,
     id: String,
-    started: Instant,
+    /// When the first upload started.
+    started: Option<Instant>,
     objects: usize,
     /// Bytes handed to uploads so far, over all objects (for the fault injection).
     sent: Arc<AtomicU64>,
@@ -53,7 +56,7 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn new(s3: &S3, id: &str) -> Delivery {
-        Delivery { s3: s3.clone(), id: id.into(), started: Instant::now(), objects: 0, sent: Arc::default(), abort_after: fault_injection() }
+        Delivery { s3: s3.clone(), id: id.into(), started: None, objects: 0, sent: Arc::default(), abort_after: fault_injection() }
     }
 
     fn name(&self, name: &str) -> String {
@@ -62,6 +65,7 @@ impl Delivery {
 
     /// Starts one object's multipart upload.
     pub fn upload(&mut self, name: &str) -> Result<Upload, S3Error> {
+        self.started.get_or_insert_with(Instant::now);
         let key = self.name(name);
         let location = self.s3.path(&key);
         let upload = self.s3.rt.block_on(self.s3.store.put_multipart(&location)).map_err(self.s3.err("multipart upload", &key))?;
@@ -97,6 +101,7 @@ impl Delivery {
 
     /// Puts the manifest, last: from here on the snapshot is delivered.
     pub fn finish(mut self, manifest: Vec<u8>) -> Result<Delivered, S3Error> {
+        let started = *self.started.get_or_insert_with(Instant::now);
         let bytes = self.sent.load(Ordering::Relaxed) + manifest.len() as u64;
         self.s3.put(&self.name(MANIFEST), manifest)?;
         self.objects += 1;
@@ -104,7 +109,7 @@ impl Delivery {
             url: format!("{}/{}/", self.s3.url.to_string().trim_end_matches('/'), self.id),
             objects: self.objects,
             bytes,
-            elapsed: self.started.elapsed(),
+            elapsed: started.elapsed(),
         })
     }
 }
