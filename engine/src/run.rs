@@ -265,6 +265,8 @@ fn export_all<S: PartSink>(
     let slots: Vec<Mutex<Option<Exported>>> = job.resources.iter().map(|_| Mutex::new(None)).collect();
     let done = std::sync::Condvar::new();
     let panicked = std::sync::atomic::AtomicBool::new(false);
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel::<(usize, String)>();
+    let early = packing.is_some() && job.on_error == OnError::Fail;
     let next = AtomicUsize::new(0);
     let workers = options.parallelism.clamp(1, job.resources.len().max(1));
     let mut packers = packing.map(|(stamp, max, mtime)| {
@@ -279,7 +281,7 @@ fn export_all<S: PartSink>(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(spec) = job.resources.get(i) else { break };
-                    let r = export_resource(runtime, &plugins[i], spec, source, dir, job.as_of, options, attachments);
+                    let r = export_resource(i, runtime, &plugins[i], spec, source, dir, job.as_of, options, attachments, early.then(|| closed_tx.clone()));
                     crate::progress::finished(options.progress.as_ref(), &spec.name, &r);
                     *slots[i].lock().unwrap() = Some(r);
                     done.notify_all();
@@ -287,9 +289,35 @@ fn export_all<S: PartSink>(
             });
         }
         // Resource i is packed once it and every resource before it finished, so the
-        // parts are the same whatever order the workers finish in.
-        for slot in &slots {
-            let mut guard = done.wait_while(slot.lock().unwrap(), |r| r.is_none() && !panicked.load(Ordering::Relaxed)).unwrap();
+        // parts are the same whatever order the workers finish in. Under `on_error =
+        // "fail"` the table files of resource i are packed as each closes (split files),
+        // while it still exports: a failure then fails the whole run anyway.
+        let mut closed: Vec<Vec<String>> = vec![Vec::new(); slots.len()];
+        for (i, slot) in slots.iter().enumerate() {
+            let mut packed_early = 0;
+            let mut guard = slot.lock().unwrap();
+            loop {
+                while let Ok((r, name)) = closed_rx.try_recv() {
+                    closed[r].push(name);
+                }
+                if let (Some((tables, _)), Ok(())) = (&mut packers, &packed)
+                    && !closed[i].is_empty()
+                {
+                    drop(guard);
+                    for name in std::mem::take(&mut closed[i]) {
+                        packed = tables.add(&mut sink, dir, &name);
+                        if packed.is_err() {
+                            break;
+                        }
+                        packed_early += 1;
+                    }
+                    guard = slot.lock().unwrap();
+                }
+                if guard.is_some() || panicked.load(Ordering::Relaxed) {
+                    break;
+                }
+                guard = done.wait_timeout(guard, Duration::from_millis(20)).unwrap().0;
+            }
             // A worker panicked: stop waiting; the scope re-raises its panic.
             let Some(mut result) = guard.take() else { break };
             drop(guard);
@@ -298,9 +326,16 @@ fn export_all<S: PartSink>(
                 packed = Err(std::io::Error::other("a resource failed"));
             }
             if let (Some((tables, attachments)), Ok(entry), Ok(())) = (&mut packers, &mut result, &packed) {
+                let mut skip = packed_early;
                 packed = entry.files.iter_mut().try_for_each(|f| {
-                    let packer = if f.is_attachment() { &mut *attachments } else { &mut *tables };
-                    packer.add(&mut sink, dir, &f.path)
+                    if f.is_attachment() {
+                        return attachments.add(&mut sink, dir, &f.path);
+                    }
+                    if skip > 0 {
+                        skip -= 1;
+                        return Ok(());
+                    }
+                    tables.add(&mut sink, dir, &f.path)
                 });
                 if entry.files.iter().any(|f| f.is_attachment()) {
                     crate::attachments::remove_empty_dirs(&dir.join(&entry.name));
@@ -357,6 +392,7 @@ fn check_grants(plugin: &Plugin, source: &dyn Source) -> Result<(), ResourceErro
 }
 
 fn export_resource(
+    index: usize,
     runtime: &Runtime,
     plugin: &Plugin,
     spec: &ResourceSpec,
@@ -365,6 +401,7 @@ fn export_resource(
     as_of: DateTime<Utc>,
     options: &RunOptions,
     attachments: &AttachmentsContext,
+    closed: Option<std::sync::mpsc::Sender<(usize, String)>>,
 ) -> Result<ResourceEntry, (ResourceEntry, ResourceError)> {
     let started = Instant::now();
     // An attachments plugin's records are the index of its files: `<name>_index.<ext>`.
@@ -444,6 +481,12 @@ fn export_resource(
         FileFormat { format: spec.format, schema: plugin.schema.clone(), codec: spec.codec.to_avro(), marker },
         spec.split,
     );
+    let files = match closed {
+        Some(closed) => files.on_close(move |name| {
+            let _ = closed.send((index, name.to_string()));
+        }),
+        None => files,
+    };
     let (tx, rx) = sync_channel::<Batch>(4);
     let writer = std::thread::Builder::new()
         .name(format!("ferry-write-{}", spec.name))

@@ -102,17 +102,37 @@ fn parts_hold_whole_files_and_every_tar_reader_agrees_with_the_manifest() {
 #[test]
 fn the_same_job_gives_byte_identical_parts() {
     let p = Platform::new(0.05, 42);
-    for name in ["a", "b"] {
-        let out = run(&p.job(name, "archive = \"tar\"\npart_size = \"256KiB\"", RESOURCES));
-        assert!(out.status.success(), "{}", stderr(&out));
+    // With split files, each closed file is packed while the resource still exports.
+    for (variant, extra) in [("whole", ""), ("split", "\nmax_records_per_file = 500")] {
+        let out_dir = p.dir.path().join(format!("out-{variant}"));
+        for name in ["a", "b"] {
+            let job = p.job(&format!("{variant}-{name}"), &format!("archive = \"tar\"\npart_size = \"256KiB\"{extra}"), RESOURCES);
+            let text = std::fs::read_to_string(&job).unwrap().replace("dir = \"out\"", &format!("dir = \"out-{variant}\""));
+            std::fs::write(&job, text).unwrap();
+            let out = run(&job);
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        let snaps = snapshots(&out_dir);
+        let digests: Vec<Vec<String>> = snaps
+            .iter()
+            .map(|s| manifest(s)["archives"].as_array().unwrap().iter().map(|a| a["sha256"].as_str().unwrap().to_string()).collect())
+            .collect();
+        assert_eq!(digests.len(), 2);
+        assert!(digests[0].len() > 1, "{variant}");
+        assert_eq!(digests[0], digests[1], "{variant}: two runs gave different parts");
+        for s in &snaps {
+            assert!(verify(s).0, "{variant}: {} does not verify", s.display());
+            assert!(std::fs::read_dir(s).unwrap().all(|e| {
+                let n = e.unwrap().file_name().into_string().unwrap();
+                n == "manifest.json" || n.ends_with(".tar")
+            }), "{variant}: files left beside the parts");
+        }
+        if variant == "split" {
+            let m = manifest(&snaps[0]);
+            let files: usize = m["resources"].as_array().unwrap().iter().map(|r| r["files"].as_array().unwrap().len()).sum();
+            assert!(files > 4, "the split variant has split files: {files}");
+        }
     }
-    let digests: Vec<Vec<String>> = snapshots(&p.out())
-        .iter()
-        .map(|s| manifest(s)["archives"].as_array().unwrap().iter().map(|a| a["sha256"].as_str().unwrap().to_string()).collect())
-        .collect();
-    assert_eq!(digests.len(), 2);
-    assert!(digests[0].len() > 1);
-    assert_eq!(digests[0], digests[1]);
 }
 
 /// A fresh packed snapshot to break.

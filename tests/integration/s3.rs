@@ -44,7 +44,8 @@ fn s3_blobs_stream_in_ranges_through_the_blob_store() {
     assert!(matches!(store.open("zz/not-there"), Err(ferry::source::BlobError::Missing { .. })));
 }
 
-const RESOURCES: &str = "[[resource]]\nname = \"users\"\n[[resource]]\nname = \"accounts\"\n[[resource]]\nname = \"transactions\"\n";
+// Split transactions: their files are packed and uploaded while the export goes on.
+const RESOURCES: &str = "[[resource]]\nname = \"users\"\n[[resource]]\nname = \"accounts\"\n[[resource]]\nname = \"transactions\"\nmax_records_per_file = 2000\n";
 
 fn s3_job(platform: &Platform, name: &str, endpoint: &str, bucket: &str) -> std::path::PathBuf {
     let path = platform.dir.path().join(format!("{name}.toml"));

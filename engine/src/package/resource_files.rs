@@ -34,11 +34,19 @@ pub struct ResourceFiles {
     current: Option<Current>,
     done: Vec<WrittenFile>,
     finished: bool,
+    /// Told each file's name as soon as it is whole (the packer may take it from there).
+    on_close: Option<Box<dyn FnMut(&str) + Send>>,
 }
 
 impl ResourceFiles {
     pub fn new(dir: &Path, resource: &str, gzip: bool, format: FileFormat, split: Split) -> Self {
-        ResourceFiles { dir: dir.into(), resource: resource.into(), gzip, format, split, current: None, done: Vec::new(), finished: false }
+        ResourceFiles { dir: dir.into(), resource: resource.into(), gzip, format, split, current: None, done: Vec::new(), finished: false, on_close: None }
+    }
+
+    /// Calls `on_close` with each file's name once the file is whole.
+    pub fn on_close(mut self, on_close: impl FnMut(&str) + Send + 'static) -> Self {
+        self.on_close = Some(Box::new(on_close));
+        self
     }
 
     fn open(&mut self) -> Result<&mut Current, FormatError> {
@@ -60,6 +68,9 @@ impl ResourceFiles {
     fn close(&mut self) -> Result<(), FormatError> {
         if let Some(cur) = self.current.take() {
             let stats = cur.writer.finish()?.finish()?;
+            if let Some(on_close) = &mut self.on_close {
+                on_close(&cur.name);
+            }
             self.done.push(WrittenFile { name: cur.name, records: cur.records, stats });
         }
         Ok(())
