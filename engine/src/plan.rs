@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::catalog::{Catalog, CatalogError};
-use crate::job::{Job, PluginRef};
-use crate::runtime::{Origin, PluginError, Range, Runtime};
+use crate::job::Job;
+use crate::runtime::{Range, Runtime};
 use crate::source::SourceError;
 use crate::window::{self, Months};
 
@@ -36,10 +36,8 @@ pub enum PlanError {
     Source(#[from] SourceError),
     #[error("cannot start the plugin runtime: {0}")]
     Runtime(String),
-    #[error("cannot read plugin {path}: {source}")]
-    PluginFile { path: PathBuf, source: std::io::Error },
-    #[error("resource `{resource}`: {error}")]
-    Plugin { resource: String, error: PluginError },
+    #[error(transparent)]
+    Load(#[from] crate::run::LoadError),
     #[error("resource `{resource}`: `months` is set, but plugin `{plugin}` has no time window; remove `months` from this resource")]
     NoWindow { resource: String, plugin: String },
     #[error(transparent)]
@@ -103,13 +101,7 @@ pub fn plan(job: &Job, runtime: &Runtime, parallelism: usize) -> Result<Plan, Pl
     let catalog = if job.output_dir.join(crate::catalog::CATALOG_FILE).is_file() { Some(Catalog::open_existing(&job.output_dir)?) } else { None };
     let mut resources = Vec::new();
     for spec in &job.resources {
-        let (origin, wasm) = match &spec.plugin {
-            PluginRef::Builtin(name) => (Origin::Builtin(name.clone()), crate::runtime::builtin(name).unwrap_or_default().to_vec()),
-            PluginRef::Path(path) => {
-                (Origin::Path(path.clone()), std::fs::read(path).map_err(|source| PlanError::PluginFile { path: path.clone(), source })?)
-            }
-        };
-        let plugin = runtime.load(origin, &wasm).map_err(|error| PlanError::Plugin { resource: spec.name.clone(), error })?;
+        let plugin = crate::run::load_plugin(runtime, spec)?;
         // The window exactly as `run` resolves it.
         let window = match (&plugin.info.window_column, spec.months) {
             (None, Some(_)) => return Err(PlanError::NoWindow { resource: spec.name.clone(), plugin: plugin.info.name.clone() }),

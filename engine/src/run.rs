@@ -56,10 +56,8 @@ pub enum RunError {
     Source(#[from] SourceError),
     #[error("cannot start the plugin runtime: {0}")]
     Runtime(String),
-    #[error("cannot read plugin {path}: {source}")]
-    PluginFile { path: PathBuf, source: std::io::Error },
-    #[error("resource `{resource}`: {error}")]
-    Plugin { resource: String, error: PluginError },
+    #[error(transparent)]
+    Load(#[from] LoadError),
     #[error("{}", failures.iter().map(|(r, e)| format!("resource `{r}` failed: {e}")).collect::<Vec<_>>().join("\n"))]
     Failed { failures: Vec<(String, ResourceError)> },
     #[error(transparent)]
@@ -70,6 +68,27 @@ pub enum RunError {
     Attachments(#[from] crate::attachments::AttachmentsError),
     #[error(transparent)]
     S3(#[from] crate::s3::S3Error),
+}
+
+/// Why a resource's plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read plugin {path}: {source}")]
+    PluginFile { path: PathBuf, source: std::io::Error },
+    #[error("resource `{resource}`: {error}")]
+    Plugin { resource: String, error: PluginError },
+}
+
+/// Loads a resource's plugin (a built-in by name, or a component file) and has it
+/// describe itself; compiled components come from the cache.
+pub fn load_plugin(runtime: &Runtime, spec: &ResourceSpec) -> Result<Plugin, LoadError> {
+    let (origin, wasm) = match &spec.plugin {
+        PluginRef::Builtin(name) => (Origin::Builtin(name.clone()), crate::runtime::builtin(name).unwrap_or_default().to_vec()),
+        PluginRef::Path(path) => {
+            (Origin::Path(path.clone()), std::fs::read(path).map_err(|source| LoadError::PluginFile { path: path.clone(), source })?)
+        }
+    };
+    runtime.load(origin, &wasm).map_err(|error| LoadError::Plugin { resource: spec.name.clone(), error })
 }
 
 /// Why one resource failed.
@@ -150,18 +169,7 @@ fn run_recorded(
     let runtime = Runtime::new(options.cache_dir.clone()).map_err(|e| RunError::Runtime(e.to_string()))?;
 
     // Load every plugin before writing anything: a broken plugin fails the run early.
-    let mut plugins = Vec::new();
-    for spec in &job.resources {
-        let (origin, wasm) = match &spec.plugin {
-            PluginRef::Builtin(name) => (Origin::Builtin(name.clone()), crate::runtime::builtin(name).unwrap_or_default().to_vec()),
-            PluginRef::Path(path) => (
-                Origin::Path(path.clone()),
-                std::fs::read(path).map_err(|source| RunError::PluginFile { path: path.clone(), source })?,
-            ),
-        };
-        let plugin = runtime.load(origin, &wasm).map_err(|error| RunError::Plugin { resource: spec.name.clone(), error })?;
-        plugins.push(plugin);
-    }
+    let plugins = job.resources.iter().map(|spec| load_plugin(&runtime, spec)).collect::<Result<Vec<_>, _>>()?;
     // `content` keeps table resources, attachment resources, or both.
     let (selected, plugins) = crate::attachments::select(job, plugins)?;
     let job = &selected;
@@ -391,6 +399,8 @@ fn check_grants(plugin: &Plugin, source: &dyn Source) -> Result<(), ResourceErro
     Ok(())
 }
 
+// The entry travels with the error (a failed resource is still listed), once per resource.
+#[allow(clippy::too_many_arguments, clippy::result_large_err)]
 fn export_resource(
     index: usize,
     runtime: &Runtime,

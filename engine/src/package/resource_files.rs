@@ -25,6 +25,8 @@ struct Current {
     written: Arc<AtomicU64>,
 }
 
+type OnClose = Box<dyn FnMut(&str) + Send>;
+
 pub struct ResourceFiles {
     dir: PathBuf,
     resource: String,
@@ -35,7 +37,7 @@ pub struct ResourceFiles {
     done: Vec<WrittenFile>,
     finished: bool,
     /// Told each file's name as soon as it is whole (the packer may take it from there).
-    on_close: Option<Box<dyn FnMut(&str) + Send>>,
+    on_close: Option<OnClose>,
 }
 
 impl ResourceFiles {

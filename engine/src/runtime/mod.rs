@@ -228,7 +228,7 @@ impl Runtime {
                     return Err(PluginError::BadDeclaration { origin, what: format!("a source table or column named {name:?}") });
                 }
             }
-            grants.entry(grant.table.clone()).or_insert_with(Vec::new).extend(grant.columns.iter().cloned());
+            grants.entry(grant.table.clone()).or_default().extend(grant.columns.iter().cloned());
         }
         let uses_blobs = component.component_type().imports(&self.engine).any(|(name, _)| name.starts_with("ferry:plugin/blobs"));
         Ok(Plugin { origin, sha256, info, schema: Arc::new(schema), grants: Arc::new(grants), uses_blobs, component })

@@ -200,7 +200,7 @@ pub fn remove_snapshot(s3: &S3, id: &str) -> Result<usize, S3Error> {
     objects.sort_by_key(|o| !o.location.as_ref().ends_with(&format!("/{MANIFEST}")));
     for o in &objects {
         let key = o.location.to_string();
-        s3.rt.block_on(s3.store.delete(&o.location)).map_err(|source| S3Error::Request { op: "delete", bucket: s3.url.bucket.clone(), key, source })?;
+        s3.rt.block_on(s3.store.delete(&o.location)).map_err(|source| S3Error::Request { op: "delete", bucket: s3.url.bucket.clone(), key, source: Box::new(source) })?;
     }
     Ok(objects.len())
 }

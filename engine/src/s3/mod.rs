@@ -85,7 +85,7 @@ pub enum S3Error {
     #[error("cannot set up S3 access to {url}: {reason}; set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION (and AWS_ENDPOINT_URL for a non-AWS server) or the job's [s3] table")]
     Config { url: String, reason: String },
     #[error("S3 {op} of s3://{bucket}/{key} failed: {source}")]
-    Request { op: &'static str, bucket: String, key: String, source: object_store::Error },
+    Request { op: &'static str, bucket: String, key: String, source: Box<object_store::Error> },
     #[error("reading {path} for upload: {source}")]
     Local { path: std::path::PathBuf, source: std::io::Error },
 }
@@ -146,7 +146,7 @@ impl S3 {
 
     fn err(&self, op: &'static str, name: &str) -> impl FnOnce(object_store::Error) -> S3Error {
         let (bucket, key) = (self.url.bucket.clone(), self.url.key(name));
-        move |source| S3Error::Request { op, bucket, key, source }
+        move |source| S3Error::Request { op, bucket, key, source: Box::new(source) }
     }
 
     /// Every object under `prefix/name` (a "directory"), names relative to the prefix,

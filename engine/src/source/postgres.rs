@@ -463,44 +463,6 @@ pub(crate) fn numeric_text(b: &[u8]) -> Result<String, String> {
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn numeric(ndigits: i16, weight: i16, sign: u16, dscale: u16, digits: &[i16]) -> Vec<u8> {
-        let mut b = Vec::new();
-        for v in [ndigits as u16, weight as u16, sign, dscale] {
-            b.extend_from_slice(&v.to_be_bytes());
-        }
-        for d in digits {
-            b.extend_from_slice(&d.to_be_bytes());
-        }
-        b
-    }
-
-    #[test]
-    fn numeric_binary_decodes_to_postgres_text() {
-        // 12.50: digits [12, 5000], weight 0, scale 2.
-        assert_eq!(numeric_text(&numeric(2, 0, 0, 2, &[12, 5000])).unwrap(), "12.50");
-        // -15243.60: [1, 5243, 6000], weight 1.
-        assert_eq!(numeric_text(&numeric(3, 1, 0x4000, 2, &[1, 5243, 6000])).unwrap(), "-15243.60");
-        // 0.000100 with scale 6: [1] at weight -1 (0.0001).
-        assert_eq!(numeric_text(&numeric(1, -1, 0, 6, &[1])).unwrap(), "0.000100");
-        // 10000 (trailing zero groups dropped): [1] weight 1, scale 0.
-        assert_eq!(numeric_text(&numeric(1, 1, 0, 0, &[1])).unwrap(), "10000");
-        // 0.00: no digits.
-        assert_eq!(numeric_text(&numeric(0, 0, 0, 2, &[])).unwrap(), "0.00");
-        assert!(numeric_text(&numeric(0, 0, 0xC000, 0, &[])).is_err());
-    }
-
-    #[test]
-    fn the_password_never_shows() {
-        let url = PostgresUrl::parse("postgres://ferry:hunter2@db.example:6543/platform").unwrap();
-        assert_eq!(url.to_string(), "postgres://ferry@db.example:6543/platform");
-        assert!(!format!("{url:?}").contains("hunter2"));
-    }
-}
-
 /// The demo platform's PostgreSQL types: SQLite stores everything as INTEGER or TEXT,
 /// PostgreSQL gets what a real platform would use. Booleans are `boolean`, `_at`
 /// columns `timestamptz`, money `numeric(14,2)`, rates and coordinates `numeric(10,6)`.
@@ -635,4 +597,42 @@ fn copy_text(out: &mut Vec<u8>, kind: &str, value: rusqlite::types::ValueRef) ->
         (_, ValueRef::Blob(_)) => return Err(format!("is a blob but the column is {kind}")),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn numeric(ndigits: i16, weight: i16, sign: u16, dscale: u16, digits: &[i16]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for v in [ndigits as u16, weight as u16, sign, dscale] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        for d in digits {
+            b.extend_from_slice(&d.to_be_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn numeric_binary_decodes_to_postgres_text() {
+        // 12.50: digits [12, 5000], weight 0, scale 2.
+        assert_eq!(numeric_text(&numeric(2, 0, 0, 2, &[12, 5000])).unwrap(), "12.50");
+        // -15243.60: [1, 5243, 6000], weight 1.
+        assert_eq!(numeric_text(&numeric(3, 1, 0x4000, 2, &[1, 5243, 6000])).unwrap(), "-15243.60");
+        // 0.000100 with scale 6: [1] at weight -1 (0.0001).
+        assert_eq!(numeric_text(&numeric(1, -1, 0, 6, &[1])).unwrap(), "0.000100");
+        // 10000 (trailing zero groups dropped): [1] weight 1, scale 0.
+        assert_eq!(numeric_text(&numeric(1, 1, 0, 0, &[1])).unwrap(), "10000");
+        // 0.00: no digits.
+        assert_eq!(numeric_text(&numeric(0, 0, 0, 2, &[])).unwrap(), "0.00");
+        assert!(numeric_text(&numeric(0, 0, 0xC000, 0, &[])).is_err());
+    }
+
+    #[test]
+    fn the_password_never_shows() {
+        let url = PostgresUrl::parse("postgres://ferry:hunter2@db.example:6543/platform").unwrap();
+        assert_eq!(url.to_string(), "postgres://ferry@db.example:6543/platform");
+        assert!(!format!("{url:?}").contains("hunter2"));
+    }
 }
