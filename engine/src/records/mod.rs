@@ -1,9 +1,11 @@
-//! Record batches from plugins: the declared schema, and the check every batch passes
-//! before a byte of it reaches an output file.
+//! Records: the declared schema, the check every plugin batch passes before a byte of
+//! it reaches an output file, and the host's own copy of rows into records.
 
+mod copy;
 mod schema;
 mod validate;
 
+pub use copy::{CopyPlan, PlanError, RecordBatch, RecordEncoder};
 pub use schema::{Kind, RecordSchema, SchemaError};
 pub use validate::{BatchError, validate_batch};
 

@@ -15,8 +15,8 @@ pub struct BatchError {
 }
 
 /// First and last instants of years 1..=9999, in seconds, the range every reader decodes.
-const MIN_SECONDS: i64 = -62_135_596_800;
-const MAX_SECONDS: i64 = 253_402_300_799;
+pub(super) const MIN_SECONDS: i64 = -62_135_596_800;
+pub(super) const MAX_SECONDS: i64 = 253_402_300_799;
 
 type Check<T> = Result<T, String>;
 

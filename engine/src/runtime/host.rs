@@ -3,12 +3,17 @@
 //! Everything a plugin sends is checked here: reads against its grants, record batches
 //! against its schema and size limit, logs against a byte budget.
 
+use std::time::Instant;
+
 use wasmtime::component::Resource;
 
 use super::bindings::ferry::plugin::{log, progress, records, source, types};
 use super::bindings::{Error, Range};
 use super::state::{Cursor, Fault, HostState};
-use crate::records::validate_batch;
+use crate::records::{CopyPlan, validate_batch};
+
+/// Records copied by the host (`records.copy`) reach the output in batches of about this size.
+const COPY_BATCH_BYTES: usize = 64 * 1024;
 use crate::source::{self as src, TableQuery};
 
 impl types::Host for HostState {}
@@ -56,6 +61,7 @@ fn query(req: &source::TableRequest) -> TableQuery<'_> {
 fn source_error(e: src::SourceError) -> Error {
     match e {
         src::SourceError::BadIdentifier { .. } => Error::InvalidArgument(e.to_string()),
+        src::SourceError::Misfit(message) => Error::BadData(message),
         other => Error::Other(other.to_string()),
     }
 }
@@ -83,7 +89,7 @@ impl source::Host for HostState {
                 self.open_cursors
             ))));
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let opened = self.source.open(&query(&req));
         self.timings.source += started.elapsed();
         let stream = match opened {
@@ -99,7 +105,7 @@ impl source::Host for HostState {
         if let Err(e) = self.check_request(&req) {
             return Ok(Err(e));
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let counted = self.source.count(&query(&req));
         self.timings.source += started.elapsed();
         Ok(counted.map_err(source_error))
@@ -109,7 +115,7 @@ impl source::Host for HostState {
 impl source::HostCursor for HostState {
     fn next(&mut self, cursor: Resource<Cursor>) -> wasmtime::Result<Result<Option<source::RowBatch>, Error>> {
         let cursor = self.table.get_mut(&cursor)?;
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let next = cursor.stream.next_batch();
         self.timings.source += started.elapsed();
         Ok(match next {
@@ -133,7 +139,7 @@ impl records::Host for HostState {
             return Ok(Err(Error::BadData(format!("an earlier batch was refused ({fault:?}); the export has failed"))));
         }
         self.outside_export("emitted records")?;
-        let (Some(schema), Some(sink)) = (&self.schema, &mut self.sink) else {
+        let (Some(schema), Some(_)) = (&self.schema, &self.sink) else {
             return Ok(Err(Error::Other("records can be emitted only during export".into())));
         };
         if data.len() > self.limits.batch_bytes {
@@ -144,7 +150,7 @@ impl records::Host for HostState {
                 self.limits.batch_bytes
             ))));
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let validated = validate_batch(schema, count, &data);
         self.timings.validate += started.elapsed();
         let ends = match validated {
@@ -155,17 +161,82 @@ impl records::Host for HostState {
                 return Ok(Err(Error::BadData(message)));
             }
         };
-        let started = std::time::Instant::now();
+        self.write_records(count, data, ends)?;
+        Ok(Ok(()))
+    }
+
+    fn copy(&mut self, request: source::TableRequest, key: Option<String>) -> wasmtime::Result<Result<u64, Error>> {
+        self.copy_records(request, key)
+    }
+}
+
+impl HostState {
+    /// `records.copy`: reads rows and writes them as records without the plugin seeing
+    /// them (see `records::CopyPlan`). Trusted output, so no validation.
+    fn copy_records(&mut self, req: source::TableRequest, key: Option<String>) -> wasmtime::Result<Result<u64, Error>> {
+        if let Some(fault) = &self.fault {
+            return Ok(Err(Error::BadData(format!("an earlier batch was refused ({fault:?}); the export has failed"))));
+        }
+        self.outside_export(&format!("copied records of `{}`", req.table))?;
+        if let Err(e) = self.check_request(&req) {
+            return Ok(Err(e));
+        }
+        let Some(schema) = self.schema.clone() else {
+            return Ok(Err(Error::Other("records can be copied only during export".into())));
+        };
+        let plan = match CopyPlan::new(&schema, &req.table, &req.columns, key.as_deref()) {
+            Ok(plan) => plan,
+            Err(e) => return Ok(Err(Error::InvalidArgument(e.to_string()))),
+        };
+        let started = Instant::now();
+        let opened = self.source.open_records(&query(&req), plan.encoder(COPY_BATCH_BYTES));
+        self.timings.source += started.elapsed();
+        let mut stream = match opened {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(source_error(e))),
+        };
+        let mut copied = 0u64;
+        let mut reported = 0u64;
+        loop {
+            // One host call can be the whole export, and epoch interruption only stops
+            // wasm code: the time limit is checked here, per batch.
+            if self.started.elapsed() > self.limits.time {
+                self.fault = Some(Fault::TimeLimit);
+                return Err(wasmtime::format_err!("time limit reached while copying `{}`", req.table));
+            }
+            let started = Instant::now();
+            let next = stream.next_records();
+            self.timings.source += started.elapsed();
+            let batch = match next {
+                Ok(Some(b)) => b,
+                Ok(None) => break,
+                Err(e) => return Ok(Err(source_error(e))),
+            };
+            debug_assert_eq!(validate_batch(&schema, batch.count, &batch.data).as_ref(), Ok(&batch.ends));
+            let count = batch.count;
+            self.write_records(count, batch.data, batch.ends)?;
+            copied += count as u64;
+            if copied - reported >= 50_000 {
+                self.events.progress(&self.resource, copied, None);
+                reported = copied;
+            }
+        }
+        Ok(Ok(copied))
+    }
+
+    /// Hands checked records to the sink. A broken output (disk full, say) is not the
+    /// plugin's fault: it is stopped with a trap and the host's error reported.
+    fn write_records(&mut self, count: u32, data: Vec<u8>, ends: Vec<u32>) -> wasmtime::Result<()> {
+        let Some(sink) = &mut self.sink else { return Err(wasmtime::format_err!("no sink outside export")) };
+        let started = Instant::now();
         let written = sink.write(count, data, ends);
         self.timings.output_wait += started.elapsed();
         if let Err(e) = written {
-            // The output is broken (disk full, say): not the plugin's fault, so stop it
-            // with a trap and report the host's error.
             self.fault = Some(Fault::Sink(e.to_string()));
             return Err(wasmtime::format_err!("output failed: {e}"));
         }
         self.records += count as u64;
-        Ok(Ok(()))
+        Ok(())
     }
 }
 

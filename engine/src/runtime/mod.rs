@@ -256,7 +256,7 @@ impl Runtime {
             Ok(reported) => reported,
         };
         if let Some(fault) = state.fault {
-            return Err(fault_error(&resource, fault));
+            return Err(fault_error(&resource, fault, limits));
         }
         match summary {
             Err(e) => Err(PluginError::Reported { plugin: resource, error: wit_error(&e) }),
@@ -316,6 +316,7 @@ impl HostState {
             open_cursors: 0,
             stderr,
             attachments: None,
+            started: Instant::now(),
         }
     }
 }
@@ -332,7 +333,7 @@ fn wit_error(e: &bindings::Error) -> String {
     }
 }
 
-fn fault_error(plugin: &str, fault: Fault) -> PluginError {
+fn fault_error(plugin: &str, fault: Fault, limits: Limits) -> PluginError {
     let plugin = plugin.to_string();
     match fault {
         Fault::BadBatch(error) => PluginError::BadBatch { plugin, error },
@@ -340,6 +341,7 @@ fn fault_error(plugin: &str, fault: Fault) -> PluginError {
         Fault::Sink(reason) => PluginError::Output { plugin, reason },
         Fault::Contract(what) => PluginError::Contract { plugin, what },
         Fault::Attachment(message) => PluginError::Attachment { plugin, message },
+        Fault::TimeLimit => PluginError::TimeLimit { plugin, limit: limits.time },
     }
 }
 
@@ -347,7 +349,7 @@ fn fault_error(plugin: &str, fault: Fault) -> PluginError {
 /// limit, or a trap with the plugin's panic message and a short backtrace.
 fn classify(plugin: &str, e: wasmtime::Error, state: HostState, limits: Limits) -> PluginError {
     if let Some(fault) = state.fault {
-        return fault_error(plugin, fault);
+        return fault_error(plugin, fault, limits);
     }
     if let Some(asked) = state.limiter.hit {
         return PluginError::MemoryLimit { plugin: plugin.into(), cap: limits.memory_bytes >> 20, asked: asked.div_ceil(1 << 20) };

@@ -34,12 +34,15 @@ pub(crate) enum Fault {
     /// An attachment could not be stored (missing blob, sha256 mismatch, ...); the
     /// message names the attachment's uid and the version's sid.
     Attachment(String),
+    /// The export's time limit ran out inside a host call (`records.copy`).
+    TimeLimit,
 }
 
 /// Where an export's time went on the host side of the boundary.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HostTimings {
-    /// Waiting for the source: counts, opening reads, and each read's next row batch.
+    /// Waiting for the source: counts, opening reads, and each read's next batch (of
+    /// rows, or for `records.copy` of records the reader thread converted).
     pub source: std::time::Duration,
     /// Checking record batches against the schema.
     pub validate: std::time::Duration,
@@ -67,6 +70,8 @@ pub struct HostState {
     pub(crate) stderr: MemoryOutputPipe,
     /// Where `blobs.copy` streams attachments; `None`: the plugin gets no blob store.
     pub(crate) attachments: Option<Box<dyn super::AttachmentSink>>,
+    /// When the store was made: host calls that run long check the time limit against it.
+    pub(crate) started: std::time::Instant,
 }
 
 impl WasiView for HostState {

@@ -13,6 +13,8 @@ mod sqlite;
 pub use blobs::{BlobError, BlobStore, DirBlobStore};
 pub use demo::{DEMO_NOW_MICROS, DemoCounts, DemoSpec, generate as generate_demo};
 pub use row_batch::{RowBatch, RowBatchBuilder};
+
+use crate::records::{RecordBatch, RecordEncoder};
 pub use sqlite::SqliteSource;
 pub use postgres::{PostgresSource, PostgresUrl, load_demo as load_demo_postgres};
 
@@ -41,22 +43,84 @@ pub trait RowStream: Send {
     fn next_batch(&mut self) -> Result<Option<RowBatch>, SourceError>;
 }
 
+/// A forward-only stream of records a read's rows were copied into (`records.copy`).
+pub trait RecordStream: Send {
+    /// The next batch, or `None` when the query is exhausted.
+    fn next_records(&mut self) -> Result<Option<RecordBatch>, SourceError>;
+}
+
+/// What a reader writes each row's cells into: a row batch for a plugin, or records
+/// (`records.copy`). Readers are generic over it, so copied rows become records on the
+/// reader's thread with no row batch in between.
+pub trait Cells: Send + 'static {
+    type Batch: Send + 'static;
+    fn null(&mut self);
+    fn integer(&mut self, v: i64);
+    fn real(&mut self, v: f64);
+    fn text(&mut self, v: &str);
+    /// Bytes, or source text that is not UTF-8 (the plugin or the copy then names the
+    /// row and column instead of ferry guessing at the characters).
+    fn blob(&mut self, v: &[u8]);
+    /// Ends a row; a record encoder refuses one holding a value that does not fit its
+    /// field, with a message naming the row, column and field.
+    fn end_row(&mut self) -> Result<(), String>;
+    /// The batch is big enough to send.
+    fn full(&self) -> bool;
+    fn rows(&self) -> u32;
+    /// The batch so far, leaving an empty one.
+    fn take(&mut self) -> Self::Batch;
+}
+
 /// The consumer's end of a reader thread: batches arrive over a bounded channel, and
 /// the reader's explicit end (`Ok(None)`) tells "no more rows" from "the reader died".
-pub(crate) struct ChannelStream {
-    pub(crate) rx: std::sync::mpsc::Receiver<Result<Option<RowBatch>, SourceError>>,
+pub(crate) struct ChannelStream<B> {
+    pub(crate) rx: std::sync::mpsc::Receiver<Result<Option<B>, SourceError>>,
     pub(crate) table: String,
     pub(crate) done: bool,
 }
 
-impl RowStream for ChannelStream {
-    fn next_batch(&mut self) -> Result<Option<RowBatch>, SourceError> {
+impl<B> ChannelStream<B> {
+    /// A reader thread's channel, two batches deep: the next batch is read while this
+    /// one is used, and a slow consumer stops the reader instead of letting rows pile up.
+    pub(crate) fn channel(table: &str) -> (std::sync::mpsc::SyncSender<Result<Option<B>, SourceError>>, Self) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        (tx, ChannelStream { rx, table: table.into(), done: false })
+    }
+
+    fn recv(&mut self) -> Result<Option<B>, SourceError> {
         if self.done {
             return Ok(None);
         }
         let next = self.rx.recv().unwrap_or_else(|_| Err(SourceError::ReaderGone { table: self.table.clone() }));
         self.done = !matches!(next, Ok(Some(_)));
         next
+    }
+}
+
+impl RowStream for ChannelStream<RowBatch> {
+    fn next_batch(&mut self) -> Result<Option<RowBatch>, SourceError> {
+        self.recv()
+    }
+}
+
+impl RecordStream for ChannelStream<RecordBatch> {
+    fn next_records(&mut self) -> Result<Option<RecordBatch>, SourceError> {
+        self.recv()
+    }
+}
+
+/// Records from a source's row batches, converted on the consumer's thread: for
+/// sources without a reader of their own.
+struct ConvertedRows {
+    rows: Box<dyn RowStream>,
+    encoder: RecordEncoder,
+}
+
+impl RecordStream for ConvertedRows {
+    fn next_records(&mut self) -> Result<Option<RecordBatch>, SourceError> {
+        let Some(batch) = self.rows.next_batch()? else { return Ok(None) };
+        self.encoder.row_batch(&batch.data, batch.rows).map_err(SourceError::Misfit)?;
+        Ok(Some(self.encoder.take()))
     }
 }
 
@@ -68,6 +132,11 @@ pub trait Source: Send + Sync {
     fn count(&self, query: &TableQuery) -> Result<u64, SourceError>;
     /// Starts streaming the query's rows.
     fn open(&self, query: &TableQuery) -> Result<Box<dyn RowStream>, SourceError>;
+    /// Starts streaming the query's rows as records (`records.copy`). By default the
+    /// row batches of [`Source::open`] are converted on the consumer's thread.
+    fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {
+        Ok(Box::new(ConvertedRows { rows: self.open(query)?, encoder }))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +169,10 @@ pub enum SourceError {
     NoTable { table: String },
     #[error("table `{table}` has no column `{column}`")]
     NoColumn { table: String, column: String },
+    /// A value that does not fit its field, in a copy; the message names the row,
+    /// column and field.
+    #[error("{0}")]
+    Misfit(String),
 }
 
 /// Quotes an identifier after checking it is one; sources never splice anything else.

@@ -17,17 +17,17 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::mpsc::SyncSender;
 use std::time::{Duration, SystemTime};
 
 use postgres::types::{FromSql, ToSql, Type};
 use postgres::{Client, Config, IsolationLevel};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{RowBatch, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident};
+use super::row_batch::BATCH_BYTES;
+use super::{Cells, ChannelStream, RecordStream, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident};
+use crate::records::RecordEncoder;
 
-/// Rows are cut into batches of about this size.
-const BATCH_BYTES: usize = 64 * 1024;
 /// Rows fetched from the portal per round trip.
 const FETCH_ROWS: i32 = 1000;
 /// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
@@ -301,68 +301,80 @@ impl Source for PostgresSource {
     }
 
     fn open(&self, query: &TableQuery) -> Result<Box<dyn RowStream>, SourceError> {
+        Ok(Box::new(self.start(query, RowBatchBuilder::with_capacity(BATCH_BYTES + 4096))?))
+    }
+
+    fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {
+        Ok(Box::new(self.start(query, encoder)?))
+    }
+}
+
+impl PostgresSource {
+    /// Starts the reader thread writing the query's rows into `cells`.
+    fn start<C: Cells>(&self, query: &TableQuery, cells: C) -> Result<ChannelStream<C::Batch>, SourceError> {
         let mut client = self.client()?;
         let (sql, params) = self.read_sql(&mut client, query)?;
         // Prepare here so a bad query is reported by `open`, not by the first batch.
         client.prepare(&sql).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
-        let (tx, rx) = sync_channel(2);
+        let (tx, stream) = ChannelStream::channel(query.table);
         let table = query.table.to_string();
-        let reader_table = table.clone();
         std::thread::Builder::new()
             .name(format!("ferry-pg-{table}"))
-            .spawn(move || read_rows(client, &sql, &params, &reader_table, tx))
+            .spawn(move || {
+                if let Err(e) = read_rows(client, &sql, &params, &table, cells, &tx) {
+                    let _ = tx.send(Err(e));
+                }
+            })
             .expect("spawning a reader thread");
-        Ok(Box::new(super::ChannelStream { rx, table, done: false }))
+        Ok(stream)
     }
 }
 
-fn read_rows(mut client: Pooled, sql: &str, params: &[Param], table: &str, tx: SyncSender<Result<Option<RowBatch>, SourceError>>) {
+fn read_rows<C: Cells>(
+    mut client: Pooled,
+    sql: &str,
+    params: &[Param],
+    table: &str,
+    mut cells: C,
+    tx: &SyncSender<Result<Option<C::Batch>, SourceError>>,
+) -> Result<(), SourceError> {
     let pg = |e| SourceError::PgQuery { table: table.into(), source: e };
-    let result = (|| -> Result<(), SourceError> {
-        // One snapshot for the whole read, and a portal only lives inside a transaction.
-        let mut txn = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().map_err(pg)?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
-        let portal = txn.bind(sql, &refs).map_err(pg)?;
-        let mut batch = RowBatchBuilder::with_capacity(BATCH_BYTES + 4096);
-        let mut seen = 0u64;
-        loop {
-            let rows = txn.query_portal(&portal, FETCH_ROWS).map_err(pg)?;
-            let last = rows.len() < FETCH_ROWS as usize;
-            for row in &rows {
-                seen += 1;
-                for (i, column) in row.columns().iter().enumerate() {
-                    let raw: Option<Raw> = row.try_get(i).map_err(pg)?;
-                    match raw {
-                        None => batch.null(),
-                        Some(Raw(bytes)) => encode(&mut batch, column.type_(), bytes).map_err(|reason| SourceError::PgValue {
-                            table: table.into(),
-                            column: column.name().into(),
-                            row: seen,
-                            reason,
-                        })?,
-                    }
-                }
-                batch.end_row();
-                if batch.bytes() >= BATCH_BYTES {
-                    let full = std::mem::replace(&mut batch, RowBatchBuilder::with_capacity(BATCH_BYTES + 4096));
-                    if tx.send(Ok(Some(full.finish()))).is_err() {
-                        return Ok(()); // the reader was dropped: stop quietly
-                    }
+    // One snapshot for the whole read, and a portal only lives inside a transaction.
+    let mut txn = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().map_err(pg)?;
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
+    let portal = txn.bind(sql, &refs).map_err(pg)?;
+    let mut seen = 0u64;
+    loop {
+        let rows = txn.query_portal(&portal, FETCH_ROWS).map_err(pg)?;
+        let last = rows.len() < FETCH_ROWS as usize;
+        for row in &rows {
+            seen += 1;
+            for (i, column) in row.columns().iter().enumerate() {
+                let raw: Option<Raw> = row.try_get(i).map_err(pg)?;
+                match raw {
+                    None => cells.null(),
+                    Some(Raw(bytes)) => encode(&mut cells, column.type_(), bytes).map_err(|reason| SourceError::PgValue {
+                        table: table.into(),
+                        column: column.name().into(),
+                        row: seen,
+                        reason,
+                    })?,
                 }
             }
-            if last {
-                break;
+            cells.end_row().map_err(SourceError::Misfit)?;
+            if cells.full() && tx.send(Ok(Some(cells.take()))).is_err() {
+                return Ok(()); // the consumer has gone: stop quietly
             }
         }
-        if batch.rows() > 0 && tx.send(Ok(Some(batch.finish()))).is_err() {
-            return Ok(());
+        if last {
+            break;
         }
-        let _ = tx.send(Ok(None));
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = tx.send(Err(e));
     }
+    if cells.rows() > 0 && tx.send(Ok(Some(cells.take()))).is_err() {
+        return Ok(());
+    }
+    let _ = tx.send(Ok(None));
+    Ok(())
 }
 
 /// A value's binary wire format, undecoded: `encode` decodes it by column type.
@@ -381,8 +393,8 @@ fn be<const N: usize>(b: &[u8]) -> Result<[u8; N], String> {
     b.try_into().map_err(|_| format!("expected {N} bytes, got {}", b.len()))
 }
 
-/// Decodes one binary value into the row batch.
-fn encode(batch: &mut RowBatchBuilder, ty: &Type, b: &[u8]) -> Result<(), String> {
+/// Decodes one binary value into the row's cells.
+fn encode(batch: &mut impl Cells, ty: &Type, b: &[u8]) -> Result<(), String> {
     match *ty {
         Type::BOOL => batch.integer((be::<1>(b)?[0] != 0) as i64),
         Type::INT2 => batch.integer(i16::from_be_bytes(be(b)?) as i64),

@@ -9,10 +9,46 @@ pub struct RowBatch {
     pub data: Vec<u8>,
 }
 
+/// Rows are cut into batches of about this size.
+pub(crate) const BATCH_BYTES: usize = 64 * 1024;
+
 /// Builds one batch, cell by cell.
 #[derive(Debug, Default)]
 pub struct RowBatchBuilder {
     batch: RowBatch,
+}
+
+impl super::Cells for RowBatchBuilder {
+    type Batch = RowBatch;
+
+    fn null(&mut self) {
+        RowBatchBuilder::null(self)
+    }
+    fn integer(&mut self, v: i64) {
+        RowBatchBuilder::integer(self, v)
+    }
+    fn real(&mut self, v: f64) {
+        RowBatchBuilder::real(self, v)
+    }
+    fn text(&mut self, v: &str) {
+        RowBatchBuilder::text(self, v)
+    }
+    fn blob(&mut self, v: &[u8]) {
+        RowBatchBuilder::blob(self, v)
+    }
+    fn end_row(&mut self) -> Result<(), String> {
+        RowBatchBuilder::end_row(self);
+        Ok(())
+    }
+    fn full(&self) -> bool {
+        self.bytes() >= BATCH_BYTES
+    }
+    fn rows(&self) -> u32 {
+        self.batch.rows
+    }
+    fn take(&mut self) -> RowBatch {
+        std::mem::replace(self, RowBatchBuilder::with_capacity(BATCH_BYTES + 4096)).finish()
+    }
 }
 
 impl RowBatchBuilder {

@@ -5,15 +5,14 @@
 //! and a slow plugin stops the reader instead of letting rows pile up.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{SyncSender, sync_channel};
+use std::sync::mpsc::SyncSender;
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{RowBatch, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident};
-
-/// Rows are cut into batches of about this size.
-const BATCH_BYTES: usize = 64 * 1024;
+use super::row_batch::BATCH_BYTES;
+use super::{Cells, ChannelStream, RecordStream, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident};
+use crate::records::RecordEncoder;
 
 #[derive(Debug, Clone)]
 pub struct SqliteSource {
@@ -150,68 +149,67 @@ impl Source for SqliteSource {
     }
 
     fn open(&self, query: &TableQuery) -> Result<Box<dyn RowStream>, SourceError> {
+        Ok(Box::new(self.start(query, RowBatchBuilder::with_capacity(BATCH_BYTES + 4096))?))
+    }
+
+    fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {
+        Ok(Box::new(self.start(query, encoder)?))
+    }
+}
+
+impl SqliteSource {
+    /// Starts the reader thread writing the query's rows into `cells`.
+    fn start<C: Cells>(&self, query: &TableQuery, cells: C) -> Result<ChannelStream<C::Batch>, SourceError> {
         let conn = self.connect()?;
         let (sql, params) = select_sql(&conn, query)?;
         // Prepare here so a bad query is reported by `open`, not by the first batch.
         conn.prepare(&sql).map_err(|e| SourceError::Query { table: query.table.into(), source: e })?;
-        let (tx, rx) = sync_channel(2);
+        let (tx, stream) = ChannelStream::channel(query.table);
         let table = query.table.to_string();
         let ncols = query.columns.len();
-        let reader_table = table.clone();
         std::thread::Builder::new()
             .name(format!("ferry-read-{table}"))
-            .spawn(move || read_rows(conn, &sql, &params, ncols, &reader_table, tx))
+            .spawn(move || {
+                if let Err(e) = read_rows(&conn, &sql, &params, ncols, &table, cells, &tx) {
+                    let _ = tx.send(Err(e));
+                }
+            })
             .expect("spawning a reader thread");
-        Ok(Box::new(super::ChannelStream { rx, table, done: false }))
+        Ok(stream)
     }
 }
 
-fn read_rows(
-    conn: Connection,
-    sql: &str,
-    params: &[i64],
-    ncols: usize,
-    table: &str,
-    tx: SyncSender<Result<Option<RowBatch>, SourceError>>,
-) {
-    let result = (|| -> Result<(), rusqlite::Error> {
-        let mut stmt = conn.prepare(sql)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
-        let mut batch = RowBatchBuilder::with_capacity(BATCH_BYTES + 4096);
-        while let Some(row) = rows.next()? {
-            for i in 0..ncols {
-                match row.get_ref(i)? {
-                    ValueRef::Null => batch.null(),
-                    ValueRef::Integer(v) => batch.integer(v),
-                    ValueRef::Real(v) => batch.real(v),
-                    // Text that is not UTF-8 goes over as a blob: the plugin then reports
-                    // the row and column instead of ferry guessing at the characters.
-                    ValueRef::Text(t) => match std::str::from_utf8(t) {
-                        Ok(s) => batch.text(s),
-                        Err(_) => batch.blob(t),
-                    },
-                    ValueRef::Blob(b) => batch.blob(b),
-                }
-            }
-            batch.end_row();
-            if batch.bytes() >= BATCH_BYTES {
-                let full = std::mem::replace(&mut batch, RowBatchBuilder::with_capacity(BATCH_BYTES + 4096));
-                if tx.send(Ok(Some(full.finish()))).is_err() {
-                    return Ok(()); // the reader was dropped: stop quietly
-                }
+type Sender<B> = SyncSender<Result<Option<B>, SourceError>>;
+
+fn read_rows<C: Cells>(conn: &Connection, sql: &str, params: &[i64], ncols: usize, table: &str, mut cells: C, tx: &Sender<C::Batch>) -> Result<(), SourceError> {
+    let err = |e| SourceError::Query { table: table.into(), source: e };
+    let mut stmt = conn.prepare(sql).map_err(err)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(err)?;
+    while let Some(row) = rows.next().map_err(err)? {
+        for i in 0..ncols {
+            match row.get_ref(i).map_err(err)? {
+                ValueRef::Null => cells.null(),
+                ValueRef::Integer(v) => cells.integer(v),
+                ValueRef::Real(v) => cells.real(v),
+                ValueRef::Text(t) => match std::str::from_utf8(t) {
+                    Ok(s) => cells.text(s),
+                    Err(_) => cells.blob(t),
+                },
+                ValueRef::Blob(b) => cells.blob(b),
             }
         }
-        if batch.rows() > 0 && tx.send(Ok(Some(batch.finish()))).is_err() {
-            return Ok(());
+        cells.end_row().map_err(SourceError::Misfit)?;
+        if cells.full() && tx.send(Ok(Some(cells.take()))).is_err() {
+            return Ok(()); // the consumer has gone: stop quietly
         }
-        // The explicit end: a reader that dies without sending it is an error, not an
-        // empty remainder.
-        let _ = tx.send(Ok(None));
-        Ok(())
-    })();
-    if let Err(e) = result {
-        let _ = tx.send(Err(SourceError::Query { table: table.into(), source: e }));
     }
+    if cells.rows() > 0 && tx.send(Ok(Some(cells.take()))).is_err() {
+        return Ok(());
+    }
+    // The explicit end: a reader that dies without sending it is an error, not an
+    // empty remainder.
+    let _ = tx.send(Ok(None));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -41,7 +41,8 @@ impl Error {
         }
     }
 
-    pub(crate) fn from_wit(e: WitError) -> Self {
+    /// The kit's error for one the host returned (for plugins calling the bindings directly).
+    pub fn from_wit(e: WitError) -> Self {
         match e {
             WitError::Denied(m) => Error::Denied(m),
             WitError::NotFound(m) => Error::NotFound(m),

@@ -2,9 +2,8 @@
 
 use crate::avro::RecordWriter;
 use crate::bindings::ferry::plugin::{log, progress, records, source, types};
-use crate::describe::{Describe, Field, Type};
-use crate::copy::{RowFault, Step, TIMESTAMPS, copy_row};
-use crate::rows::{Cell, Rows, decode_cell};
+use crate::describe::Describe;
+use crate::rows::Rows;
 use crate::{Error, Result};
 
 /// Records leave the plugin in batches of about this many bytes (tens of KiB: large
@@ -100,8 +99,11 @@ impl<'a> Export<'a> {
         Ok(())
     }
 
-    /// The common case: every row of the main table (within the window, if any),
-    /// each field converted from its column.
+    /// The common case: every row of the main table (within the window, if any), each
+    /// field its column as it stands. The host does the copying (`records.copy` in
+    /// `wit/ferry.wit` lists the conversions): the rows never enter the plugin, so a
+    /// column-to-field resource exports at the host's native speed. A value that does
+    /// not fit its field fails the export with a message naming the row and column.
     pub fn copy_table(&mut self) -> Result<()> {
         let d = self.describe;
         if let Some(f) = d.fields.iter().find(|f| f.column.is_empty()) {
@@ -110,56 +112,17 @@ impl<'a> Export<'a> {
                 f.name
             )));
         }
-        let columns = d.columns();
-        let column_refs: Vec<&str> = columns.iter().map(String::as_str).collect();
-        let range = self.request.window.clone();
-        // No count first: the host already knows the expected rows for its progress
-        // display, and a `count(*)` over a big window costs as much as a third of the copy.
-        let mut rows = self.read(&d.table, &column_refs, range)?;
-        let key = d.key_column().and_then(|k| columns.iter().position(|c| c == k));
-        let steps: Vec<Step> = d.fields.iter().map(Step::of).collect();
-        let mut done = 0u64;
-        // Rows go from the batch straight into records (see `copy.rs`).
-        while let Some(batch) = rows.next_batch()? {
-            let data = &batch.data[..];
-            let mut pos = 0;
-            for _ in 0..batch.rows {
-                let mark = self.batch.len();
-                match copy_row(&steps, &d.fields, columns.len(), data, pos, &mut self.batch) {
-                    Ok(next) => pos = next,
-                    Err(fault) => {
-                        self.batch.truncate(mark);
-                        return Err(match fault {
-                            RowFault::Corrupt => rows.corrupt("a cell is cut short"),
-                            RowFault::Misfit { field, why } => {
-                                let at = match key.and_then(|k| cell_at(data, pos, k)) {
-                                    Some(Cell::Text(t)) => format!(" row {t:?}"),
-                                    Some(Cell::Integer(n)) => format!(" row {n}"),
-                                    _ => String::new(),
-                                };
-                                let field = &d.fields[field];
-                                Error::bad_data(format!(
-                                    "table `{}`{at} column `{}`: {why} (field `{}`)",
-                                    d.table, field.column, field.name
-                                ))
-                            }
-                        });
-                    }
-                }
-                self.batch_records += 1;
-                if self.batch.len() >= BATCH_BYTES {
-                    self.flush()?;
-                }
-                done += 1;
-                if done % 50_000 == 0 {
-                    progress::report(done, None);
-                }
-            }
-            if pos != data.len() {
-                return Err(rows.corrupt("bytes left over after the batch's last row"));
-            }
-        }
-        progress::report(done, Some(done));
+        // Records written before stay before the copied ones.
+        self.flush()?;
+        let request = source::TableRequest {
+            table: d.table.clone(),
+            columns: d.columns(),
+            range: self.request.window.clone(),
+            order_by: None,
+        };
+        let copied = records::copy(&request, d.key_column()).map_err(Error::from_wit)?;
+        self.emitted += copied;
+        progress::report(copied, Some(copied));
         Ok(())
     }
 
@@ -188,71 +151,9 @@ impl<'a> Export<'a> {
     }
 }
 
-/// The `k`th cell of the row at `data[pos..]`, if the row holds one.
-fn cell_at(data: &[u8], mut pos: usize, k: usize) -> Option<Cell<'_>> {
-    for _ in 0..k {
-        pos = decode_cell(data, pos)?.1;
-    }
-    decode_cell(data, pos).map(|(cell, _)| cell)
-}
-
-/// Converts one source value into a field, or says why it does not fit.
-pub(crate) fn write_field(w: &mut RecordWriter, field: &Field, cell: Cell) -> core::result::Result<(), String> {
-    if field.nullable {
-        if cell == Cell::Null {
-            w.null();
-            return Ok(());
-        }
-        w.some();
-    }
-    let misfit = || format!("{} does not fit {}", cell.describe(), type_name(field.ty));
-    match (field.ty, cell) {
-        (_, Cell::Null) => return Err("NULL but the field is not nullable".into()),
-        (Type::String, Cell::Text(t)) => w.string(t),
-        // Years 1 to 9999, the range every reader decodes (the host checks it too, but
-        // only the kit can name the row).
-        (Type::TimestampMicros, Cell::Integer(n)) if !TIMESTAMPS.contains(&n) => {
-            return Err(format!("integer {n} is not a timestamp between years 1 and 9999 (microseconds since 1970)"));
-        }
-        (Type::Long | Type::TimestampMicros, Cell::Integer(n)) => w.long(n),
-        (Type::Int, Cell::Integer(n)) => w.int(i32::try_from(n).map_err(|_| misfit())?),
-        (Type::Boolean, Cell::Integer(n @ (0 | 1))) => w.boolean(n == 1),
-        (Type::Double, Cell::Real(r)) => w.double(r),
-        (Type::Double, Cell::Integer(n)) => w.double(n as f64),
-        (Type::Decimal { precision, scale }, Cell::Text(t)) => {
-            w.decimal(parse_decimal(t, precision, scale).ok_or_else(misfit)?)
-        }
-        (Type::Decimal { precision, scale }, Cell::Integer(n)) => {
-            w.decimal(scale_decimal(n as i128, 0, precision, scale).ok_or_else(misfit)?)
-        }
-        _ => return Err(misfit()),
-    }
-    Ok(())
-}
-
-fn type_name(ty: Type) -> String {
-    match ty {
-        Type::String => "string".into(),
-        Type::Long => "long".into(),
-        Type::Int => "int (32-bit)".into(),
-        Type::Boolean => "boolean (0 or 1)".into(),
-        Type::Double => "double".into(),
-        Type::TimestampMicros => "timestamp (integer microseconds)".into(),
-        Type::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
-    }
-}
-
 /// Parses `-123.45` exactly into its unscaled value at `scale`; `None` when it is not a
 /// plain decimal, has more fractional digits than `scale`, or more digits than `precision`.
 pub(crate) fn parse_decimal(text: &str, precision: u8, scale: u8) -> Option<i128> {
-    if let Some(v) = crate::copy::parse_decimal_small(text.as_bytes(), precision, scale) {
-        return Some(v as i128);
-    }
-    parse_decimal_wide(text, precision, scale)
-}
-
-/// `parse_decimal` in 128-bit arithmetic, for any precision.
-pub(crate) fn parse_decimal_wide(text: &str, precision: u8, scale: u8) -> Option<i128> {
     let (neg, body) = match text.as_bytes().first()? {
         b'-' => (true, &text[1..]),
         b'+' => (false, &text[1..]),

@@ -139,19 +139,7 @@ impl Rows {
         Ok(Some(Row { data: &self.batch, cells: &self.cells, columns: &self.columns, table: &self.table }))
     }
 
-    /// The next whole batch, for a reader that decodes rows itself (`copy_table`);
-    /// only before the first [`Rows::next`].
-    pub(crate) fn next_batch(&mut self) -> Result<Option<RowBatch>> {
-        debug_assert!(self.left == 0 && self.batch.is_empty());
-        if self.done {
-            return Ok(None);
-        }
-        let next = self.cursor.next().map_err(Error::from_wit)?;
-        self.done = next.is_none();
-        Ok(next)
-    }
-
-    pub(crate) fn corrupt(&self, what: &str) -> Error {
+    fn corrupt(&self, what: &str) -> Error {
         Error::other(format!("row batch from table `{}` is malformed: {what}", self.table))
     }
 }

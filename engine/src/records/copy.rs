@@ -1,0 +1,466 @@
+//! `records.copy`: the rows of a read turned into Avro records by the host.
+//!
+//! Most resources only map columns to fields (the kit's `copy_table`). Sending every row
+//! into the sandbox and every record back out to be checked cost more than the rest of
+//! the export put together, for no decision the plugin makes. So the plugin names the
+//! read, and the source's reader thread writes each row's cells straight into the
+//! declared schema's fields through a [`RecordEncoder`] (no row batch in between), under
+//! the rules `wit/ferry.wit` documents for `records.copy`. A value that does not fit is
+//! refused with a message naming the row, column and field. These records skip the
+//! batch validator: they are the host's own output, not the plugin's (debug builds run
+//! the validator over them anyway, so every test cross-checks this encoder).
+
+use super::schema::{Kind, RecordSchema};
+use crate::source::Cells;
+use super::validate::{MAX_SECONDS, MIN_SECONDS};
+use crate::varint::{read_long, write_long};
+
+/// What a field can be filled with from one column.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Target {
+    String,
+    Long,
+    Int,
+    Boolean,
+    Double,
+    /// `long` timestamps, `per_second` units a second, within years 1 to 9999.
+    Timestamp { min: i64, max: i64, per_second: i64 },
+    /// `bytes` decimals.
+    Decimal { precision: u32, scale: u32 },
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Step {
+    target: Target,
+    /// The field is `["null", T]`: null is branch 0, the value branch 1.
+    nullable: bool,
+}
+
+/// How each field of a schema is filled from the cell of the same index, and what
+/// names a refused value's row, column and field.
+#[derive(Debug, Clone)]
+pub struct CopyPlan {
+    steps: Vec<Step>,
+    table: String,
+    /// The read's columns; those past the last field are read over, not copied.
+    columns: Vec<String>,
+    fields: Vec<String>,
+    /// The column whose value names a row in messages.
+    key: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("field `{field}` is {what}, which `copy` cannot fill from a column; write these records with `emit` (the kit's `Export::record`)")]
+    Unsupported { field: String, what: String },
+    #[error("`copy` fills field i from column i, so the read needs at least the schema's {fields} columns; it names {columns}")]
+    TooFewColumns { fields: usize, columns: usize },
+    #[error("key column `{0}` is not one of the read's columns; add it to them")]
+    Key(String),
+}
+
+impl CopyPlan {
+    /// The plan for `schema`'s fields from reads of `columns` of `table`.
+    pub fn new(schema: &RecordSchema, table: &str, columns: &[String], key: Option<&str>) -> Result<Self, PlanError> {
+        if columns.len() < schema.fields.len() {
+            return Err(PlanError::TooFewColumns { fields: schema.fields.len(), columns: columns.len() });
+        }
+        let key = key.map(|k| columns.iter().position(|c| c == k).ok_or_else(|| PlanError::Key(k.into()))).transpose()?;
+        let steps = schema
+            .fields
+            .iter()
+            .map(|(name, kind)| {
+                let unsupported = |what: String| PlanError::Unsupported { field: name.clone(), what };
+                let (kind, nullable) = match kind {
+                    Kind::Union(branches) => match branches.as_slice() {
+                        [Kind::Null, value] => (value, true),
+                        _ => return Err(unsupported("a union other than [\"null\", T]".into())),
+                    },
+                    kind => (kind, false),
+                };
+                let target = match kind {
+                    Kind::String => Target::String,
+                    Kind::Long => Target::Long,
+                    Kind::Int => Target::Int,
+                    Kind::Boolean => Target::Boolean,
+                    Kind::Double => Target::Double,
+                    &Kind::Timestamp { per_second } => Target::Timestamp {
+                        min: MIN_SECONDS * per_second,
+                        max: MAX_SECONDS * per_second + (per_second - 1),
+                        per_second,
+                    },
+                    &Kind::Decimal { precision, scale, fixed: None } => Target::Decimal { precision, scale },
+                    other => return Err(unsupported(format!("{other:?}").to_lowercase())),
+                };
+                Ok(Step { target, nullable })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(CopyPlan {
+            steps,
+            table: table.into(),
+            columns: columns.to_vec(),
+            fields: schema.fields.iter().map(|(name, _)| name.clone()).collect(),
+            key,
+        })
+    }
+
+    /// An encoder writing records of this plan, batch by batch.
+    pub fn encoder(self, batch_bytes: usize) -> RecordEncoder {
+        RecordEncoder {
+            plan: self,
+            column: 0,
+            batch: RecordBatch { count: 0, data: Vec::with_capacity(batch_bytes + 4096), ends: Vec::new() },
+            batch_bytes,
+            fault: None,
+            key: String::new(),
+        }
+    }
+}
+
+/// Records ready for the output: `ends[i]` is where record `i` ends within `data`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecordBatch {
+    pub count: u32,
+    pub data: Vec<u8>,
+    pub ends: Vec<u32>,
+}
+
+/// Writes each row's cells, as a source's reader hands them over, as one record.
+#[derive(Debug)]
+pub struct RecordEncoder {
+    plan: CopyPlan,
+    /// The column of the next cell.
+    column: usize,
+    batch: RecordBatch,
+    batch_bytes: usize,
+    /// The row's first value that did not fit: its field and why.
+    fault: Option<(usize, String)>,
+    /// How the row's key cell reads in a message (` row "abc"`), kept per row because
+    /// the reader has moved on by the time a later cell is refused.
+    key: String,
+}
+
+impl RecordEncoder {
+    /// The step for the next cell, or `None` for a column past the last field.
+    #[inline(always)]
+    fn next(&mut self) -> Option<(usize, Step)> {
+        let field = self.column;
+        self.column += 1;
+        self.plan.steps.get(field).map(|&s| (field, s))
+    }
+
+    #[inline(always)]
+    fn branch(&mut self, step: Step) {
+        if step.nullable {
+            self.batch.data.push(2);
+        }
+    }
+
+    #[cold]
+    fn misfit(&mut self, field: usize, cell: Cell) {
+        if self.fault.is_none() {
+            let step = self.plan.steps[field];
+            let why = match (step.target, cell) {
+                (_, Cell::Null) => "NULL but the field is not nullable".into(),
+                (Target::Timestamp { min, max, per_second }, Cell::Integer(n)) if !(min..=max).contains(&n) => {
+                    format!("integer {n} is not a timestamp between years 1 and 9999 ({} since 1970)", unit(per_second))
+                }
+                _ => format!("{} does not fit {}", cell.describe(), type_name(step.target)),
+            };
+            self.fault = Some((field, why));
+        }
+    }
+
+    #[inline(always)]
+    fn note_key(&mut self, cell: Cell) {
+        if self.plan.key == Some(self.column) {
+            use std::fmt::Write;
+            self.key.clear();
+            let _ = match cell {
+                Cell::Text(t) => write!(self.key, " row {t:?}"),
+                Cell::Integer(n) => write!(self.key, " row {n}"),
+                _ => Ok(()),
+            };
+        }
+    }
+
+    /// Encodes every row of a row batch (sources without a reader of their own).
+    pub fn row_batch(&mut self, data: &[u8], rows: u32) -> Result<(), String> {
+        let table = self.plan.table.clone();
+        let corrupt = || format!("the source's row batch for `{table}` is malformed");
+        let mut pos = 0;
+        for _ in 0..rows {
+            for _ in 0..self.plan.columns.len() {
+                let (cell, next) = decode_cell(data, pos).ok_or_else(corrupt)?;
+                match cell {
+                    Cell::Null => self.null(),
+                    Cell::Integer(v) => self.integer(v),
+                    Cell::Real(v) => self.real(v),
+                    Cell::Text(t) => self.text(t),
+                    Cell::Blob(b) => self.blob(b),
+                }
+                pos = next;
+            }
+            self.end_row()?;
+        }
+        if pos != data.len() {
+            return Err(corrupt());
+        }
+        Ok(())
+    }
+}
+
+impl Cells for RecordEncoder {
+    type Batch = RecordBatch;
+
+    #[inline]
+    fn null(&mut self) {
+        self.note_key(Cell::Null);
+        if let Some((field, step)) = self.next() {
+            if step.nullable {
+                self.batch.data.push(0);
+            } else {
+                self.misfit(field, Cell::Null);
+            }
+        }
+    }
+
+    #[inline]
+    fn integer(&mut self, n: i64) {
+        self.note_key(Cell::Integer(n));
+        let Some((field, step)) = self.next() else { return };
+        let fits = match step.target {
+            Target::Long => true,
+            Target::Int => i32::try_from(n).is_ok(),
+            Target::Timestamp { min, max, .. } => (min..=max).contains(&n),
+            Target::Boolean => {
+                if n == 0 || n == 1 {
+                    self.branch(step);
+                    self.batch.data.push(n as u8);
+                    return;
+                }
+                false
+            }
+            Target::Double => {
+                self.branch(step);
+                self.batch.data.extend_from_slice(&(n as f64).to_le_bytes());
+                return;
+            }
+            Target::Decimal { precision, scale } => {
+                if let Some(v) = scale_decimal(n as i128, 0, precision, scale) {
+                    self.branch(step);
+                    write_decimal(&mut self.batch.data, v);
+                    return;
+                }
+                false
+            }
+            Target::String => false,
+        };
+        if fits {
+            self.branch(step);
+            write_long(&mut self.batch.data, n);
+        } else {
+            self.misfit(field, Cell::Integer(n));
+        }
+    }
+
+    #[inline]
+    fn real(&mut self, v: f64) {
+        self.note_key(Cell::Real(v));
+        let Some((field, step)) = self.next() else { return };
+        if step.target == Target::Double {
+            self.branch(step);
+            self.batch.data.extend_from_slice(&v.to_le_bytes());
+        } else {
+            self.misfit(field, Cell::Real(v));
+        }
+    }
+
+    #[inline]
+    fn text(&mut self, t: &str) {
+        self.note_key(Cell::Text(t));
+        let Some((field, step)) = self.next() else { return };
+        match step.target {
+            Target::String => {
+                self.branch(step);
+                write_bytes(&mut self.batch.data, t.as_bytes());
+            }
+            Target::Decimal { precision, scale } => match parse_decimal(t.as_bytes(), precision, scale) {
+                Some(v) => {
+                    self.branch(step);
+                    write_decimal(&mut self.batch.data, v);
+                }
+                None => self.misfit(field, Cell::Text(t)),
+            },
+            _ => self.misfit(field, Cell::Text(t)),
+        }
+    }
+
+    #[inline]
+    fn blob(&mut self, b: &[u8]) {
+        self.note_key(Cell::Blob(b));
+        if let Some((field, _)) = self.next() {
+            self.misfit(field, Cell::Blob(b));
+        }
+    }
+
+    fn end_row(&mut self) -> Result<(), String> {
+        if let Some((field, why)) = self.fault.take() {
+            let p = &self.plan;
+            return Err(format!("table `{}`{} column `{}`: {why} (field `{}`)", p.table, self.key, p.columns[field], p.fields[field]));
+        }
+        debug_assert_eq!(self.column, self.plan.columns.len(), "a reader wrote the wrong number of cells");
+        self.column = 0;
+        self.batch.count += 1;
+        self.batch.ends.push(self.batch.data.len() as u32);
+        Ok(())
+    }
+
+    fn full(&self) -> bool {
+        self.batch.data.len() >= self.batch_bytes
+    }
+
+    fn rows(&self) -> u32 {
+        self.batch.count
+    }
+
+    fn take(&mut self) -> RecordBatch {
+        let fresh = RecordBatch { count: 0, data: Vec::with_capacity(self.batch_bytes + 4096), ends: Vec::with_capacity(self.batch.ends.len()) };
+        std::mem::replace(&mut self.batch, fresh)
+    }
+}
+
+const TAG_NULL: u8 = 0;
+const TAG_INTEGER: u8 = 1;
+const TAG_REAL: u8 = 2;
+const TAG_TEXT: u8 = 3;
+const TAG_BLOB: u8 = 4;
+
+/// One cell of a row batch (see `wit/ferry.wit`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cell<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+impl Cell<'_> {
+    /// How the value reads in an error message.
+    fn describe(&self) -> String {
+        match self {
+            Cell::Null => "NULL".into(),
+            Cell::Integer(i) => format!("integer {i}"),
+            Cell::Real(r) => format!("real {r}"),
+            Cell::Text(t) if t.len() > 40 => format!("text {:?}...", &t[..t.floor_char_boundary(40)]),
+            Cell::Text(t) => format!("text {t:?}"),
+            Cell::Blob(b) => format!("blob of {} bytes", b.len()),
+        }
+    }
+}
+
+/// The cell at `data[pos..]` and where the next one starts.
+fn decode_cell(data: &[u8], pos: usize) -> Option<(Cell<'_>, usize)> {
+    let tag = *data.get(pos)?;
+    Some(match tag {
+        TAG_NULL => (Cell::Null, pos + 1),
+        TAG_INTEGER => {
+            let (v, end) = read_long(data, pos + 1)?;
+            (Cell::Integer(v), end)
+        }
+        TAG_REAL => (Cell::Real(f64::from_le_bytes(data.get(pos + 1..pos + 9)?.try_into().ok()?)), pos + 9),
+        TAG_TEXT | TAG_BLOB => {
+            let (len, at) = read_long(data, pos + 1)?;
+            let bytes = data.get(at..at.checked_add(usize::try_from(len).ok()?)?)?;
+            let end = at + bytes.len();
+            if tag == TAG_TEXT { (Cell::Text(std::str::from_utf8(bytes).ok()?), end) } else { (Cell::Blob(bytes), end) }
+        }
+        _ => return None,
+    })
+}
+
+fn unit(per_second: i64) -> &'static str {
+    match per_second {
+        1_000 => "milliseconds",
+        _ => "microseconds",
+    }
+}
+
+fn type_name(target: Target) -> String {
+    match target {
+        Target::String => "string".into(),
+        Target::Long => "long".into(),
+        Target::Int => "int (32-bit)".into(),
+        Target::Boolean => "boolean (0 or 1)".into(),
+        Target::Double => "double".into(),
+        Target::Timestamp { per_second, .. } => format!("timestamp (integer {})", unit(per_second)),
+        Target::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
+    }
+}
+
+fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    write_long(out, bytes.len() as i64);
+    out.extend_from_slice(bytes);
+}
+
+/// An Avro `bytes` decimal: big-endian two's complement in the fewest bytes.
+fn write_decimal(out: &mut Vec<u8>, unscaled: i128) {
+    let sign_bits = if unscaled < 0 { unscaled.leading_ones() } else { unscaled.leading_zeros() };
+    let n = ((128 - sign_bits) as usize + 1).div_ceil(8);
+    write_bytes(out, &unscaled.to_be_bytes()[16 - n..]);
+}
+
+/// Parses `-123.45` exactly into its unscaled value at `scale`; `None` when it is not a
+/// plain decimal (optional sign, digits, at most one point), has more fractional digits
+/// than `scale`, or more digits than `precision`.
+fn parse_decimal(text: &[u8], precision: u32, scale: u32) -> Option<i128> {
+    let (neg, body) = match text.first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    // 18 digits always fit 64 bits, so the common case never needs 128-bit arithmetic.
+    let mut small: u64 = 0;
+    let mut wide: i128 = 0;
+    let mut digits = 0u32;
+    let mut point: Option<u32> = None;
+    for &b in body {
+        let d = b.wrapping_sub(b'0');
+        if d < 10 {
+            if digits < 18 {
+                small = small * 10 + d as u64;
+            } else {
+                if digits == 18 {
+                    wide = small as i128;
+                }
+                wide = wide.checked_mul(10)?.checked_add(d as i128)?;
+            }
+            digits += 1;
+        } else if b == b'.' && point.is_none() {
+            point = Some(digits);
+        } else {
+            return None;
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    let v = if digits > 18 { wide } else { small as i128 };
+    let frac = digits - point.unwrap_or(digits);
+    if frac > scale {
+        return None;
+    }
+    let v = scale_decimal(v, frac, precision, scale)?;
+    Some(if neg { -v } else { v })
+}
+
+fn scale_decimal(v: i128, from_scale: u32, precision: u32, scale: u32) -> Option<i128> {
+    let v = v.checked_mul(10i128.checked_pow(scale - from_scale)?)?;
+    let limit = 10i128.checked_pow(precision)?;
+    (v.abs() < limit).then_some(v)
+}
+
+#[cfg(test)]
+#[path = "copy_tests.rs"]
+mod tests;
