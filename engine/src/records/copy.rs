@@ -112,7 +112,7 @@ impl CopyPlan {
             batch: RecordBatch { count: 0, data: Vec::with_capacity(batch_bytes + 4096), ends: Vec::new() },
             batch_bytes,
             fault: None,
-            key: String::new(),
+            key: Key::None,
         }
     }
 }
@@ -135,9 +135,27 @@ pub struct RecordEncoder {
     batch_bytes: usize,
     /// The row's first value that did not fit: its field and why.
     fault: Option<(usize, String)>,
-    /// How the row's key cell reads in a message (` row "abc"`), kept per row because
-    /// the reader has moved on by the time a later cell is refused.
-    key: String,
+    /// The row's key cell, kept per row because the reader has moved on by the time a
+    /// later cell is refused.
+    key: Key,
+}
+
+/// A row's key, for naming the row in a message.
+#[derive(Debug)]
+enum Key {
+    None,
+    Text(String),
+    Integer(i64),
+}
+
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::None => Ok(()),
+            Key::Text(t) => write!(f, " row {t:?}"),
+            Key::Integer(n) => write!(f, " row {n}"),
+        }
+    }
 }
 
 impl RecordEncoder {
@@ -174,12 +192,21 @@ impl RecordEncoder {
     #[inline(always)]
     fn note_key(&mut self, cell: Cell) {
         if self.plan.key == Some(self.column) {
-            use std::fmt::Write;
-            self.key.clear();
-            let _ = match cell {
-                Cell::Text(t) => write!(self.key, " row {t:?}"),
-                Cell::Integer(n) => write!(self.key, " row {n}"),
-                _ => Ok(()),
+            self.key = match cell {
+                Cell::Text(t) => {
+                    // The buffer is reused: a row costs a copy of its key, not an allocation.
+                    let mut text = match std::mem::replace(&mut self.key, Key::None) {
+                        Key::Text(mut s) => {
+                            s.clear();
+                            s
+                        }
+                        _ => String::new(),
+                    };
+                    text.push_str(t);
+                    Key::Text(text)
+                }
+                Cell::Integer(n) => Key::Integer(n),
+                _ => Key::None,
             };
         }
     }
