@@ -117,15 +117,16 @@ pub fn plan(job: &Job, runtime: &Runtime, parallelism: usize) -> Result<Plan, Pl
             Some(c) => c.resource_stats(&spec.name, format, spec.gzip)?,
             None => None,
         };
-        let (bytes_per_record, records_per_second, basis) = match history {
+        let (estimated_bytes, records_per_second, basis) = match history {
             Some(h) => (
-                h.bytes as f64 / h.records as f64,
+                // In integers: the float product of rows and bytes per record came out a
+                // byte over the last run's size for the same rows.
+                if h.records > 0 { (rows as u128 * h.bytes as u128).div_ceil(h.records as u128) as u64 } else { 0 },
                 if h.wall_seconds > 0.0 { h.records as f64 / h.wall_seconds } else { DEFAULT_RECORDS_PER_SECOND },
                 Basis::History { snapshot_id: h.snapshot_id },
             ),
-            None => (DEFAULT_BYTES_PER_RECORD, DEFAULT_RECORDS_PER_SECOND, Basis::Default),
+            None => ((rows as f64 * DEFAULT_BYTES_PER_RECORD).ceil() as u64, DEFAULT_RECORDS_PER_SECOND, Basis::Default),
         };
-        let estimated_bytes = (rows as f64 * bytes_per_record).ceil() as u64;
         let files = [
             spec.split.max_records.map(|m| rows.div_ceil(m)),
             spec.split.max_bytes.map(|m| estimated_bytes.div_ceil(m.max(1))),

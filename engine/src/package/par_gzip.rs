@@ -26,10 +26,11 @@ use std::io::{self, Write};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
+use libdeflater::{CompressionLvl, Compressor};
 
 const CHUNK: usize = 256 << 10;
+/// gzip's default level, as `gzip -6`.
+const LEVEL: i32 = 6;
 /// Member buffers smaller than this (the last, short member of a file) are not kept.
 const MEMBER_MIN: usize = CHUNK / 8;
 
@@ -103,11 +104,12 @@ fn pool() -> &'static Pool {
             std::thread::Builder::new()
                 .name(format!("ferry-gzip-{i}"))
                 .spawn(move || {
+                    let mut compressor = Compressor::new(CompressionLvl::new(LEVEL).expect("a level libdeflate knows"));
                     loop {
                         let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
                         let Ok((chunk, reply)) = job else { break };
                         let pool = pool();
-                        let member = compress(&chunk, Pool::take(&pool.spare_members, chunk.len() / 3 + 64));
+                        let member = compress(&mut compressor, &chunk, Pool::take(&pool.spare_members, CHUNK + CHUNK / 8));
                         pool.give(&pool.spare_chunks, chunk, CHUNK);
                         pool.release();
                         let _ = reply.send(member);
@@ -126,10 +128,12 @@ fn pool() -> &'static Pool {
     })
 }
 
-fn compress(chunk: &[u8], out: Vec<u8>) -> io::Result<Vec<u8>> {
-    let mut gz = GzEncoder::new(out, Compression::default());
-    gz.write_all(chunk)?;
-    gz.finish()
+/// One chunk as one gzip member.
+fn compress(compressor: &mut Compressor, chunk: &[u8], mut out: Vec<u8>) -> io::Result<Vec<u8>> {
+    out.resize(compressor.gzip_compress_bound(chunk.len()), 0);
+    let n = compressor.gzip_compress(chunk, &mut out).map_err(|e| io::Error::other(format!("gzip: {e:?}")))?;
+    out.truncate(n);
+    Ok(out)
 }
 
 /// A gzip writer that compresses on the shared pool.
