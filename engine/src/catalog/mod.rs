@@ -273,6 +273,25 @@ impl Catalog {
     }
 
     fn connect(root: &Path, path: PathBuf) -> Result<Catalog, CatalogError> {
+        // Two runs starting together on a new output root can deadlock creating the
+        // catalog (one switching it to WAL while the other holds a lock): SQLite then
+        // answers "database is locked" at once instead of waiting, so the setup is
+        // retried, up to the busy timeout.
+        let started = std::time::Instant::now();
+        loop {
+            match Self::try_connect(root, path.clone()) {
+                Err(CatalogError::Open { source: rusqlite::Error::SqliteFailure(e, _), .. })
+                    if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                        && started.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_connect(root: &Path, path: PathBuf) -> Result<Catalog, CatalogError> {
         let open = |source| CatalogError::Open { path: path.clone(), source };
         let mut conn = Connection::open(&path).map_err(open)?;
         // The timeout first: switching to WAL itself waits for a lock another process may hold.
