@@ -115,8 +115,10 @@ fn tar_writing(c: &mut Criterion) {
     g.finish();
 }
 
-/// Records per second through the built-in users plugin: source read, the plugin, the
-/// boundary and validation, with a sink that only counts.
+/// Records per second through plugins, with a sink that only counts: the built-in
+/// transactions plugin (a column copy, which the host runs: `records.copy`), and the
+/// example category-totals plugin, which reads every transaction's row batch into wasm
+/// and aggregates (the path of a plugin that computes its records).
 fn plugin_boundary(c: &mut Criterion) {
     use ferry::runtime::{Events, ExportJob, ExportRequest, Level, Limits, Origin, RecordSink, Runtime};
     struct Quiet;
@@ -139,18 +141,19 @@ fn plugin_boundary(c: &mut Criterion) {
     let mut g = c.benchmark_group("plugin");
     g.throughput(Throughput::Elements(counts.transactions));
     g.sample_size(10);
-    g.bench_function("transactions through the wasm plugin", |b| {
-        b.iter(|| {
-            let job = ExportJob {
-                resource: "transactions".into(),
-                request: ExportRequest { as_of: i64::MAX / 2, window: None, options: vec![] },
-                source: source.clone(),
-                sink: Box::new(Count),
-                events: Arc::new(Quiet),
-                limits: Limits::default(),
-            };
-            runtime.export(&plugin, job).unwrap()
-        })
+    let job = |resource: &str| ExportJob {
+        resource: resource.into(),
+        request: ExportRequest { as_of: i64::MAX / 2, window: None, options: vec![] },
+        source: source.clone(),
+        sink: Box::new(Count),
+        events: Arc::new(Quiet),
+        limits: Limits::default(),
+    };
+    g.bench_function("transactions copied (records.copy)", |b| b.iter(|| runtime.export(&plugin, job("transactions")).unwrap()));
+    let totals_wasm = std::path::Path::new(env!("FERRY_PLUGIN_DIR")).join("ferry_example_category_totals.wasm");
+    let totals = runtime.load(Origin::Path(totals_wasm.clone()), &std::fs::read(&totals_wasm).unwrap()).unwrap();
+    g.bench_function("transaction rows read by a wasm plugin (category totals)", |b| {
+        b.iter(|| runtime.export(&totals, job("category_totals")).unwrap())
     });
     g.finish();
 }
