@@ -12,6 +12,7 @@
 
 use super::schema::{Kind, RecordSchema};
 use crate::source::Cells;
+use crate::source::row_batch::{TAG_BLOB, TAG_INTEGER, TAG_NULL, TAG_REAL, TAG_TEXT};
 use super::validate::{MAX_SECONDS, MIN_SECONDS};
 use crate::varint::{read_long, write_long};
 
@@ -357,11 +358,6 @@ impl Cells for RecordEncoder {
     }
 }
 
-const TAG_NULL: u8 = 0;
-const TAG_INTEGER: u8 = 1;
-const TAG_REAL: u8 = 2;
-const TAG_TEXT: u8 = 3;
-const TAG_BLOB: u8 = 4;
 
 /// One cell of a row batch (see `wit/ferry.wit`).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -7,7 +7,7 @@
 mod blobs;
 mod demo;
 mod postgres;
-mod row_batch;
+pub(crate) mod row_batch;
 mod sqlite;
 
 pub use blobs::{BlobError, BlobStore, DirBlobStore};

@@ -9,6 +9,13 @@ pub struct RowBatch {
     pub data: Vec<u8>,
 }
 
+/// Each cell's first byte: the value's storage class (`wit/ferry.wit`, "Row batch").
+pub(crate) const TAG_NULL: u8 = 0;
+pub(crate) const TAG_INTEGER: u8 = 1;
+pub(crate) const TAG_REAL: u8 = 2;
+pub(crate) const TAG_TEXT: u8 = 3;
+pub(crate) const TAG_BLOB: u8 = 4;
+
 /// Rows are cut into batches of about this size.
 pub(crate) const BATCH_BYTES: usize = 64 * 1024;
 
@@ -57,25 +64,25 @@ impl RowBatchBuilder {
     }
 
     pub fn null(&mut self) {
-        self.batch.data.push(0);
+        self.batch.data.push(TAG_NULL);
     }
 
     pub fn integer(&mut self, v: i64) {
-        self.batch.data.push(1);
+        self.batch.data.push(TAG_INTEGER);
         write_long(&mut self.batch.data, v);
     }
 
     pub fn real(&mut self, v: f64) {
-        self.batch.data.push(2);
+        self.batch.data.push(TAG_REAL);
         self.batch.data.extend_from_slice(&v.to_le_bytes());
     }
 
     pub fn text(&mut self, v: &str) {
-        self.tagged_bytes(3, v.as_bytes());
+        self.tagged_bytes(TAG_TEXT, v.as_bytes());
     }
 
     pub fn blob(&mut self, v: &[u8]) {
-        self.tagged_bytes(4, v);
+        self.tagged_bytes(TAG_BLOB, v);
     }
 
     /// Marks the end of a row.
