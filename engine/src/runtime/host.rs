@@ -67,6 +67,11 @@ fn source_error(e: src::SourceError) -> Error {
 }
 
 impl HostState {
+    /// Once refused, always refused: a plugin cannot talk its way past a bad batch.
+    fn refused(&self) -> Option<Error> {
+        self.fault.as_ref().map(|fault| Error::BadData(format!("an earlier batch was refused ({fault:?}); the export has failed")))
+    }
+
     /// `describe` may only declare: reading or emitting then stops the plugin.
     pub(super) fn outside_export(&mut self, what: &str) -> wasmtime::Result<()> {
         if self.schema.is_some() {
@@ -134,9 +139,8 @@ impl source::HostCursor for HostState {
 
 impl records::Host for HostState {
     fn emit(&mut self, count: u32, data: Vec<u8>) -> wasmtime::Result<Result<(), Error>> {
-        // Once refused, always refused: a plugin cannot talk its way past a bad batch.
-        if let Some(fault) = &self.fault {
-            return Ok(Err(Error::BadData(format!("an earlier batch was refused ({fault:?}); the export has failed"))));
+        if let Some(refused) = self.refused() {
+            return Ok(Err(refused));
         }
         self.outside_export("emitted records")?;
         let (Some(schema), Some(_)) = (&self.schema, &self.sink) else {
@@ -174,8 +178,8 @@ impl HostState {
     /// `records.copy`: reads rows and writes them as records without the plugin seeing
     /// them (see `records::CopyPlan`). Trusted output, so no validation.
     fn copy_records(&mut self, req: source::TableRequest, key: Option<String>) -> wasmtime::Result<Result<u64, Error>> {
-        if let Some(fault) = &self.fault {
-            return Ok(Err(Error::BadData(format!("an earlier batch was refused ({fault:?}); the export has failed"))));
+        if let Some(refused) = self.refused() {
+            return Ok(Err(refused));
         }
         self.outside_export(&format!("copied records of `{}`", req.table))?;
         if let Err(e) = self.check_request(&req) {

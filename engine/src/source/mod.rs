@@ -13,10 +13,10 @@ mod sqlite;
 pub use blobs::{BlobError, BlobStore, DirBlobStore};
 pub use demo::{DEMO_NOW_MICROS, DemoCounts, DemoSpec, generate as generate_demo};
 pub use row_batch::{RowBatch, RowBatchBuilder};
-
-use crate::records::{RecordBatch, RecordEncoder};
 pub use sqlite::SqliteSource;
 pub use postgres::{PostgresSource, PostgresUrl, load_demo as load_demo_postgres};
+
+use crate::records::{RecordBatch, RecordEncoder};
 
 use std::path::PathBuf;
 
@@ -74,19 +74,56 @@ pub trait Cells: Send + 'static {
 /// The consumer's end of a reader thread: batches arrive over a bounded channel, and
 /// the reader's explicit end (`Ok(None)`) tells "no more rows" from "the reader died".
 pub(crate) struct ChannelStream<B> {
-    pub(crate) rx: std::sync::mpsc::Receiver<Result<Option<B>, SourceError>>,
-    pub(crate) table: String,
-    pub(crate) done: bool,
+    rx: std::sync::mpsc::Receiver<Result<Option<B>, SourceError>>,
+    table: String,
+    done: bool,
+}
+
+type Sender<B> = std::sync::mpsc::SyncSender<Result<Option<B>, SourceError>>;
+
+/// A reader thread's end: the row's cells, and the channel full batches leave by.
+pub(crate) struct RowSink<C: Cells> {
+    pub(crate) cells: C,
+    tx: Sender<C::Batch>,
+}
+
+impl<C: Cells> RowSink<C> {
+    /// Ends a row and sends the batch once it is full; `false` when the consumer has
+    /// gone and the read should stop quietly.
+    pub(crate) fn end_row(&mut self) -> Result<bool, SourceError> {
+        self.cells.end_row().map_err(SourceError::Misfit)?;
+        Ok(!self.cells.full() || self.tx.send(Ok(Some(self.cells.take()))).is_ok())
+    }
+}
+
+/// Runs `read` on a thread of its own, writing rows into `cells`, and returns the
+/// consumer's end. The channel is two batches deep: the next batch is read while this
+/// one is used, and a slow consumer stops the reader instead of letting rows pile up.
+/// After the last row come the rest of the rows and the explicit end, or the error.
+pub(crate) fn spawn_reader<C: Cells>(
+    thread: String,
+    table: &str,
+    cells: C,
+    read: impl FnOnce(&mut RowSink<C>) -> Result<(), SourceError> + Send + 'static,
+) -> ChannelStream<C::Batch> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(2);
+    std::thread::Builder::new()
+        .name(thread)
+        .spawn(move || {
+            let mut sink = RowSink { cells, tx };
+            let sent = match read(&mut sink) {
+                // A reader that dies without the explicit end is an error, not an empty remainder.
+                Ok(()) if sink.cells.rows() > 0 => sink.tx.send(Ok(Some(sink.cells.take()))).and_then(|_| sink.tx.send(Ok(None))),
+                Ok(()) => sink.tx.send(Ok(None)),
+                Err(e) => sink.tx.send(Err(e)),
+            };
+            drop(sent); // the consumer may have gone: nothing left to tell it
+        })
+        .expect("spawning a reader thread");
+    ChannelStream { rx, table: table.into(), done: false }
 }
 
 impl<B> ChannelStream<B> {
-    /// A reader thread's channel, two batches deep: the next batch is read while this
-    /// one is used, and a slow consumer stops the reader instead of letting rows pile up.
-    pub(crate) fn channel(table: &str) -> (std::sync::mpsc::SyncSender<Result<Option<B>, SourceError>>, Self) {
-        let (tx, rx) = std::sync::mpsc::sync_channel(2);
-        (tx, ChannelStream { rx, table: table.into(), done: false })
-    }
-
     fn recv(&mut self) -> Result<Option<B>, SourceError> {
         if self.done {
             return Ok(None);

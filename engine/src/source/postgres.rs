@@ -17,7 +17,6 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::mpsc::SyncSender;
 use std::time::{Duration, SystemTime};
 
 use postgres::types::{FromSql, ToSql, Type};
@@ -25,7 +24,7 @@ use postgres::{Client, Config, IsolationLevel};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::row_batch::BATCH_BYTES;
-use super::{Cells, ChannelStream, RecordStream, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident};
+use super::{Cells, ChannelStream, RecordStream, RowBatchBuilder, RowSink, RowStream, Source, SourceError, TableQuery, quote_ident, spawn_reader};
 use crate::records::RecordEncoder;
 
 /// Rows fetched from the portal per round trip.
@@ -316,28 +315,12 @@ impl PostgresSource {
         let (sql, params) = self.read_sql(&mut client, query)?;
         // Prepare here so a bad query is reported by `open`, not by the first batch.
         client.prepare(&sql).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
-        let (tx, stream) = ChannelStream::channel(query.table);
         let table = query.table.to_string();
-        std::thread::Builder::new()
-            .name(format!("ferry-pg-{table}"))
-            .spawn(move || {
-                if let Err(e) = read_rows(client, &sql, &params, &table, cells, &tx) {
-                    let _ = tx.send(Err(e));
-                }
-            })
-            .expect("spawning a reader thread");
-        Ok(stream)
+        Ok(spawn_reader(format!("ferry-pg-{table}"), query.table, cells, move |sink| read_rows(client, &sql, &params, &table, sink)))
     }
 }
 
-fn read_rows<C: Cells>(
-    mut client: Pooled,
-    sql: &str,
-    params: &[Param],
-    table: &str,
-    mut cells: C,
-    tx: &SyncSender<Result<Option<C::Batch>, SourceError>>,
-) -> Result<(), SourceError> {
+fn read_rows<C: Cells>(mut client: Pooled, sql: &str, params: &[Param], table: &str, sink: &mut RowSink<C>) -> Result<(), SourceError> {
     let pg = |e| SourceError::PgQuery { table: table.into(), source: e };
     // One snapshot for the whole read, and a portal only lives inside a transaction.
     let mut txn = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().map_err(pg)?;
@@ -352,8 +335,8 @@ fn read_rows<C: Cells>(
             for (i, column) in row.columns().iter().enumerate() {
                 let raw: Option<Raw> = row.try_get(i).map_err(pg)?;
                 match raw {
-                    None => cells.null(),
-                    Some(Raw(bytes)) => encode(&mut cells, column.type_(), bytes).map_err(|reason| SourceError::PgValue {
+                    None => sink.cells.null(),
+                    Some(Raw(bytes)) => encode(&mut sink.cells, column.type_(), bytes).map_err(|reason| SourceError::PgValue {
                         table: table.into(),
                         column: column.name().into(),
                         row: seen,
@@ -361,20 +344,14 @@ fn read_rows<C: Cells>(
                     })?,
                 }
             }
-            cells.end_row().map_err(SourceError::Misfit)?;
-            if cells.full() && tx.send(Ok(Some(cells.take()))).is_err() {
-                return Ok(()); // the consumer has gone: stop quietly
+            if !sink.end_row()? {
+                return Ok(());
             }
         }
         if last {
-            break;
+            return Ok(());
         }
     }
-    if cells.rows() > 0 && tx.send(Ok(Some(cells.take()))).is_err() {
-        return Ok(());
-    }
-    let _ = tx.send(Ok(None));
-    Ok(())
 }
 
 /// A value's binary wire format, undecoded: `encode` decodes it by column type.

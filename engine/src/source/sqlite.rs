@@ -5,13 +5,12 @@
 //! and a slow plugin stops the reader instead of letting rows pile up.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::SyncSender;
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, ffi};
 
 use super::row_batch::BATCH_BYTES;
-use super::{Cells, ChannelStream, RecordStream, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident};
+use super::{Cells, ChannelStream, RecordStream, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident, spawn_reader};
 use crate::records::RecordEncoder;
 
 #[derive(Debug, Clone)]
@@ -183,55 +182,33 @@ impl SqliteSource {
         let (sql, params) = select_sql(&conn, query)?;
         // Prepare here so a bad query is reported by `open`, not by the first batch.
         conn.prepare(&sql).map_err(|e| SourceError::Query { table: query.table.into(), source: e })?;
-        let (tx, stream) = ChannelStream::channel(query.table);
         let table = query.table.to_string();
         let ncols = query.columns.len();
         let utf8 = self.utf8;
-        std::thread::Builder::new()
-            .name(format!("ferry-read-{table}"))
-            .spawn(move || {
-                if let Err(e) = read_rows(&conn, (&sql, &params, utf8), ncols, &table, cells, &tx) {
-                    let _ = tx.send(Err(e));
+        Ok(spawn_reader(format!("ferry-read-{table}"), query.table, cells, move |sink| {
+            let err = |e| SourceError::Query { table: table.clone(), source: e };
+            let mut stmt = RawStatement::prepare(&conn, &sql, &params, utf8).map_err(err)?;
+            while stmt.step().map_err(err)? {
+                for i in 0..ncols {
+                    let cells = &mut sink.cells;
+                    match stmt.cell(i) {
+                        ValueRef::Null => cells.null(),
+                        ValueRef::Integer(v) => cells.integer(v),
+                        ValueRef::Real(v) => cells.real(v),
+                        ValueRef::Text(t) => match as_text(t) {
+                            Some(s) => cells.text(s),
+                            None => cells.blob(t),
+                        },
+                        ValueRef::Blob(b) => cells.blob(b),
+                    }
                 }
-            })
-            .expect("spawning a reader thread");
-        Ok(stream)
-    }
-}
-
-type Sender<B> = SyncSender<Result<Option<B>, SourceError>>;
-
-/// The statement, its parameters, and whether the database's text is UTF-8.
-type Read<'a> = (&'a str, &'a [i64], bool);
-
-fn read_rows<C: Cells>(conn: &Connection, (sql, params, utf8): Read, ncols: usize, table: &str, mut cells: C, tx: &Sender<C::Batch>) -> Result<(), SourceError> {
-    let err = |e| SourceError::Query { table: table.into(), source: e };
-    let mut stmt = RawStatement::prepare(conn, sql, params, utf8).map_err(err)?;
-    while stmt.step().map_err(err)? {
-        for i in 0..ncols {
-            match stmt.cell(i) {
-                ValueRef::Null => cells.null(),
-                ValueRef::Integer(v) => cells.integer(v),
-                ValueRef::Real(v) => cells.real(v),
-                ValueRef::Text(t) => match as_text(t) {
-                    Some(s) => cells.text(s),
-                    None => cells.blob(t),
-                },
-                ValueRef::Blob(b) => cells.blob(b),
+                if !sink.end_row()? {
+                    break;
+                }
             }
-        }
-        cells.end_row().map_err(SourceError::Misfit)?;
-        if cells.full() && tx.send(Ok(Some(cells.take()))).is_err() {
-            return Ok(()); // the consumer has gone: stop quietly
-        }
+            Ok(())
+        }))
     }
-    if cells.rows() > 0 && tx.send(Ok(Some(cells.take()))).is_err() {
-        return Ok(());
-    }
-    // The explicit end: a reader that dies without sending it is an error, not an
-    // empty remainder.
-    let _ = tx.send(Ok(None));
-    Ok(())
 }
 
 /// `t` as text, if it is UTF-8. Most source text is ASCII, which a word-at-a-time check
