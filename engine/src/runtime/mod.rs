@@ -68,7 +68,7 @@ pub trait RecordSink: Send {
 }
 
 /// Where a plugin came from, as messages and the manifest name it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Origin {
     Builtin(String),
     Path(PathBuf),
@@ -83,7 +83,9 @@ impl std::fmt::Display for Origin {
     }
 }
 
-/// A compiled plugin and what it declared.
+/// A compiled plugin and what it declared. Clones share the compiled code and the
+/// parsed schema.
+#[derive(Clone)]
 pub struct Plugin {
     pub origin: Origin,
     pub sha256: String,
@@ -180,6 +182,9 @@ pub struct Runtime {
     /// Components already compiled in this process, by sha256: a job that names the
     /// same plugin for many resources holds its code once.
     components: std::sync::Mutex<std::collections::HashMap<String, Component>>,
+    /// Plugins already described, by origin: `describe` takes no input, so a plugin
+    /// named by many resources is described once and its schema parsed once.
+    described: std::sync::Mutex<std::collections::HashMap<Origin, Plugin>>,
 }
 
 /// Epoch ticks per second: a time limit is enforced to within 10 ms.
@@ -208,7 +213,7 @@ impl Runtime {
                 ticker_engine.increment_epoch();
             }
         })?;
-        Ok(Runtime { engine, linker, cache_dir, stop_ticker, components: Default::default() })
+        Ok(Runtime { engine, linker, cache_dir, stop_ticker, components: Default::default(), described: Default::default() })
     }
 
     /// Compiles (or loads from the cache) a plugin and asks it to describe itself.
