@@ -388,7 +388,7 @@ fn parse_as_of(value: &toml::Value) -> Result<DateTime<Utc>, String> {
             return Err(format!("{d} has no date, time or time zone; a snapshot's as_of needs all three (\"Z\" for UTC)"));
         }
         toml::Value::Datetime(d) => d.to_string(),
-        other => return Err(format!("is a {}, not a time", other.type_str())),
+        other => return Err(format!("is not a time (a TOML {})", other.type_str())),
     };
     let t = DateTime::parse_from_rfc3339(&text).map_err(|e| format!("{text:?} is not an RFC 3339 time ({e})"))?;
     if t.timestamp_subsec_nanos() >= 1_000_000_000 {

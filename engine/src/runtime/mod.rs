@@ -373,7 +373,11 @@ fn classify(plugin: &str, e: wasmtime::Error, state: HostState, limits: Limits) 
 /// component) are a multi-line dump of the bytes read.
 fn root_cause(e: &wasmtime::Error) -> String {
     let cause = e.chain().last().map(|c| c.to_string()).unwrap_or_else(|| e.to_string());
-    let line = cause.lines().next().unwrap_or_default().trim();
+    let mut line = cause.lines().next().unwrap_or_default().trim();
+    // A dump cut at its first line ("bad magic number - expected=[") says nothing more.
+    if line.ends_with(['[', '{', '(']) {
+        line = line.rsplit_once(" - ").map_or(line, |(head, _)| head);
+    }
     if line.chars().count() > 160 { format!("{}...", line.chars().take(160).collect::<String>()) } else { line.to_string() }
 }
 
