@@ -84,7 +84,10 @@ fn a_postgres_window_column_that_is_null_or_text_fails_the_read() {
     };
     let err = match source.open(&query("at")) {
         Err(e) => e.to_string(),
-        Ok(mut stream) => stream.next_batch().err().expect("a NULL window value was read past").to_string(),
+        Ok(mut stream) => match stream.next_batch() {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a NULL window value was read past"),
+        },
     };
     assert!(err.contains("table `t`, row at ctid (0,2), column `at`: NULL cannot be compared with the time window"), "{err}");
     let err = source.open(&query("note")).err().expect("a text window column was read").to_string();
@@ -95,10 +98,10 @@ fn a_postgres_window_column_that_is_null_or_text_fails_the_read() {
 
 #[test]
 fn every_split_and_format_gives_byte_identical_parts_three_times() {
-    let p = Platform::new(0.2, 5);
+    let p = Platform::new(0.1, 5);
     let cap = 256 * 1024u64;
     for format in ["avro", "csv", "jsonl"] {
-        for split in ["", "max_records_per_file = 5000", "max_bytes_per_file = \"256KiB\""] {
+        for split in ["", "max_records_per_file = 3000", "max_bytes_per_file = \"256KiB\""] {
             let mut seen: Option<Vec<(String, String)>> = None;
             for i in 0..3 {
                 let name = format!("det-{format}-{}-{i}", split.split(' ').next().unwrap_or("none"));
