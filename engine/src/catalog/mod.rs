@@ -29,13 +29,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 
+use crate::package::{ProcessId, SnapshotLayout};
+
 /// The catalog's file name inside an output root.
 pub const CATALOG_FILE: &str = "catalog.db";
-/// How long a snapshot is kept when the job does not say (ION and MX both keep 30 days).
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
-/// The longest retention ferry accepts: 100 years (36500 days). Longer ones overflowed
-/// the expiry's date arithmetic or stored expiries past year 9999, beyond RFC 3339.
-pub const MAX_RETENTION: Duration = Duration::from_secs(36_500 * 24 * 3600);
 /// Bumped when the tables change; an older ferry refuses a newer catalog.
 const SCHEMA_VERSION: i64 = 1;
 /// How long a write waits for another ferry process holding the catalog.
@@ -198,18 +195,12 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
 }
 
 /// `t + d`, saturating at the latest time chrono holds: callers refuse retentions over
-/// [`MAX_RETENTION`], and an out-of-range sum must still never panic.
+/// [`crate::job::MAX_RETENTION`], and an out-of-range sum must still never panic.
 fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(d).ok().and_then(|d| t.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// Checks a retention against [`MAX_RETENTION`]; the message names the value.
-pub fn check_retention(d: Duration) -> Result<Duration, String> {
-    if d > MAX_RETENTION {
-        return Err(format!("{} days is longer than ferry keeps snapshots (at most 36500 days, 100 years)", d.as_secs() / 86_400));
-    }
-    Ok(d)
-}
+
 
 /// An open catalog.
 pub struct Catalog {
@@ -511,7 +502,7 @@ impl Catalog {
         let mut settled = Vec::new();
         for (id, pid, start) in open {
             let pid = pid.map(|p| p as u32);
-            if pid.is_some_and(|p| disk::process_alive(p, start.map(|s| s as u64))) {
+            if pid.is_some_and(|pid| ProcessId { pid, start: start.map(|s| s as u64) }.is_alive()) {
                 continue;
             }
             let now = timestamp(Utc::now());
@@ -523,7 +514,7 @@ impl Catalog {
                         Some(Err(reason)) => format!("{who} stopped after publishing an unusable snapshot ({reason})"),
                         _ => format!("{who} stopped before publishing (killed or crashed); its staging directory was removed"),
                     };
-                    let _ = std::fs::remove_dir_all(self.root.join(format!(".staging-{id}")));
+                    let _ = std::fs::remove_dir_all(SnapshotLayout::new(&self.root).staging_dir(&id));
                     self.fail_at(&id, &why, &now)?;
                 }
             }
@@ -556,7 +547,7 @@ impl Catalog {
             }
             let dir = entry.path();
             let Some(identity) = disk::identity(&dir) else { continue };
-            let published = disk::inspect_published(&dir);
+            let published = inspect_published(&dir);
             self.record_found(&identity, published)?;
             self.rebuilt.push(identity.snapshot_id);
         }
@@ -572,10 +563,10 @@ impl Catalog {
             description: id.description.clone(),
             resources: id.resources.iter().map(|r| r.name.clone()).collect(),
             as_of: id.as_of.clone(),
-            retention: DEFAULT_RETENTION,
+            retention: crate::job::DEFAULT_RETENTION,
             job: None,
         };
-        let expires = timestamp(add(parse_time(&created).unwrap_or_else(Utc::now), DEFAULT_RETENTION));
+        let expires = timestamp(add(parse_time(&created).unwrap_or_else(Utc::now), crate::job::DEFAULT_RETENTION));
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO snapshots (id, name, description, status, resources, as_of, created_at, retention_seconds, expires_at) \
@@ -605,7 +596,7 @@ impl Catalog {
         let now = Utc::now();
         let at = timestamp(now);
         let expires = timestamp(add(now, new.retention));
-        let (pid, start) = (std::process::id(), disk::process_start(std::process::id()));
+        let ProcessId { pid, start } = ProcessId::current();
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO snapshots (id, name, description, status, resources, as_of, created_at, retention_seconds, expires_at, pid, pid_start, job) \

@@ -146,7 +146,7 @@ pub fn main(args: SnapshotsArgs) -> Result<()> {
                 None => Utc::now(),
             };
             let retention = match retention {
-                Some(r) => Some(parse_duration(&r).and_then(ferry::catalog::check_retention).map_err(|e| anyhow::anyhow!("--retention: {e}"))?),
+                Some(r) => Some(parse_duration(&r).and_then(ferry::job::check_retention).map_err(|e| anyhow::anyhow!("--retention: {e}"))?),
                 None => job.as_ref().map(|j| j.retention),
             };
             let rows = if dry_run { catalog.expired(now, retention)? } else { catalog.purge(now, retention)? };
@@ -168,7 +168,7 @@ pub fn main(args: SnapshotsArgs) -> Result<()> {
 
 /// Whether a completed snapshot's manifest is still where the catalog says.
 fn on_disk(r: &SnapshotRecord) -> bool {
-    r.path.join("manifest.json").is_file()
+    ferry::package::layout::manifest_path(&r.path).is_file()
 }
 
 fn record_json(r: &SnapshotRecord) -> serde_json::Value {

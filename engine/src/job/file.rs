@@ -195,8 +195,8 @@ impl JobFile {
         };
 
         let retention = match &self.snapshot.retention {
-            None => crate::catalog::DEFAULT_RETENTION,
-            Some(r) => match parse_duration(r.get_ref()).and_then(crate::catalog::check_retention) {
+            None => super::DEFAULT_RETENTION,
+            Some(r) => match parse_duration(r.get_ref()).and_then(super::check_retention) {
                 Ok(d) if !d.is_zero() => d,
                 Ok(_) => return Err(err(r.span(), "snapshot.retention", "is 0".into(), Some("keep snapshots for a positive time, e.g. retention = \"30d\""))),
                 Err(m) => return Err(err(r.span(), "snapshot.retention", m, None)),

@@ -212,7 +212,7 @@ fn resolve(dir: &Path, name: &str) -> Result<(PathBuf, u64), String> {
 }
 
 pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
-    let path = dir.join("manifest.json");
+    let path = super::layout::manifest_path(dir);
     let text = read_manifest(&path)?;
     let manifest: Manifest = serde_json::from_slice(&text).map_err(|source| VerifyError::ManifestJson { path, source })?;
     let mut report = Report { status: Some(manifest.status), ..Report::default() };
@@ -319,7 +319,7 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
                 unlisted_files(&mut report, &e.path(), &name, &known);
                 continue;
             }
-            if name != "manifest.json" && !known.contains(&name) && !archives.contains(name.as_str()) {
+            if name != super::MANIFEST && !known.contains(&name) && !archives.contains(name.as_str()) {
                 report.push(false, name, "is in the snapshot directory but not in the manifest");
             }
         }
