@@ -18,7 +18,7 @@ pub trait Cells: Send + 'static {
     /// Source text that is not UTF-8. A plugin gets it as a blob; a copy refuses it,
     /// naming it for what it is.
     fn bad_text(&mut self, v: &[u8]) {
-        self.blob(v)
+        self.blob(v);
     }
     /// Ends a row; a record encoder refuses one holding a value that does not fit its
     /// field, with a message naming the row, column and field.
