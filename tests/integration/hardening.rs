@@ -54,7 +54,10 @@ fn a_window_value_that_is_text_fails_the_resource_naming_row_and_column() {
     for months in ["\"all\"", "3"] {
         let job = p.job("textwin", "", &format!("[[resource]]\nname = \"transactions\"\nmonths = {months}\n"));
         let out = run(&job);
-        assert_clean_failure(&out, &["table `transactions`, row with rowid 5, column `transacted_at`: text 'yesterday' cannot be compared with the time window"]);
+        assert_clean_failure(
+            &out,
+            &["table `transactions`, row with rowid 5, column `transacted_at`: text 'yesterday' cannot be compared with the time window"],
+        );
         assert!(snapshots(&p.out()).is_empty(), "a snapshot was published without the row");
     }
     // A blob is refused the same way.
@@ -105,7 +108,8 @@ fn every_split_and_format_gives_byte_identical_parts_three_times() {
             let mut seen: Option<Vec<(String, String)>> = None;
             for i in 0..3 {
                 let name = format!("det-{format}-{}-{i}", split.split(' ').next().unwrap_or("none"));
-                let job = p.job(&name, &format!("archive = \"tar\"\nformat = \"{format}\"\n{split}"), "[[resource]]\nname = \"transactions\"\n");
+                let job =
+                    p.job(&name, &format!("archive = \"tar\"\nformat = \"{format}\"\n{split}"), "[[resource]]\nname = \"transactions\"\n");
                 let text = std::fs::read_to_string(&job).unwrap().replace("dir = \"out\"", &format!("dir = \"out-{name}\""));
                 std::fs::write(&job, text).unwrap();
                 let out = run(&job);
@@ -173,7 +177,8 @@ fn verify_refuses_names_that_leave_the_snapshot_and_files_that_never_end() {
     }
     // The same through a tar part's name.
     let mut m2 = m.clone();
-    m2["archives"] = serde_json::json!([{"name": "../../../../../../../../etc/passwd", "bytes": 1, "sha256": "00", "kind": "tables", "part": 1}]);
+    m2["archives"] =
+        serde_json::json!([{"name": "../../../../../../../../etc/passwd", "bytes": 1, "sha256": "00", "kind": "tables", "part": 1}]);
     write(&m2);
     let out = verify(&snap);
     assert!(!out.status.success() && stdout(&out).contains("leaves the snapshot directory"), "{}", stdout(&out));
