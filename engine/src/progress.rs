@@ -21,13 +21,13 @@ pub trait Progress: Send + Sync {
     fn finished(&self, resource: &str, outcome: Result<(u64, u64), &str>);
 }
 
-/// The rows a resource's plugin will read from its main table (the first table it
-/// declares, by the plugin kit's convention), within its window: the count
-/// `copy_table` exports, pushed down exactly as the export's read is.
+/// The rows a resource's plugin will read from its main table, within its window: the
+/// count `copy_table` exports, pushed down as the export's read is (an estimate: the
+/// as-of cut on the creation column is not applied here).
 pub fn expected_rows(plugin: &Plugin, source: &dyn Source, window: Option<&Range>) -> Result<Option<u64>, crate::source::SourceError> {
-    let Some(main) = plugin.info.tables.first() else { return Ok(None) };
+    let Some(main) = plugin.info.tables.iter().find(|t| t.table == plugin.info.main_table) else { return Ok(None) };
     let range = window.map(|w| crate::source::Range { column: &w.column, start: w.start, end: w.end });
-    let query = crate::source::TableQuery { table: &main.table, columns: &main.columns, range, order_by: None };
+    let query = crate::source::TableQuery { table: &main.table, columns: &main.columns, range, order_by: None, created_before: None };
     source.count(&query).map(Some)
 }
 

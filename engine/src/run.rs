@@ -235,6 +235,8 @@ fn run_recorded(
         status: if failures.is_empty() { Status::Completed } else { Status::Incomplete },
         ferry_version: env!("CARGO_PKG_VERSION").into(),
         archives,
+        consistency: Some(source.consistency().into()),
+        load_order: crate::package::relations::load_order(&entries),
         resources: entries,
     };
     let delivered = match delivery {
@@ -432,6 +434,9 @@ fn export_resource(
         codec: (spec.format == Format::Avro).then(|| spec.codec.name().into()),
         gzip: spec.gzip,
         window: None,
+        as_of: Some(crate::package::AsOfEntry::new(plugin.info.created_column.clone())),
+        key: plugin.info.key.clone(),
+        references: plugin.info.references.iter().map(|r| crate::package::ReferenceEntry { field: r.field.clone(), resource: r.resource.clone(), key: r.key.clone() }).collect(),
         records: 0,
         files: Vec::new(),
         error: None,

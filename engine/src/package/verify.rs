@@ -33,7 +33,7 @@ impl Report {
         self.findings.iter().all(|f| f.ok)
     }
 
-    fn push(&mut self, ok: bool, subject: impl Into<String>, detail: impl Into<String>) {
+    pub(crate) fn push(&mut self, ok: bool, subject: impl Into<String>, detail: impl Into<String>) {
         self.findings.push(Finding { ok, subject: subject.into(), detail: detail.into() });
     }
 }
@@ -152,10 +152,15 @@ fn ends_with_end_blocks(path: &Path) -> io::Result<bool> {
     Ok(tail.iter().all(|&b| b == 0))
 }
 
-pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
+/// Reads a snapshot's manifest.
+pub(crate) fn load_manifest(dir: &Path) -> Result<Manifest, VerifyError> {
     let path = dir.join("manifest.json");
     let text = std::fs::read(&path).map_err(|source| VerifyError::Manifest { path: path.clone(), source })?;
-    let manifest: Manifest = serde_json::from_slice(&text).map_err(|source| VerifyError::ManifestJson { path, source })?;
+    serde_json::from_slice(&text).map_err(|source| VerifyError::ManifestJson { path, source })
+}
+
+pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
+    let manifest = load_manifest(dir)?;
     let mut report = Report { status: Some(manifest.status), ..Report::default() };
     if manifest.format_version > MANIFEST_FORMAT_VERSION {
         report.push(false, "manifest", format!("format_version {} is newer than this ferry reads ({MANIFEST_FORMAT_VERSION}); upgrade ferry", manifest.format_version));
