@@ -111,7 +111,7 @@ pub fn plan(job: &Job, runtime: &Runtime, parallelism: usize) -> Result<Plan, Pl
                 Some(Range { column: column.clone(), start: b.start, end: Some(b.end) })
             }
         };
-        let rows = crate::progress::expected_rows(&plugin, source.as_ref(), window.as_ref())?.unwrap_or(0);
+        let rows = crate::progress::expected_rows(&plugin, source.as_ref(), window.as_ref(), job.as_of.timestamp_micros())?.unwrap_or(0);
         let format = spec.format.extension();
         let history = match &catalog {
             Some(c) => c.resource_stats(&spec.name, format, spec.gzip)?,

@@ -509,7 +509,7 @@ fn export_resource(
         .expect("spawning a writer thread");
     let first_record = Arc::new(std::sync::OnceLock::new());
     let channel = ChannelSink { tx, started: options.started, first: first_record.clone() };
-    let sink = crate::progress::track(options.progress.clone(), &spec.name, plugin, source.as_ref(), window.as_ref(), Box::new(channel));
+    let sink = crate::progress::track(options.progress.clone(), &spec.name, plugin, source.as_ref(), window.as_ref(), as_of.timestamp_micros(), Box::new(channel));
     let request = ExportRequest { as_of: as_of.timestamp_micros(), window, options: spec.options.clone() };
     let outcome = runtime.export_with(
         plugin,

@@ -236,6 +236,11 @@ impl PostgresSource {
                 let cast = if *ty == Type::TIMESTAMP { "::timestamp" } else { "" };
                 conds.push(format!("{col} {op} ${}{cast}", params.len()));
             }
+            // A row with no creation time is read (and refused by its field's type if that
+            // is not nullable), never dropped unseen.
+            if query.created_before.as_ref().is_some_and(|c| std::ptr::eq(c, range)) && let Some(last) = conds.pop() {
+                conds.push(format!("({last} OR {col} IS NULL)"));
+            }
         }
         if !conds.is_empty() {
             sql.push_str(" WHERE ");

@@ -20,7 +20,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, ffi};
 
 use super::row_batch::BATCH_BYTES;
-use super::{Cells, ChannelStream, Consistency, RecordStream, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident, spawn_reader};
+use super::{Cells, ChannelStream, Consistency, Range, RecordStream, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident, spawn_reader};
 use crate::records::RecordEncoder;
 
 #[derive(Debug, Clone)]
@@ -92,13 +92,30 @@ impl SqliteSource {
         holder.execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;").map_err(err)?;
         let mut snapshot = std::ptr::null_mut();
         if mode.eq_ignore_ascii_case("wal") {
-            // SAFETY: an open connection in a read transaction, used by this thread only.
-            let rc = unsafe { ffi::sqlite3_snapshot_get(holder.handle(), c"main".as_ptr(), &mut snapshot) };
+            let mut rc = snapshot_get(&holder, &mut snapshot);
+            if rc == ffi::SQLITE_ERROR {
+                // SQLite takes no snapshot of a WAL no transaction was written to since it
+                // was created (a database every connection had closed): write one that
+                // changes nothing, then take it again.
+                holder.execute_batch("COMMIT").map_err(err)?;
+                self.write_nothing().map_err(|e| SourceError::Open { path: self.path.clone(), source: e.with_hint() })?;
+                holder.execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;").map_err(err)?;
+                rc = snapshot_get(&holder, &mut snapshot);
+            }
             if rc != ffi::SQLITE_OK {
                 return Err(err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), Some("sqlite3_snapshot_get failed".into()))));
             }
         }
         Ok(Pin { snapshot, _holder: Mutex::new(holder) })
+    }
+
+    /// One transaction that rewrites the header's `user_version` with its own value: the
+    /// database is unchanged, and its WAL holds a transaction to take a snapshot of.
+    fn write_nothing(&self) -> Result<(), Hinted> {
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(Hinted)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(Hinted)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(Hinted)?;
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; PRAGMA user_version = {version}; COMMIT;")).map_err(Hinted)
     }
 
     /// A connection whose reads all see the pinned moment.
@@ -138,6 +155,26 @@ impl SqliteSource {
     }
 }
 
+/// `sqlite3_snapshot_get` on a connection in a read transaction.
+fn snapshot_get(conn: &Connection, snapshot: &mut *mut ffi::sqlite3_snapshot) -> i32 {
+    // SAFETY: an open connection in a read transaction, used by this thread only.
+    unsafe { ffi::sqlite3_snapshot_get(conn.handle(), c"main".as_ptr(), snapshot) }
+}
+
+/// A failure to write the one empty transaction a snapshot needs.
+struct Hinted(rusqlite::Error);
+
+impl Hinted {
+    fn with_hint(self) -> rusqlite::Error {
+        let why = format!(
+            "{}; the WAL database has no transaction in its WAL yet, so ferry writes one that changes nothing \
+             (user_version to itself) to pin one point in time: give ferry write access to the database and its directory",
+            self.0
+        );
+        rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_CANTOPEN), Some(why))
+    }
+}
+
 /// The SQL for a query, with `?1`/`?2` bound to the range. The range goes into the
 /// WHERE clause, and rows come in the range column's order, so SQLite walks an index
 /// on that column instead of scanning the table.
@@ -146,7 +183,15 @@ fn build_sql(query: &TableQuery, select: &str) -> Result<(String, Vec<i64>), Sou
     let mut sql = format!("SELECT {select} FROM {table}");
     let mut params = Vec::new();
     let mut conds = Vec::new();
-    for range in query.ranges() {
+    if let Some(Range { column, end: Some(as_of), .. }) = query.created_before {
+        // Only numbers are compared with as_of: a creation time that is text or NULL is
+        // read, so the copy or the plugin fails on it naming the row, instead of SQLite
+        // ordering text after every number and dropping the row unseen.
+        let col = quote_ident(column)?;
+        params.push(as_of);
+        conds.push(format!("({col} < ?{} OR typeof({col}) NOT IN ('integer', 'real'))", params.len()));
+    }
+    for range in query.range.iter() {
         let col = quote_ident(range.column)?;
         if let Some(start) = range.start {
             params.push(start);
