@@ -147,9 +147,9 @@ fn writer_step(d: &Dialect, n: u64) -> Vec<String> {
              VALUES ('W-TRN-{n}-{k}', '{account}', '{member}', '{user}', '2.50', 'DEBIT', 'POSTED', 'USD', {no}, {no}, {no}, {no}, {no}, {no}, {no}, {no}, {no}, {t}, {t}, {t})"
         ));
     }
-    if n % 3 == 0 {
+    if n.is_multiple_of(3) {
         // Alternately one of the writer's users and one of the platform's own.
-        let victim = if n % 2 == 0 { format!("'W-USR-{}'", n / 2) } else { format!("(SELECT min(guid) FROM users WHERE guid LIKE 'USR-%')") };
+        let victim = if n.is_multiple_of(2) { format!("'W-USR-{}'", n / 2) } else { "(SELECT min(guid) FROM users WHERE guid LIKE 'USR-%')".to_string() };
         sql.push(format!(
             "BEGIN; CREATE TEMP TABLE IF NOT EXISTS victim (guid TEXT); DELETE FROM victim; INSERT INTO victim SELECT {victim}; \
              DELETE FROM transactions WHERE user_guid IN (SELECT guid FROM victim); DELETE FROM goals WHERE user_guid IN (SELECT guid FROM victim); \

@@ -199,8 +199,10 @@ fn join(mut values: Merged, keys: &mut impl Read) -> io::Result<(u64, u64, Vec<S
         }
         if key.as_ref() != Some(&v) {
             dangling += 1;
-            if examples.len() < EXAMPLES {
-                examples.push(format!("{:?}", String::from_utf8_lossy(&v)));
+            let example = format!("{:?}", String::from_utf8_lossy(&v));
+            // Values come sorted: a repeated one is the last example.
+            if examples.len() < EXAMPLES && examples.last() != Some(&example) {
+                examples.push(example);
             }
         }
     }
