@@ -224,7 +224,7 @@ fn select_sql(conn: &Connection, query: &TableQuery) -> Result<(String, Vec<i64>
     // The window's share of the column's span of values, from its min and max (two
     // index lookups). Counting the window's rows instead walked the index over the
     // whole window before the first row was read: 0.2 s for "all" on 1M transactions.
-    let selective = |range: &super::Range| -> Result<bool, SourceError> {
+    let selective = |range: &Range| -> Result<bool, SourceError> {
         let col = quote_ident(range.column)?;
         // As reals: a plan needs no exact bounds, and a stray non-integer must not fail it.
         let (min, max): (Option<f64>, Option<f64>) = conn
