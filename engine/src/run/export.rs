@@ -57,11 +57,11 @@ impl Exporter<'_> {
         entry.references = plugin.info.references.iter().map(|r| crate::package::ReferenceEntry { field: r.field.clone(), resource: r.resource.clone(), key: r.key.clone() }).collect();
         let output = Output::new(self.dir, spec, plugin.uses_blobs);
         match self.try_export(index, spec, plugin, &output, events, &mut entry) {
-            Ok(()) => Ok(entry),
+            Ok(()) => Exported { entry, error: None },
             Err(error) => {
                 output.discard();
                 entry.fail(error.kind(), error.to_string());
-                Err((entry, error))
+                Exported { entry, error: Some(error) }
             }
         }
     }
