@@ -16,4 +16,5 @@ mod postgres;
 mod s3;
 mod sandbox;
 mod servers;
+mod trust;
 mod windows;
