@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::formats::{FileFormat, Format};
 use crate::job::{Job, OnError, PluginRef, ResourceSpec};
 use crate::package::{
-    ArchiveEntry, FileEntry, archive::{self, PartDir, PartSink}, MANIFEST_FORMAT_VERSION, Manifest, PluginEntry, ResourceEntry, ResourceFailure, ResourceFiles, Staging,
+    ArchiveEntry, EncryptionEntry, FileEntry, archive::{self, PartDir, PartSink}, encrypt::Sealed, MANIFEST_FORMAT_VERSION, Manifest, PluginEntry, ResourceEntry, ResourceFailure, ResourceFiles, Staging,
     StagingError, StageTimes, Status, WindowEntry, WrittenFile,
 };
 use crate::runtime::{Events, ExportJob, ExportRequest, Origin, Plugin, PluginError, Range, RecordSink, Runtime};
@@ -68,6 +68,10 @@ pub enum RunError {
     Attachments(#[from] crate::attachments::AttachmentsError),
     #[error(transparent)]
     S3(#[from] crate::s3::S3Error),
+    #[error(transparent)]
+    Encrypt(#[from] crate::package::encrypt::EncryptError),
+    #[error(transparent)]
+    Sign(#[from] crate::package::sign::SignError),
 }
 
 /// Why a resource's plugin could not be loaded.
@@ -187,12 +191,12 @@ fn run_recorded(
     };
     let (results, archives, delivery) = match s3 {
         Some(s3) => {
-            let delivery = crate::s3::Delivery::new(s3, snapshot_id);
+            let delivery = Sealed::new(crate::s3::Delivery::new(s3, snapshot_id), job.trust.encrypt_to.clone());
             let (results, archives, delivery) = export_all(job, options, &runtime, &plugins, &source, staging.dir(), &attachments, packing, delivery);
-            (results, archives, Some(delivery))
+            (results, archives, Some(delivery.into_inner()))
         }
         None => {
-            let parts = PartDir(staging.dir().into());
+            let parts = Sealed::new(PartDir(staging.dir().into()), job.trust.encrypt_to.clone());
             let (results, archives, _) = export_all(job, options, &runtime, &plugins, &source, staging.dir(), &attachments, packing, parts);
             (results, archives, None)
         }
@@ -212,6 +216,9 @@ fn run_recorded(
         return Err(RunError::Failed { failures }); // `staging` drops: nothing is published
     }
     let archives = archives.map_err(pack_error)?;
+    if let Some(recipients) = &job.trust.encrypt_to {
+        crate::package::encrypt::seal_loose_files(staging.dir(), &mut entries, recipients)?;
+    }
     let delivery = match delivery {
         Some(mut delivery) => {
             for e in &entries {
@@ -236,9 +243,14 @@ fn run_recorded(
         ferry_version: env!("CARGO_PKG_VERSION").into(),
         archives,
         resources: entries,
+        encryption: job.trust.encrypt_to.as_ref().map(|r| EncryptionEntry { method: "age".into(), recipients: r.written().to_vec() }),
     };
+    let signature = job.trust.sign_with.as_ref().map(|key| key.sign(&manifest.to_json(), snapshot_id)).transpose()?;
     let delivered = match delivery {
-        Some(d) => {
+        Some(mut d) => {
+            if let Some(signature) = &signature {
+                d.put(crate::package::sign::SIGNATURE_FILE, signature.as_bytes().to_vec())?;
+            }
             let delivered = d.finish(manifest.to_json())?;
             // The local copy records where the snapshot went; the catalog checks it.
             staging.record_delivery(&crate::package::DeliveryRecord::new(&delivered.url, &manifest))?;
@@ -246,6 +258,9 @@ fn run_recorded(
         }
         None => None,
     };
+    if let Some(signature) = &signature {
+        staging.add_signature(signature)?;
+    }
     let snapshot_dir = staging.publish(&manifest)?;
     Ok(RunReport { snapshot_dir, manifest, delivered })
 }
@@ -371,7 +386,7 @@ fn export_all<S: PartSink>(
     }
     let archives = parts
         .into_iter()
-        .map(|(kind, p)| ArchiveEntry { name: p.name, bytes: p.bytes, sha256: p.sha256, kind: kind.into(), part: p.number })
+        .map(|(kind, p)| ArchiveEntry { name: p.name, bytes: p.bytes, sha256: p.sha256, kind: kind.into(), part: p.number, plaintext: p.plaintext })
         .collect();
     (results, Ok(archives), sink)
 }
@@ -436,6 +451,7 @@ fn export_resource(
         files: Vec::new(),
         error: None,
         timings: StageTimes::default(),
+        schema_fingerprint: Some(crate::records::SchemaFingerprint::of(&plugin.schema.avro)),
     };
     let fail = |mut entry: ResourceEntry, error: ResourceError| {
         entry.error = Some(ResourceFailure { kind: error.kind().into(), message: error.to_string() });
@@ -546,6 +562,7 @@ fn export_resource(
             uncompressed_bytes: spec.gzip.then_some(f.stats.uncompressed_bytes),
             sha256: f.stats.sha256,
             kind: None,
+            plaintext: None,
         })
         .collect();
     if let Some(writer) = &attachment_writer {
@@ -558,6 +575,7 @@ fn export_resource(
             uncompressed_bytes: None,
             sha256: s.sha256.clone(),
             kind: Some(crate::package::ATTACHMENT_KIND.into()),
+            plaintext: None,
         }));
     }
     entry.timings = StageTimes {

@@ -14,5 +14,6 @@ mod packaging;
 mod postgres;
 mod s3;
 mod sandbox;
+mod trust;
 mod servers;
 mod windows;

@@ -115,6 +115,12 @@ pub struct OutputSection {
     pub on_error: Option<OnError>,
     /// Storage price per GiB and month (e.g. 0.023): `ferry plan` shows the cost.
     pub price_per_gib: Option<Spanned<f64>>,
+    /// Encrypt every tar part and loose file with age for these public keys
+    /// ("age1..." or "ssh-ed25519 AAAA..."), stored as `<name>.age`.
+    pub encrypt_to: Option<Spanned<Vec<String>>>,
+    /// Sign `manifest.json` (as `manifest.json.minisig`, minisign format) with this
+    /// secret key from `ferry keys generate`, relative to the job file.
+    pub sign_with: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -280,6 +286,7 @@ impl JobFile {
             Archive::Tar => Some(part_size),
             Archive::None => None,
         };
+        let trust = trust(&self.output, &resolve, &err)?;
         let max_bytes = parse_limit(&self.output.max_bytes_per_file, "output.max_bytes_per_file", parse_size, &err)?;
         let max_records = self.output.max_records_per_file;
         if max_records == Some(0) {
@@ -357,8 +364,27 @@ impl JobFile {
             tar_part_size: archive,
             content: self.snapshot.content.unwrap_or(super::Content::Both),
             resources,
+            trust,
         })
     }
+}
+
+/// `encrypt_to` and `sign_with`: the recipients parsed and the signing key read now,
+/// so a bad key fails the job before anything is exported.
+fn trust(output: &OutputSection, resolve: &dyn Fn(&str) -> PathBuf, err: &ErrFn) -> Result<super::Trust, JobError> {
+    let encrypt_to = match &output.encrypt_to {
+        None => None,
+        Some(list) => Some(crate::package::encrypt::Recipients::parse(list.get_ref()).map_err(|e| {
+            err(list.span(), "output.encrypt_to", e.to_string(), Some("list public keys, e.g. encrypt_to = [\"age1...\"]; `age-keygen -o key.txt` makes a key pair"))
+        })?),
+    };
+    let sign_with = match &output.sign_with {
+        None => None,
+        Some(key) => Some(crate::package::sign::SigningKey::read(&resolve(key.get_ref())).map_err(|e| {
+            err(key.span(), "output.sign_with", e.to_string(), Some("the path is relative to the job file; `ferry keys generate` writes ferry.key and ferry.pub"))
+        })?),
+    };
+    Ok(super::Trust { encrypt_to, sign_with })
 }
 
 fn absolute(p: &Path) -> std::io::Result<PathBuf> {

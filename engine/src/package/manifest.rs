@@ -32,6 +32,26 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub archives: Vec<ArchiveEntry>,
     pub resources: Vec<ResourceEntry>,
+    // -- Trust (issue 19): encryption at rest --
+    /// Set when every part and loose file is encrypted (`[output] encrypt_to`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionEntry>,
+}
+
+/// How a snapshot's parts and loose files are encrypted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EncryptionEntry {
+    /// `age` (age-encryption.org/v1).
+    pub method: String,
+    /// The public keys everything is encrypted for, as the job lists them.
+    pub recipients: Vec<String>,
+}
+
+/// An encrypted object's content before encryption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plaintext {
+    pub bytes: u64,
+    pub sha256: String,
 }
 
 /// One tar part beside the manifest.
@@ -44,6 +64,11 @@ pub struct ArchiveEntry {
     pub kind: String,
     /// 1-based part number within its kind.
     pub part: u32,
+    // -- Trust (issue 19): encryption at rest --
+    /// The tar before encryption, when the part is encrypted (`name`, `bytes` and
+    /// `sha256` are then those of the stored `.tar.age`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plaintext: Option<Plaintext>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +89,10 @@ pub struct ResourceEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ResourceFailure>,
     pub timings: StageTimes,
+    // -- Trust (issue 19): schema fingerprints --
+    /// CRC-64-AVRO and SHA-256 of the schema's Parsing Canonical Form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_fingerprint: Option<crate::records::SchemaFingerprint>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,6 +130,12 @@ pub struct FileEntry {
     /// count); absent for a table file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    // -- Trust (issue 19): encryption at rest --
+    /// A loose file stored encrypted: `path`, `bytes` and `sha256` are those of the
+    /// stored `.age` file, this is its content (a file inside a part has none: the part
+    /// is encrypted whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plaintext: Option<Plaintext>,
 }
 
 /// `FileEntry::kind` of an attachment's file.

@@ -3,6 +3,8 @@
 
 pub mod archive;
 mod delivery_record;
+pub mod encrypt;
+pub mod sign;
 mod manifest;
 pub mod verify;
 mod output_file;
@@ -10,7 +12,7 @@ pub mod par_gzip;
 mod resource_files;
 mod staging;
 
-pub use manifest::{ATTACHMENT_KIND, ArchiveEntry, FileEntry, Manifest, PluginEntry, ResourceEntry, ResourceFailure, Status, StageTimes, WindowEntry, MANIFEST_FORMAT_VERSION};
+pub use manifest::{ATTACHMENT_KIND, ArchiveEntry, EncryptionEntry, Plaintext, FileEntry, Manifest, PluginEntry, ResourceEntry, ResourceFailure, Status, StageTimes, WindowEntry, MANIFEST_FORMAT_VERSION};
 pub use delivery_record::{DELIVERY_RECORD, DeliveredObject, DeliveryRecord};
 pub use output_file::{FileStats, OutputFile};
 pub use resource_files::{ResourceFiles, WrittenFile};

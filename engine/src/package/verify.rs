@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{FileEntry, MANIFEST_FORMAT_VERSION, Manifest, Status};
+use super::encrypt::{AGE_SUFFIX, Identities};
+use super::sign::{SIGNATURE_FILE, VerifyingKey};
+use super::{FileEntry, MANIFEST_FORMAT_VERSION, Manifest, Plaintext, Status};
 
 /// One thing checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,10 +155,28 @@ fn ends_with_end_blocks(path: &Path) -> io::Result<bool> {
 }
 
 pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
+    verify_with(dir, &Keys::default())
+}
+
+/// What the recipient holds beyond the snapshot (`ferry verify --identity/--key`).
+#[derive(Default)]
+pub struct Keys {
+    /// Decrypts encrypted parts and files, so their content is checked too.
+    pub identity: Option<Identities>,
+    /// The signer's public key: `manifest.json.minisig` must verify with it.
+    pub key: Option<VerifyingKey>,
+}
+
+/// [`verify`], plus the signature check with `keys.key` and the content of encrypted
+/// parts and files with `keys.identity`.
+pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
     let path = dir.join("manifest.json");
     let text = std::fs::read(&path).map_err(|source| VerifyError::Manifest { path: path.clone(), source })?;
     let manifest: Manifest = serde_json::from_slice(&text).map_err(|source| VerifyError::ManifestJson { path, source })?;
     let mut report = Report { status: Some(manifest.status), ..Report::default() };
+    if let Some(key) = &keys.key {
+        check_signature(&mut report, dir, key);
+    }
     if manifest.format_version > MANIFEST_FORMAT_VERSION {
         report.push(false, "manifest", format!("format_version {} is newer than this ferry reads ({MANIFEST_FORMAT_VERSION}); upgrade ferry", manifest.format_version));
         return Ok(report);
@@ -194,7 +214,7 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
                 if sha != archive.sha256 {
                     problems.push(format!("sha256 {sha}, manifest says {}", archive.sha256));
                 }
-                if !ends_with_end_blocks(&part).unwrap_or(false) {
+                if archive.plaintext.is_none() && !ends_with_end_blocks(&part).unwrap_or(false) {
                     problems.push("the end-of-archive blocks are missing (truncated?)".into());
                 }
                 let ok = problems.is_empty();
@@ -203,8 +223,26 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
         }
         let members = expected.get(&archive.name).cloned().unwrap_or_default();
         let mut seen = BTreeSet::new();
+        let mut sealed = match (&archive.plaintext, &keys.identity) {
+            (None, _) => None,
+            (Some(_), None) => {
+                report.push(true, archive.name.clone(), "encrypted: its members were not checked (pass --identity KEY to decrypt and check them)");
+                continue;
+            }
+            (Some(plain), Some(identity)) => match open_sealed(&part, identity) {
+                Ok(reader) => Some((plain, reader)),
+                Err(e) => {
+                    report.push(false, archive.name.clone(), format!("cannot decrypt: {e}"));
+                    continue;
+                }
+            },
+        };
         let walk = (|| -> io::Result<()> {
-            let mut tar = tar::Archive::new(File::open(&part)?);
+            let reader: Box<dyn Read + '_> = match &mut sealed {
+                Some((_, reader)) => Box::new(reader),
+                None => Box::new(File::open(&part)?),
+            };
+            let mut tar = tar::Archive::new(reader);
             for entry in tar.entries()? {
                 let entry = entry?;
                 let name = entry.path()?.to_string_lossy().into_owned();
@@ -223,11 +261,15 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
         for name in members.keys().filter(|m| !seen.contains(*m)) {
             report.push(false, format!("{}:{name}", archive.name), "is in the manifest but missing from the part");
         }
+        if let Some((plain, reader)) = sealed {
+            check_plaintext_part(&mut report, &archive.name, plain, reader);
+        }
     }
 
     if let Some(loose) = expected.get("") {
         for (name, f) in loose {
             match File::open(dir.join(name)) {
+                Ok(file) if f.plaintext.is_some() => check_sealed_file(&mut report, name.clone(), f, file, keys.identity.as_ref()),
                 Ok(file) => check_file(&mut report, name.clone(), f, file),
                 Err(e) => report.push(false, name.clone(), format!("is in the manifest but cannot be read: {e}")),
             }
@@ -242,7 +284,7 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
                 unlisted_files(&mut report, &e.path(), &name, &known);
                 continue;
             }
-            if name != "manifest.json" && !known.contains(&name) && !archives.contains(name.as_str()) {
+            if name != "manifest.json" && name != SIGNATURE_FILE && !known.contains(&name) && !archives.contains(name.as_str()) {
                 report.push(false, name, "is in the snapshot directory but not in the manifest");
             }
         }
@@ -261,4 +303,101 @@ fn unlisted_files(report: &mut Report, dir: &Path, prefix: &str, known: &BTreeSe
             report.push(false, name, "is in the snapshot directory but not in the manifest");
         }
     }
+}
+
+// -- Trust (issue 19): signatures and encrypted content --
+
+/// The signature over `manifest.json` must verify with the given key.
+fn check_signature(report: &mut Report, dir: &Path, key: &VerifyingKey) {
+    match super::sign::verify_manifest(dir, key) {
+        Ok(comment) => report.push(true, SIGNATURE_FILE, format!("signature ok ({comment})")),
+        Err(e) => report.push(false, SIGNATURE_FILE, e.to_string()),
+    }
+}
+
+/// The plaintext of an encrypted part, hashed as it is read, its last 1 KiB kept (for
+/// the end-of-archive blocks).
+struct PlainPart {
+    inner: Box<dyn Read>,
+    hasher: Sha256,
+    bytes: u64,
+    tail: Vec<u8>,
+}
+
+impl Read for PlainPart {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        self.tail.extend_from_slice(&buf[..n]);
+        if self.tail.len() > 64 * 1024 {
+            self.tail.drain(..self.tail.len() - 1024);
+        }
+        Ok(n)
+    }
+}
+
+fn open_sealed(part: &Path, identity: &Identities) -> io::Result<PlainPart> {
+    let inner = Box::new(identity.decrypt(io::BufReader::new(File::open(part)?))?);
+    Ok(PlainPart { inner, hasher: Sha256::new(), bytes: 0, tail: Vec::new() })
+}
+
+/// After its members were walked: the rest of the decrypted part, its size, sha256 and
+/// end-of-archive blocks against the manifest's plaintext entry.
+fn check_plaintext_part(report: &mut Report, name: &str, plain: &Plaintext, mut reader: PlainPart) {
+    let subject = format!("{name} (decrypted)");
+    if let Err(e) = io::copy(&mut reader, &mut io::sink()) {
+        report.push(false, subject, format!("cannot decrypt to its end (truncated or tampered?): {e}"));
+        return;
+    }
+    let sha = hex::encode(reader.hasher.finalize());
+    let mut problems = Vec::new();
+    if reader.bytes != plain.bytes {
+        problems.push(format!("{} bytes, manifest says {}", reader.bytes, plain.bytes));
+    }
+    if sha != plain.sha256 {
+        problems.push(format!("sha256 {sha}, manifest says {}", plain.sha256));
+    }
+    if reader.tail.len() < 1024 || reader.tail[reader.tail.len() - 1024..].iter().any(|&b| b != 0) {
+        problems.push("the end-of-archive blocks are missing (truncated?)".into());
+    }
+    let ok = problems.is_empty();
+    report.push(ok, subject, if ok { format!("{} bytes, sha256 ok, end-of-archive ok", plain.bytes) } else { problems.join("; ") });
+}
+
+/// An encrypted loose file: what is stored against `entry`, then (with an identity) its
+/// plaintext against `entry.plaintext`, decoded to count its records.
+fn check_sealed_file(report: &mut Report, subject: String, entry: &FileEntry, raw: File, identity: Option<&Identities>) {
+    let plain = entry.plaintext.as_ref().expect("called for encrypted files");
+    let mut stored = Hashing { inner: io::BufReader::new(raw), hasher: Sha256::new(), bytes: 0 };
+    match identity {
+        None => report.push(true, format!("{subject} (decrypted)"), "encrypted: its content was not checked (pass --identity KEY to decrypt and check it)"),
+        Some(identity) => match identity.decrypt(&mut stored) {
+            Ok(reader) => {
+                let inner = FileEntry {
+                    path: entry.path.strip_suffix(AGE_SUFFIX).unwrap_or(&entry.path).to_string(),
+                    bytes: plain.bytes,
+                    sha256: plain.sha256.clone(),
+                    plaintext: None,
+                    ..entry.clone()
+                };
+                check_file(report, format!("{subject} (decrypted)"), &inner, reader);
+            }
+            Err(e) => report.push(false, format!("{subject} (decrypted)"), format!("cannot decrypt: {e}")),
+        },
+    }
+    let drained = io::copy(&mut stored, &mut io::sink());
+    let sha = hex::encode(stored.hasher.finalize());
+    let mut problems = Vec::new();
+    if let Err(e) = drained {
+        problems.push(format!("read failed: {e}"));
+    }
+    if stored.bytes != entry.bytes {
+        problems.push(format!("{} bytes, manifest says {}", stored.bytes, entry.bytes));
+    }
+    if sha != entry.sha256 {
+        problems.push(format!("sha256 {sha}, manifest says {}", entry.sha256));
+    }
+    let ok = problems.is_empty();
+    report.push(ok, subject, if ok { format!("{} bytes, sha256 ok", entry.bytes) } else { problems.join("; ") });
 }

@@ -2,9 +2,11 @@
 //! it reaches an output file, and the host's own copy of rows into records.
 
 mod copy;
+mod fingerprint;
 mod schema;
 mod validate;
 
+pub use fingerprint::SchemaFingerprint;
 pub use copy::{CopyPlan, PlanError, RecordBatch, RecordEncoder};
 pub use schema::{Kind, RecordSchema, SchemaError};
 pub use validate::{BatchError, validate_batch};
