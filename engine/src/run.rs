@@ -451,7 +451,7 @@ fn export_resource(
         files: Vec::new(),
         error: None,
         timings: StageTimes::default(),
-        schema_fingerprint: Some(crate::records::SchemaFingerprint::of(&plugin.schema.avro)),
+        schema_fingerprint: crate::records::SchemaFingerprint::of_json(&plugin.schema.json).ok(),
     };
     let fail = |mut entry: ResourceEntry, error: ResourceError| {
         entry.error = Some(ResourceFailure { kind: error.kind().into(), message: error.to_string() });

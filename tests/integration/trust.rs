@@ -69,7 +69,7 @@ fn schema_fingerprints_equal_fastavros() {
     }
     assert_eq!(checked, 3);
     assert_schema_valid(snap);
-    let crcs: std::collections::BTreeSet<_> = m["resources"].as_array().unwrap().iter().map(|r| r["schema_fingerprint"]["crc64_avro"].clone()).collect();
+    let crcs: std::collections::BTreeSet<_> = m["resources"].as_array().unwrap().iter().map(|r| r["schema_fingerprint"]["crc64_avro"].to_string()).collect();
     assert_eq!(crcs.len(), 3, "different schemas, different fingerprints");
 }
 
