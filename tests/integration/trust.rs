@@ -41,7 +41,11 @@ fn sha256(bytes: &[u8]) -> String {
 #[test]
 fn schema_fingerprints_equal_fastavros() {
     let p = Platform::new(0.02, 7);
-    let out = run(&p.job("fp", "format = \"avro\"", "[[resource]]\nname = \"users\"\n\n[[resource]]\nname = \"accounts\"\n\n[[resource]]\nname = \"transactions\""));
+    let out = run(&p.job(
+        "fp",
+        "format = \"avro\"",
+        "[[resource]]\nname = \"users\"\n\n[[resource]]\nname = \"accounts\"\n\n[[resource]]\nname = \"transactions\"",
+    ));
     assert!(out.status.success(), "{}", stderr(&out));
     let snap = &snapshots(&p.out())[0];
     let m = manifest(snap);
@@ -69,7 +73,8 @@ fn schema_fingerprints_equal_fastavros() {
     }
     assert_eq!(checked, 3);
     assert_schema_valid(snap);
-    let crcs: std::collections::BTreeSet<_> = m["resources"].as_array().unwrap().iter().map(|r| r["schema_fingerprint"]["crc64_avro"].to_string()).collect();
+    let crcs: std::collections::BTreeSet<_> =
+        m["resources"].as_array().unwrap().iter().map(|r| r["schema_fingerprint"]["crc64_avro"].to_string()).collect();
     assert_eq!(crcs.len(), 3, "different schemas, different fingerprints");
 }
 
@@ -113,7 +118,11 @@ fn encrypted_parts_decrypt_with_the_age_cli_to_the_plaintext_parts() {
         assert!(name.ends_with(".tar.age"), "{name}");
         let stored = std::fs::read(snap.join(name)).unwrap();
         assert!(stored.starts_with(b"age-encryption.org/v1\n"), "{name} is not an age file");
-        assert_eq!((stored.len() as u64, sha256(&stored)), (a["bytes"].as_u64().unwrap(), a["sha256"].as_str().unwrap().to_string()), "{name}: stored");
+        assert_eq!(
+            (stored.len() as u64, sha256(&stored)),
+            (a["bytes"].as_u64().unwrap(), a["sha256"].as_str().unwrap().to_string()),
+            "{name}: stored"
+        );
         // Both recipients can decrypt, with the reference CLI, to the very bytes ferry
         // writes without encryption (and the manifest pins).
         let expected = std::fs::read(plain_snap.join(plain["name"].as_str().unwrap())).unwrap();
@@ -201,7 +210,14 @@ fn signed_manifests_verify_with_minisign_and_refuse_tampering_and_other_keys() {
     let snap = &snapshots(&p.out())[0];
     let pubkey = keys.join("ferry.pub");
     let minisign = |dir: &Path, key: &Path| {
-        Command::new("minisign").arg("-V").arg("-m").arg(dir.join("manifest.json")).arg("-p").arg(key).output().expect("minisign (tests/run.sh installs it)")
+        Command::new("minisign")
+            .arg("-V")
+            .arg("-m")
+            .arg(dir.join("manifest.json"))
+            .arg("-p")
+            .arg(key)
+            .output()
+            .expect("minisign (tests/run.sh installs it)")
     };
     let ok = minisign(snap, &pubkey);
     assert!(ok.status.success(), "minisign refused ferry's signature: {}{}", String::from_utf8_lossy(&ok.stdout), stderr(&ok));

@@ -19,7 +19,9 @@ pub const AGE_SUFFIX: &str = ".age";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncryptError {
-    #[error("{recipient:?} is not an age recipient: expected \"age1...\" or \"ssh-ed25519 AAAA...\" (an ssh-rsa key works too); `age-keygen -y key.txt` prints a key's recipient")]
+    #[error(
+        "{recipient:?} is not an age recipient: expected \"age1...\" or \"ssh-ed25519 AAAA...\" (an ssh-rsa key works too); `age-keygen -y key.txt` prints a key's recipient"
+    )]
     Recipient { recipient: String },
     #[error("no recipients to encrypt for; list at least one in `encrypt_to`")]
     NoRecipients,
@@ -221,7 +223,9 @@ fn seal_file(dir: &Path, file: &mut FileEntry, recipients: &Recipients) -> Resul
 pub enum IdentityError {
     #[error("cannot read identity file {path}: {source}")]
     Read { path: PathBuf, source: io::Error },
-    #[error("{path} holds no identity ferry can use: expected an age key file (from `age-keygen`) or an unencrypted OpenSSH ed25519/rsa private key")]
+    #[error(
+        "{path} holds no identity ferry can use: expected an age key file (from `age-keygen`) or an unencrypted OpenSSH ed25519/rsa private key"
+    )]
     Invalid { path: PathBuf },
 }
 

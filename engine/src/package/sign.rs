@@ -94,8 +94,10 @@ impl VerifyingKey {
 
     /// Checks `signature` (the `.minisig` text) over `data`; returns the trusted comment.
     pub fn verify(&self, data: &[u8], signature: &str, path: &Path) -> Result<String, SignatureError> {
-        let sig = minisign::SignatureBox::from_string(signature).map_err(|e| SignatureError::Malformed { path: path.into(), reason: e.to_string() })?;
-        minisign::verify(&self.0, &sig, Cursor::new(data), true, false, false).map_err(|e| SignatureError::Invalid { reason: e.to_string() })?;
+        let sig = minisign::SignatureBox::from_string(signature)
+            .map_err(|e| SignatureError::Malformed { path: path.into(), reason: e.to_string() })?;
+        minisign::verify(&self.0, &sig, Cursor::new(data), true, false, false)
+            .map_err(|e| SignatureError::Invalid { reason: e.to_string() })?;
         Ok(sig.trusted_comment().unwrap_or_default())
     }
 }

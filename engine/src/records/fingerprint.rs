@@ -32,7 +32,10 @@ impl SchemaFingerprint {
     /// The fingerprints of the schema `json` (an Avro schema as JSON text).
     pub fn of_json(json: &str) -> Result<SchemaFingerprint, FingerprintError> {
         let canonical = canonical_form(&serde_json::from_str(json)?)?;
-        Ok(SchemaFingerprint { crc64_avro: hex::encode(crc64_avro(canonical.as_bytes()).to_le_bytes()), sha256: hex::encode(Sha256::digest(canonical.as_bytes())) })
+        Ok(SchemaFingerprint {
+            crc64_avro: hex::encode(crc64_avro(canonical.as_bytes()).to_le_bytes()),
+            sha256: hex::encode(Sha256::digest(canonical.as_bytes())),
+        })
     }
 }
 
