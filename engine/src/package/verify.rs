@@ -170,7 +170,7 @@ pub struct Keys {
 /// [`verify`], plus the signature check with `keys.key` and the content of encrypted
 /// parts and files with `keys.identity`.
 pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
-    let path = dir.join("manifest.json");
+    let path = super::layout::manifest_path(dir);
     let text = std::fs::read(&path).map_err(|source| VerifyError::Manifest { path: path.clone(), source })?;
     let manifest: Manifest = serde_json::from_slice(&text).map_err(|source| VerifyError::ManifestJson { path, source })?;
     let mut report = Report { status: Some(manifest.status), ..Report::default() };
@@ -284,7 +284,7 @@ pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
                 unlisted_files(&mut report, &e.path(), &name, &known);
                 continue;
             }
-            if name != "manifest.json" && name != SIGNATURE_FILE && !known.contains(&name) && !archives.contains(name.as_str()) {
+            if name != super::MANIFEST && name != SIGNATURE_FILE && !known.contains(&name) && !archives.contains(name.as_str()) {
                 report.push(false, name, "is in the snapshot directory but not in the manifest");
             }
         }
@@ -338,7 +338,7 @@ impl Read for PlainPart {
 }
 
 fn open_sealed(part: &Path, identity: &Identities) -> io::Result<PlainPart> {
-    let inner = Box::new(identity.decrypt(io::BufReader::new(File::open(part)?))?);
+    let inner = Box::new(identity.decrypt(BufReader::new(File::open(part)?))?);
     Ok(PlainPart { inner, hasher: Sha256::new(), bytes: 0, tail: Vec::new() })
 }
 
@@ -369,7 +369,7 @@ fn check_plaintext_part(report: &mut Report, name: &str, plain: &Plaintext, mut 
 /// plaintext against `entry.plaintext`, decoded to count its records.
 fn check_sealed_file(report: &mut Report, subject: String, entry: &FileEntry, raw: File, identity: Option<&Identities>) {
     let plain = entry.plaintext.as_ref().expect("called for encrypted files");
-    let mut stored = Hashing { inner: io::BufReader::new(raw), hasher: Sha256::new(), bytes: 0 };
+    let mut stored = Hashing { inner: BufReader::new(raw), hasher: Sha256::new(), bytes: 0 };
     match identity {
         None => report.push(true, format!("{subject} (decrypted)"), "encrypted: its content was not checked (pass --identity KEY to decrypt and check it)"),
         Some(identity) => match identity.decrypt(&mut stored) {

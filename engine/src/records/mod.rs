@@ -1,11 +1,13 @@
 //! Records: the declared schema, the check every plugin batch passes before a byte of
 //! it reaches an output file, and the host's own copy of rows into records.
 
+mod cells;
 mod copy;
 mod fingerprint;
 mod schema;
 mod validate;
 
+pub use cells::Cells;
 pub use fingerprint::SchemaFingerprint;
 pub use copy::{CopyPlan, PlanError, RecordBatch, RecordEncoder};
 pub use schema::{Kind, RecordSchema, SchemaError};
