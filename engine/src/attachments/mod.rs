@@ -100,7 +100,10 @@ impl AttachmentWriter {
         let output = |e: std::io::Error| AttachmentFailure::Output(format!("writing {}: {e}", path.display()));
         let dir = match &mut self.staging_dir {
             Some(dir) => dir,
-            None => self.staging_dir.insert(cap_std::fs::Dir::open_ambient_dir(&self.staging, cap_std::ambient_authority()).map_err(output)?),
+            None => {
+                std::fs::create_dir_all(&self.staging).map_err(output)?;
+                self.staging_dir.insert(cap_std::fs::Dir::open_ambient_dir(&self.staging, cap_std::ambient_authority()).map_err(output)?)
+            }
         };
         dir.create_dir_all(Path::new(member).parent().expect("members have a folder")).map_err(output)?;
         let file = dir.open_with(member, cap_std::fs::OpenOptions::new().write(true).create_new(true)).map_err(output)?;
