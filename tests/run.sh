@@ -8,11 +8,12 @@ cd "$(dirname "$0")/.."
 # pinned toolchain if missing) without upgrading anything.
 rustup toolchain install
 
-# Independent tar readers: GNU tar is on every Debian machine; bsdtar comes from
-# libarchive-tools.
-if ! command -v bsdtar >/dev/null; then
+# Independent tools: GNU tar is on every Debian machine; bsdtar comes from
+# libarchive-tools; the reference `age` and `minisign` CLIs decrypt ferry's parts and
+# check its signatures; ssh-keygen makes an ssh-ed25519 recipient.
+if ! command -v bsdtar >/dev/null || ! command -v age >/dev/null || ! command -v minisign >/dev/null || ! command -v ssh-keygen >/dev/null; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libarchive-tools >/dev/null
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libarchive-tools age minisign openssh-client >/dev/null
 fi
 
 # An independent Avro reader (fastavro) in a venv under target/.

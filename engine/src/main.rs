@@ -75,7 +75,16 @@ enum Command {
         /// unique (an on-disk sort: memory stays flat however many keys).
         #[arg(long)]
         relations: bool,
+        /// An age identity file (or OpenSSH private key) that decrypts the parts and
+        /// files of an encrypted snapshot, so their content is checked too.
+        #[arg(long, value_name = "KEY")]
+        identity: Option<PathBuf>,
+        /// The signer's public key (ferry.pub): manifest.json.minisig must verify with it.
+        #[arg(long, value_name = "PUB")]
+        key: Option<PathBuf>,
     },
+    /// Signing keys for manifests: `ferry keys generate [--dir D]`.
+    Keys(cli::keys::KeysArgs),
     /// List the built-in plugins and their record schemas.
     Plugins {
         /// Print the full Avro schema of each.
@@ -189,8 +198,12 @@ fn real_main(process_started: Instant) -> Result<()> {
                 println!("{url}: {rows} rows loaded in {:.2}s", started.elapsed().as_secs_f64());
             }
         }
-        Command::Verify { dir, relations } => {
-            let mut report = ferry::package::verify::verify(&dir)?;
+        Command::Verify { dir, relations, identity, key } => {
+            let keys = ferry::package::verify::Keys {
+                identity: identity.map(|p| ferry::package::encrypt::Identities::read(&p)).transpose()?,
+                key: key.map(|p| ferry::package::sign::VerifyingKey::read(&p)).transpose()?,
+            };
+            let mut report = ferry::package::verify::verify_with(&dir, &keys)?;
             if relations {
                 report.findings.extend(ferry::package::relations::verify_relations(&dir)?.findings);
             }
@@ -213,6 +226,7 @@ fn real_main(process_started: Instant) -> Result<()> {
             cli::plan::print(&ferry::plan::plan(&job, &runtime, parallelism)?, json)?;
         }
         Command::Snapshots(args) => cli::snapshots::main(args)?,
+        Command::Keys(args) => cli::keys::main(args)?,
         Command::Plugins { schemas } => {
             let runtime = Runtime::new(runtime::default_cache_dir()).map_err(|e| anyhow::anyhow!("{e}"))?;
             for name in runtime::builtin_names() {

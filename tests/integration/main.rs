@@ -15,6 +15,7 @@ mod packaging;
 mod postgres;
 mod s3;
 mod sandbox;
+mod integrity;
 mod servers;
 mod trust;
 mod windows;

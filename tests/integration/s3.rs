@@ -251,3 +251,35 @@ fn attachments_read_from_s3_blobs_equal_those_read_from_a_directory() {
     assert!(s3_files.iter().filter(|f| f.0.starts_with("attachments/")).count() > 10, "{s3_files:?}");
     assert_eq!(s3_files, dir_files, "attachments read from S3 differ from those read from the directory");
 }
+
+#[test]
+fn s3_delivery_encrypts_every_part_for_the_recipients() {
+    let Some((endpoint, bucket)) = servers::s3("s3_encrypted") else { return };
+    let platform = Platform::new(0.05, 8);
+    let key = platform.dir.path().join("age.txt");
+    let keygen = std::process::Command::new("age-keygen").arg("-o").arg(&key).output().expect("age-keygen (tests/run.sh installs age)");
+    assert!(keygen.status.success(), "{}", stderr(&keygen));
+    let recipient = std::process::Command::new("age-keygen").arg("-y").arg(&key).output().unwrap();
+    let recipient = String::from_utf8(recipient.stdout).unwrap().trim().to_string();
+    let job = s3_job(&platform, "sealed", &endpoint, &bucket);
+    let text = std::fs::read_to_string(&job).unwrap().replace("part_size = \"64KiB\"\n", &format!("part_size = \"64KiB\"\nencrypt_to = [\"{recipient}\"]\n"));
+    std::fs::write(&job, text).unwrap();
+    let out = ferry().arg("run").arg(&job).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let url = ferry::s3::S3Url::parse(&format!("s3://{bucket}/exports")).unwrap().unwrap();
+    let s3 = ferry::s3::S3::connect(&url, &servers::s3_settings(&endpoint)).unwrap();
+    let by_id = delivered(&s3);
+    let (id, objects) = by_id.iter().next().unwrap();
+    let manifest = assert_manifest_true(&s3, id, objects);
+    for a in manifest["archives"].as_array().unwrap() {
+        let name = a["name"].as_str().unwrap();
+        assert!(name.ends_with(".tar.age"), "{name} went up unencrypted");
+        let local = platform.dir.path().join(name);
+        std::fs::write(&local, s3.get(&format!("{id}/{name}")).unwrap()).unwrap();
+        let plain = std::process::Command::new("age").arg("-d").arg("-i").arg(&key).arg(&local).output().unwrap();
+        assert!(plain.status.success(), "age -d {name}: {}", stderr(&plain));
+        assert_eq!(hex::encode(Sha256::digest(&plain.stdout)), a["plaintext"]["sha256"].as_str().unwrap(), "{name}: plaintext");
+        assert!(plain.stdout.ends_with(&[0u8; 1024]), "{name}: the plaintext is a whole tar");
+    }
+}

@@ -36,6 +36,9 @@ pub const CHUNK_BYTES: usize = 1 << 20;
 pub struct AttachmentWriter {
     store: Arc<dyn BlobStore>,
     staging: PathBuf,
+    /// `staging` as a capability, opened at the first file: members are created beneath
+    /// it, never through a path that could lead elsewhere.
+    staging_dir: Option<cap_std::fs::Dir>,
     root: String,
     /// Sync each file as it is written (when files stay loose, nothing else will).
     sync: bool,
@@ -56,6 +59,7 @@ impl AttachmentWriter {
         AttachmentWriter {
             store,
             staging: staging.to_path_buf(),
+            staging_dir: None,
             root: crate::package::layout::attachments_dir(resource).to_string(),
             sync,
             folders: HashMap::new(),
@@ -91,12 +95,19 @@ impl AttachmentWriter {
         Ok(folder)
     }
 
-    fn create(&self, member: &str) -> Result<(PathBuf, File), AttachmentFailure> {
+    fn create(&mut self, member: &str) -> Result<(PathBuf, File), AttachmentFailure> {
         let path = self.staging.join(member);
         let output = |e: std::io::Error| AttachmentFailure::Output(format!("writing {}: {e}", path.display()));
-        std::fs::create_dir_all(path.parent().expect("members have a folder")).map_err(output)?;
-        let file = File::options().write(true).create_new(true).open(&path).map_err(output)?;
-        Ok((path, file))
+        let dir = match &mut self.staging_dir {
+            Some(dir) => dir,
+            None => {
+                std::fs::create_dir_all(&self.staging).map_err(output)?;
+                self.staging_dir.insert(cap_std::fs::Dir::open_ambient_dir(&self.staging, cap_std::ambient_authority()).map_err(output)?)
+            }
+        };
+        dir.create_dir_all(Path::new(member).parent().expect("members have a folder")).map_err(output)?;
+        let file = dir.open_with(member, cap_std::fs::OpenOptions::new().write(true).create_new(true)).map_err(output)?;
+        Ok((path, file.into_std()))
     }
 }
 

@@ -1,5 +1,6 @@
 //! Subcommands of the `ferry` command line that live beside `main.rs`.
 
+pub mod keys;
 pub mod plan;
 pub mod progress;
 pub mod snapshots;

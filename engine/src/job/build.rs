@@ -80,6 +80,7 @@ impl JobFile {
         output.defaults.limits = self.limits.build(&cx)?;
         let resources = build_resources(&cx, &self.resources, &output.defaults, snapshot.as_of)?;
         check_environment(&cx, &self, &source, &output.output_dir)?;
+        let trust = self.output.trust(&cx)?;
         Ok(Job {
             path: path.into(),
             name: snapshot.name,
@@ -95,6 +96,7 @@ impl JobFile {
             tar_part_size: output.tar_part_size,
             content: self.snapshot.content.unwrap_or(Content::Both),
             resources,
+            trust,
         })
     }
 }
@@ -187,6 +189,26 @@ impl OutputSection {
             limits: Limits::default(),
         };
         Ok(Output { output_dir, delivery, tar_part_size, price_per_gib, defaults })
+    }
+}
+
+impl OutputSection {
+    /// `encrypt_to` and `sign_with`: the recipients parsed and the signing key read now,
+    /// so a bad key fails the job before anything is exported.
+    fn trust(&self, cx: &Cx<'_>) -> Result<super::Trust, JobError> {
+        let encrypt_to = match &self.encrypt_to {
+            None => None,
+            Some(list) => Some(crate::package::encrypt::Recipients::parse(list.get_ref()).map_err(|e| {
+                cx.at(list.span(), "output.encrypt_to", e.to_string(), Some("list public keys, e.g. encrypt_to = [\"age1...\"]; `age-keygen -o key.txt` makes a key pair"))
+            })?),
+        };
+        let sign_with = match &self.sign_with {
+            None => None,
+            Some(key) => Some(crate::package::sign::SigningKey::read(&cx.resolve(key.get_ref())).map_err(|e| {
+                cx.at(key.span(), "output.sign_with", e.to_string(), Some("the path is relative to the job file; `ferry keys generate` writes ferry.key and ferry.pub"))
+            })?),
+        };
+        Ok(super::Trust { encrypt_to, sign_with })
     }
 }
 

@@ -112,6 +112,12 @@ pub struct OutputSection {
     pub on_error: Option<OnError>,
     /// Storage price per GiB and month (e.g. 0.023): `ferry plan` shows the cost.
     pub price_per_gib: Option<Spanned<f64>>,
+    /// Encrypt every tar part and loose file with age for these public keys
+    /// ("age1..." or "ssh-ed25519 AAAA..."), stored as `<name>.age`.
+    pub encrypt_to: Option<Spanned<Vec<String>>>,
+    /// Sign `manifest.json` (as `manifest.json.minisig`, minisign format) with this
+    /// secret key from `ferry keys generate`, relative to the job file.
+    pub sign_with: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -111,6 +111,17 @@ pub struct Job {
     /// the blob store), or both.
     pub content: Content,
     pub resources: Vec<ResourceSpec>,
+    /// Encryption and signing (`[output] encrypt_to`, `sign_with`).
+    pub trust: Trust,
+}
+
+/// What makes a snapshot trustworthy beyond its checksums (issue 19).
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// Recipients every part and loose file is encrypted for.
+    pub encrypt_to: Option<crate::package::encrypt::Recipients>,
+    /// The key `manifest.json` is signed with.
+    pub sign_with: Option<crate::package::sign::SigningKey>,
 }
 
 /// What a snapshot holds (ION: "choose to snapshot only tables or only attachments").

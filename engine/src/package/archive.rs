@@ -31,6 +31,8 @@ pub struct Part {
     pub sha256: String,
     /// Member names, in order.
     pub members: Vec<String>,
+    /// What the part held before the sink encrypted it (`[output] encrypt_to`).
+    pub plaintext: Option<super::Plaintext>,
 }
 
 /// Where parts are written. `finish` makes a part whole (synced, or its upload
@@ -39,6 +41,17 @@ pub trait PartSink {
     type Writer: Write;
     fn create(&mut self, name: &str) -> io::Result<Self::Writer>;
     fn finish(&mut self, writer: Self::Writer) -> io::Result<(u64, String)>;
+
+    /// The name a part named `name` is stored under (an encrypting sink adds `.age`).
+    fn part_name(&self, name: &str) -> String {
+        name.to_string()
+    }
+
+    /// The plaintext's size and sha256 of the part just finished, when the sink
+    /// transformed it (encrypted it) on the way.
+    fn take_plaintext(&mut self) -> Option<super::Plaintext> {
+        None
+    }
 }
 
 /// Parts as files in a directory.
@@ -99,7 +112,7 @@ impl<W: Write> Packer<W> {
         let open = match &mut self.current {
             Some(open) => open,
             None => {
-                let name = super::layout::part_name(&self.kind, self.parts.len() + 1, &self.stamp);
+                let name = sink.part_name(&super::layout::part_name(&self.kind, self.parts.len() + 1, &self.stamp));
                 self.current.insert(Open { builder: tar::Builder::new(sink.create(&name)?), name, used: 0, members: Vec::new() })
             }
         };
@@ -140,6 +153,6 @@ impl<W: Write> Open<W> {
     fn finish<S: PartSink<Writer = W>>(self, sink: &mut S, number: u32) -> io::Result<Part> {
         // `into_inner` writes the end-of-archive blocks.
         let (bytes, sha256) = sink.finish(self.builder.into_inner()?)?;
-        Ok(Part { name: self.name, number, bytes, sha256, members: self.members })
+        Ok(Part { name: self.name, number, bytes, sha256, members: self.members, plaintext: sink.take_plaintext() })
     }
 }

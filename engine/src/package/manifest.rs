@@ -39,6 +39,26 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub load_order: Vec<String>,
     pub resources: Vec<ResourceEntry>,
+    // -- Trust (issue 19): encryption at rest --
+    /// Set when every part and loose file is encrypted (`[output] encrypt_to`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionEntry>,
+}
+
+/// How a snapshot's parts and loose files are encrypted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EncryptionEntry {
+    /// `age` (age-encryption.org/v1).
+    pub method: String,
+    /// The public keys everything is encrypted for, as the job lists them.
+    pub recipients: Vec<String>,
+}
+
+/// An encrypted object's content before encryption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plaintext {
+    pub bytes: u64,
+    pub sha256: String,
 }
 
 /// How the source's reads were made to share one point in time.
@@ -93,6 +113,11 @@ pub struct ArchiveEntry {
     pub kind: String,
     /// 1-based part number within its kind.
     pub part: u32,
+    // -- Trust (issue 19): encryption at rest --
+    /// The tar before encryption, when the part is encrypted (`name`, `bytes` and
+    /// `sha256` are then those of the stored `.tar.age`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plaintext: Option<Plaintext>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +146,10 @@ pub struct ResourceEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ResourceFailure>,
     pub timings: StageTimes,
+    // -- Trust (issue 19): schema fingerprints --
+    /// CRC-64-AVRO and SHA-256 of the schema's Parsing Canonical Form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_fingerprint: Option<crate::records::SchemaFingerprint>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -158,6 +187,12 @@ pub struct FileEntry {
     /// count); absent for a table file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    // -- Trust (issue 19): encryption at rest --
+    /// A loose file stored encrypted: `path`, `bytes` and `sha256` are those of the
+    /// stored `.age` file, this is its content (a file inside a part has none: the part
+    /// is encrypted whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plaintext: Option<Plaintext>,
 }
 
 /// `FileEntry::kind` of an attachment's file.
@@ -179,12 +214,13 @@ impl FileEntry {
             uncompressed_bytes: gzip.then_some(file.stats.uncompressed_bytes),
             sha256: file.stats.sha256,
             kind: None,
+            plaintext: None,
         }
     }
 
     /// An attachment's file (a version's bytes, or its versions JSON).
     pub fn attachment(path: &str, bytes: u64, sha256: &str) -> Self {
-        FileEntry { path: path.into(), archive: None, records: 0, bytes, uncompressed_bytes: None, sha256: sha256.into(), kind: Some(ATTACHMENT_KIND.into()) }
+        FileEntry { path: path.into(), archive: None, records: 0, bytes, uncompressed_bytes: None, sha256: sha256.into(), kind: Some(ATTACHMENT_KIND.into()), plaintext: None }
     }
 }
 
@@ -206,6 +242,7 @@ impl ResourceEntry {
             files: Vec::new(),
             error: None,
             timings: StageTimes::default(),
+            schema_fingerprint: crate::records::SchemaFingerprint::of_json(schema_json).ok(),
         }
     }
 
@@ -229,7 +266,7 @@ pub fn place_in_parts(resources: &mut [ResourceEntry], parts: Vec<(&str, super::
     for file in resources.iter_mut().flat_map(|r| r.files.iter_mut()) {
         file.archive = part_of.get(file.path.as_str()).map(|p| p.to_string());
     }
-    parts.into_iter().map(|(kind, p)| ArchiveEntry { name: p.name, bytes: p.bytes, sha256: p.sha256, kind: kind.into(), part: p.number }).collect()
+    parts.into_iter().map(|(kind, p)| ArchiveEntry { name: p.name, bytes: p.bytes, sha256: p.sha256, kind: kind.into(), part: p.number, plaintext: p.plaintext }).collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

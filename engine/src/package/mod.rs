@@ -4,6 +4,8 @@
 pub mod archive;
 pub mod layout;
 mod delivery_record;
+pub mod encrypt;
+pub mod sign;
 mod manifest;
 pub mod verify;
 pub mod relations;
@@ -13,7 +15,7 @@ pub mod par_gzip;
 mod resource_files;
 mod staging;
 
-pub use manifest::{place_in_parts, ATTACHMENT_KIND, ArchiveEntry, AsOfEntry, ConsistencyEntry, FileEntry, Manifest, PluginEntry, ReferenceEntry, ResourceEntry, ResourceFailure, Status, StageTimes, WindowEntry, MANIFEST_FORMAT_VERSION};
+pub use manifest::{place_in_parts, ATTACHMENT_KIND, ArchiveEntry, AsOfEntry, ConsistencyEntry, EncryptionEntry, FileEntry, Manifest, Plaintext, PluginEntry, ReferenceEntry, ResourceEntry, ResourceFailure, Status, StageTimes, WindowEntry, MANIFEST_FORMAT_VERSION};
 pub use delivery_record::{DELIVERY_RECORD, DeliveredObject, DeliveryRecord};
 pub use output_file::{FileStats, OutputFile};
 pub use resource_files::{ResourceFiles, Split, WrittenFile};

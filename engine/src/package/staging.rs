@@ -56,6 +56,17 @@ impl Staging {
         write().map_err(|source| StagingError::Write { path: path.clone(), source })
     }
 
+    /// Writes `manifest.json.minisig` (the manifest's signature) before `publish`.
+    pub fn add_signature(&self, signature: &str) -> Result<(), StagingError> {
+        let path = self.dir.join(super::sign::SIGNATURE_FILE);
+        let write = || -> io::Result<()> {
+            let mut file = fs::File::create(&path)?;
+            file.write_all(signature.as_bytes())?;
+            file.sync_all()
+        };
+        write().map_err(|source| StagingError::Write { path: path.clone(), source })
+    }
+
     /// Writes the manifest (durably) and renames the staging directory into place.
     pub fn publish(mut self, manifest: &Manifest) -> Result<PathBuf, StagingError> {
         let path = layout::manifest_path(&self.dir);

@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{FileEntry, MANIFEST_FORMAT_VERSION, Manifest, Status};
+use super::encrypt::{AGE_SUFFIX, Identities};
+use super::sign::{SIGNATURE_FILE, VerifyingKey};
+use super::{FileEntry, MANIFEST_FORMAT_VERSION, Manifest, Plaintext, Status};
 
 /// One thing checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,8 +221,26 @@ pub(crate) fn load_manifest(dir: &Path) -> Result<Manifest, VerifyError> {
 }
 
 pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
+    verify_with(dir, &Keys::default())
+}
+
+/// What the recipient holds beyond the snapshot (`ferry verify --identity/--key`).
+#[derive(Default)]
+pub struct Keys {
+    /// Decrypts encrypted parts and files, so their content is checked too.
+    pub identity: Option<Identities>,
+    /// The signer's public key: `manifest.json.minisig` must verify with it.
+    pub key: Option<VerifyingKey>,
+}
+
+/// [`verify`], plus the signature check with `keys.key` and the content of encrypted
+/// parts and files with `keys.identity`.
+pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
     let manifest = load_manifest(dir)?;
     let mut report = Report { status: Some(manifest.status), ..Report::default() };
+    if let Some(key) = &keys.key {
+        check_signature(&mut report, dir, key);
+    }
     if manifest.format_version > MANIFEST_FORMAT_VERSION {
         report.push(false, "manifest", format!("format_version {} is newer than this ferry reads ({MANIFEST_FORMAT_VERSION}); upgrade ferry", manifest.format_version));
         return Ok(report);
@@ -274,7 +294,7 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
                 if sha != archive.sha256 {
                     problems.push(format!("sha256 {sha}, manifest says {}", archive.sha256));
                 }
-                if !ends_with_end_blocks(&part).unwrap_or(false) {
+                if archive.plaintext.is_none() && !ends_with_end_blocks(&part).unwrap_or(false) {
                     problems.push("the end-of-archive blocks are missing (truncated?)".into());
                 }
                 let ok = problems.is_empty();
@@ -283,8 +303,26 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
         }
         let members = expected.get(&archive.name).cloned().unwrap_or_default();
         let mut seen = BTreeSet::new();
+        let mut sealed = match (&archive.plaintext, &keys.identity) {
+            (None, _) => None,
+            (Some(_), None) => {
+                report.push(true, archive.name.clone(), "encrypted: its members were not checked (pass --identity KEY to decrypt and check them)");
+                continue;
+            }
+            (Some(plain), Some(identity)) => match open_sealed(&part, identity) {
+                Ok(reader) => Some((plain, reader)),
+                Err(e) => {
+                    report.push(false, archive.name.clone(), format!("cannot decrypt: {e}"));
+                    continue;
+                }
+            },
+        };
         let walk = (|| -> io::Result<()> {
-            let mut tar = tar::Archive::new(File::open(&part)?.take(archive.bytes));
+            let reader: Box<dyn Read + '_> = match &mut sealed {
+                Some((_, reader)) => Box::new(reader),
+                None => Box::new(File::open(&part)?.take(archive.bytes)),
+            };
+            let mut tar = tar::Archive::new(reader);
             for entry in tar.entries()? {
                 let entry = entry?;
                 let name = entry.path()?.to_string_lossy().into_owned();
@@ -303,6 +341,9 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
         for name in members.keys().filter(|m| !seen.contains(*m)) {
             report.push(false, format!("{}:{name}", archive.name), "is in the manifest but missing from the part");
         }
+        if let Some((plain, reader)) = sealed {
+            check_plaintext_part(&mut report, &archive.name, plain, reader);
+        }
     }
 
     if let Some(loose) = expected.get("") {
@@ -310,6 +351,7 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
             match resolve(dir, name).and_then(|(path, len)| File::open(path).map(|file| (file, len)).map_err(|e| format!("is in the manifest but cannot be read: {e}"))) {
                 Ok((_, len)) if len != f.bytes => report.push(false, name.clone(), format!("{len} bytes, manifest says {}", f.bytes)),
                 // One byte past the stated size, so a file that grows while read still shows it.
+                Ok((file, _)) if f.plaintext.is_some() => check_sealed_file(&mut report, name.clone(), f, file.take(f.bytes + 1), keys.identity.as_ref()),
                 Ok((file, _)) => check_file(&mut report, name.clone(), f, file.take(f.bytes + 1)),
                 Err(e) => report.push(false, name.clone(), e),
             }
@@ -324,7 +366,7 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
                 unlisted_files(&mut report, &e.path(), &name, &known);
                 continue;
             }
-            if name != super::MANIFEST && !known.contains(&name) && !archives.contains(name.as_str()) {
+            if name != super::MANIFEST && name != SIGNATURE_FILE && !known.contains(&name) && !archives.contains(name.as_str()) {
                 report.push(false, name, "is in the snapshot directory but not in the manifest");
             }
         }
@@ -343,4 +385,101 @@ fn unlisted_files(report: &mut Report, dir: &Path, prefix: &str, known: &BTreeSe
             report.push(false, name, "is in the snapshot directory but not in the manifest");
         }
     }
+}
+
+// -- Trust (issue 19): signatures and encrypted content --
+
+/// The signature over `manifest.json` must verify with the given key.
+fn check_signature(report: &mut Report, dir: &Path, key: &VerifyingKey) {
+    match super::sign::verify_manifest(dir, key) {
+        Ok(comment) => report.push(true, SIGNATURE_FILE, format!("signature ok ({comment})")),
+        Err(e) => report.push(false, SIGNATURE_FILE, e.to_string()),
+    }
+}
+
+/// The plaintext of an encrypted part, hashed as it is read, its last 1 KiB kept (for
+/// the end-of-archive blocks).
+struct PlainPart {
+    inner: Box<dyn Read>,
+    hasher: Sha256,
+    bytes: u64,
+    tail: Vec<u8>,
+}
+
+impl Read for PlainPart {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.bytes += n as u64;
+        self.tail.extend_from_slice(&buf[..n]);
+        if self.tail.len() > 64 * 1024 {
+            self.tail.drain(..self.tail.len() - 1024);
+        }
+        Ok(n)
+    }
+}
+
+fn open_sealed(part: &Path, identity: &Identities) -> io::Result<PlainPart> {
+    let inner = Box::new(identity.decrypt(BufReader::new(File::open(part)?))?);
+    Ok(PlainPart { inner, hasher: Sha256::new(), bytes: 0, tail: Vec::new() })
+}
+
+/// After its members were walked: the rest of the decrypted part, its size, sha256 and
+/// end-of-archive blocks against the manifest's plaintext entry.
+fn check_plaintext_part(report: &mut Report, name: &str, plain: &Plaintext, mut reader: PlainPart) {
+    let subject = format!("{name} (decrypted)");
+    if let Err(e) = io::copy(&mut reader, &mut io::sink()) {
+        report.push(false, subject, format!("cannot decrypt to its end (truncated or tampered?): {e}"));
+        return;
+    }
+    let sha = hex::encode(reader.hasher.finalize());
+    let mut problems = Vec::new();
+    if reader.bytes != plain.bytes {
+        problems.push(format!("{} bytes, manifest says {}", reader.bytes, plain.bytes));
+    }
+    if sha != plain.sha256 {
+        problems.push(format!("sha256 {sha}, manifest says {}", plain.sha256));
+    }
+    if reader.tail.len() < 1024 || reader.tail[reader.tail.len() - 1024..].iter().any(|&b| b != 0) {
+        problems.push("the end-of-archive blocks are missing (truncated?)".into());
+    }
+    let ok = problems.is_empty();
+    report.push(ok, subject, if ok { format!("{} bytes, sha256 ok, end-of-archive ok", plain.bytes) } else { problems.join("; ") });
+}
+
+/// An encrypted loose file: what is stored against `entry`, then (with an identity) its
+/// plaintext against `entry.plaintext`, decoded to count its records.
+fn check_sealed_file(report: &mut Report, subject: String, entry: &FileEntry, raw: impl Read, identity: Option<&Identities>) {
+    let plain = entry.plaintext.as_ref().expect("called for encrypted files");
+    let mut stored = Hashing { inner: BufReader::new(raw), hasher: Sha256::new(), bytes: 0 };
+    match identity {
+        None => report.push(true, format!("{subject} (decrypted)"), "encrypted: its content was not checked (pass --identity KEY to decrypt and check it)"),
+        Some(identity) => match identity.decrypt(&mut stored) {
+            Ok(reader) => {
+                let inner = FileEntry {
+                    path: entry.path.strip_suffix(AGE_SUFFIX).unwrap_or(&entry.path).to_string(),
+                    bytes: plain.bytes,
+                    sha256: plain.sha256.clone(),
+                    plaintext: None,
+                    ..entry.clone()
+                };
+                check_file(report, format!("{subject} (decrypted)"), &inner, reader);
+            }
+            Err(e) => report.push(false, format!("{subject} (decrypted)"), format!("cannot decrypt: {e}")),
+        },
+    }
+    let drained = io::copy(&mut stored, &mut io::sink());
+    let sha = hex::encode(stored.hasher.finalize());
+    let mut problems = Vec::new();
+    if let Err(e) = drained {
+        problems.push(format!("read failed: {e}"));
+    }
+    if stored.bytes != entry.bytes {
+        problems.push(format!("{} bytes, manifest says {}", stored.bytes, entry.bytes));
+    }
+    if sha != entry.sha256 {
+        problems.push(format!("sha256 {sha}, manifest says {}", entry.sha256));
+    }
+    let ok = problems.is_empty();
+    report.push(ok, subject, if ok { format!("{} bytes, sha256 ok", entry.bytes) } else { problems.join("; ") });
 }

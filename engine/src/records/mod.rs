@@ -3,10 +3,12 @@
 
 mod cells;
 mod copy;
+mod fingerprint;
 mod schema;
 mod validate;
 
 pub use cells::Cells;
+pub use fingerprint::SchemaFingerprint;
 pub use copy::{CopyPlan, PlanError, RecordBatch, RecordEncoder};
 pub use schema::{Kind, RecordSchema, SchemaError};
 pub use validate::{BatchError, validate_batch};

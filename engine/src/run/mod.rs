@@ -31,7 +31,8 @@ pub use writer::WriteError;
 
 use crate::job::{Job, OnError, ResourceSpec};
 use crate::package::archive::{Part, PartDir, PartSink};
-use crate::package::{MANIFEST_FORMAT_VERSION, Manifest, PluginEntry, ResourceEntry, Staging, StagingError, Status};
+use crate::package::encrypt::Sealed;
+use crate::package::{EncryptionEntry, MANIFEST_FORMAT_VERSION, Manifest, PluginEntry, ResourceEntry, Staging, StagingError, Status};
 use crate::runtime::{Events, LoadError, PluginError, Runtime, StartError};
 use crate::source::{BlobStore, Source, SourceError};
 use crate::window::WindowError;
@@ -83,6 +84,10 @@ pub enum RunError {
     Content(#[from] ContentError),
     #[error(transparent)]
     S3(#[from] crate::s3::S3Error),
+    #[error(transparent)]
+    Encrypt(#[from] crate::package::encrypt::EncryptError),
+    #[error(transparent)]
+    Sign(#[from] crate::package::sign::SignError),
 }
 
 /// Why one resource failed.
@@ -219,11 +224,12 @@ fn run_recorded(job: &Job, options: &RunOptions, snapshot_id: &str, record: &mut
     let stamp = created_at.format("%Y-%m-%d-%H%M%S").to_string();
     let (results, archives, delivery) = match s3 {
         Some(s3) => {
-            let (results, archives, delivery) = export_and_pack(job, &exporter, selection, &stamp, crate::s3::Delivery::new(s3, snapshot_id));
-            (results, archives, Some(delivery))
+            let sink = Sealed::new(crate::s3::Delivery::new(s3, snapshot_id), job.trust.encrypt_to.clone());
+            let (results, archives, delivery) = export_and_pack(job, &exporter, selection, &stamp, sink);
+            (results, archives, Some(delivery.into_inner()))
         }
         None => {
-            let (results, archives, _) = export_and_pack(job, &exporter, selection, &stamp, PartDir(staging.dir().into()));
+            let (results, archives, _) = export_and_pack(job, &exporter, selection, &stamp, Sealed::new(PartDir(staging.dir().into()), job.trust.encrypt_to.clone()));
             (results, archives, None)
         }
     };
@@ -235,6 +241,9 @@ fn run_recorded(job: &Job, options: &RunOptions, snapshot_id: &str, record: &mut
         Ok(parts) => crate::package::place_in_parts(&mut entries, parts),
         Err(e) => return Err(pack_error(e, staging.dir())),
     };
+    if let Some(recipients) = &job.trust.encrypt_to {
+        crate::package::encrypt::seal_loose_files(staging.dir(), &mut entries, recipients)?;
+    }
     let manifest = Manifest {
         format_version: MANIFEST_FORMAT_VERSION,
         snapshot_id: snapshot_id.to_string(),
@@ -249,11 +258,16 @@ fn run_recorded(job: &Job, options: &RunOptions, snapshot_id: &str, record: &mut
         consistency: Some(source.consistency().into()),
         load_order: crate::package::relations::load_order(&entries),
         resources: entries,
+        encryption: job.trust.encrypt_to.as_ref().map(|r| EncryptionEntry { method: "age".into(), recipients: r.written().to_vec() }),
     };
+    let signature = job.trust.sign_with.as_ref().map(|key| key.sign(&manifest.to_json(), snapshot_id)).transpose()?;
     let delivered = match delivery {
-        Some(delivery) => Some(deliver(delivery, &staging, &manifest)?),
+        Some(delivery) => Some(deliver(delivery, &staging, &manifest, signature.as_deref())?),
         None => None,
     };
+    if let Some(signature) = &signature {
+        staging.add_signature(signature)?;
+    }
     let snapshot_dir = staging.publish(&manifest)?;
     Ok(RunReport { snapshot_dir, manifest, delivered })
 }
@@ -267,12 +281,15 @@ fn pack_error(e: std::io::Error, dir: &std::path::Path) -> RunError {
 }
 
 /// Uploads the loose files (those no part holds), then the manifest, last.
-fn deliver(mut delivery: crate::s3::Delivery, staging: &Staging, manifest: &Manifest) -> Result<crate::s3::Delivered, RunError> {
+fn deliver(mut delivery: crate::s3::Delivery, staging: &Staging, manifest: &Manifest, signature: Option<&str>) -> Result<crate::s3::Delivered, RunError> {
     for e in &manifest.resources {
         for f in e.files.iter().filter(|f| f.archive.is_none()) {
             delivery.upload_file(&staging.dir().join(&f.path), &f.path)?;
         }
         crate::attachments::remove_empty_dirs(&staging.dir().join(crate::package::layout::attachments_dir(&e.name)));
+    }
+    if let Some(signature) = signature {
+        delivery.put(crate::package::sign::SIGNATURE_FILE, signature.as_bytes().to_vec())?;
     }
     let delivered = delivery.finish(manifest.to_json())?;
     // The local copy records where the snapshot went; the catalog checks it.

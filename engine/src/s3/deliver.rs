@@ -99,6 +99,15 @@ impl Delivery {
         Ok((upload.bytes, hex::encode(std::mem::take(&mut upload.hasher).finalize())))
     }
 
+    /// Puts a small object in one PUT (the manifest's signature, before the manifest).
+    pub fn put(&mut self, name: &str, bytes: Vec<u8>) -> Result<(), S3Error> {
+        self.started.get_or_insert_with(Instant::now);
+        self.sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        self.s3.put(&self.name(name), bytes)?;
+        self.objects += 1;
+        Ok(())
+    }
+
     /// Puts the manifest, last: from here on the snapshot is delivered.
     pub fn finish(mut self, manifest: Vec<u8>) -> Result<Delivered, S3Error> {
         let started = *self.started.get_or_insert_with(Instant::now);
