@@ -20,4 +20,3 @@ pub mod runtime;
 pub mod s3;
 pub mod source;
 pub mod window;
-mod varint;
