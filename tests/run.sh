@@ -31,4 +31,4 @@ source tests/servers.sh
 cargo test --locked -p ferry-wire --quiet
 (cd plugins && cargo test --locked -p ferry-pdk --quiet)
 
-cargo test --locked "$@"
+cargo test --locked --features test-hooks "$@"

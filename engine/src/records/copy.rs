@@ -16,7 +16,7 @@ use ferry_wire::decimal;
 use ferry_wire::varint::write_long;
 
 use super::schema::{Kind, RecordSchema};
-use crate::source::Cells;
+use super::Cells;
 
 /// What a field can be filled with from one column.
 #[derive(Debug, Clone, Copy, PartialEq)]
