@@ -22,7 +22,7 @@ pub fn timestamp_range(per_second: i64) -> (i64, i64) {
 /// Appends an Avro `int` (the same encoding as `long`, for 32-bit values).
 #[inline]
 pub fn write_int(buf: &mut Vec<u8>, v: i32) {
-    write_long(buf, v as i64)
+    write_long(buf, v as i64);
 }
 
 /// Appends Avro `bytes`: the length as a `long`, then the bytes.
@@ -35,7 +35,7 @@ pub fn write_bytes(buf: &mut Vec<u8>, v: &[u8]) {
 /// Appends an Avro `string`: the same as `bytes`, of UTF-8.
 #[inline]
 pub fn write_string(buf: &mut Vec<u8>, v: &str) {
-    write_bytes(buf, v.as_bytes())
+    write_bytes(buf, v.as_bytes());
 }
 
 /// Reads Avro `bytes` at `data[pos..]`: the bytes and where the next value starts;
