@@ -482,7 +482,7 @@ impl Catalog {
             }
             let now = timestamp(Utc::now());
             let who = pid.map(|p| format!("ferry process {p}")).unwrap_or_else(|| "its ferry process".into());
-            match disk::inspect_published(&self.root.join(&id)) {
+            match inspect_published(&self.root.join(&id)) {
                 Some(Ok(published)) => self.complete(&id, &published, &format!("{who} stopped after publishing; found whole on disk"))?,
                 other => {
                     let why = match other {

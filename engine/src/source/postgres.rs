@@ -386,7 +386,7 @@ fn encode(batch: &mut impl Cells, ty: &Type, b: &[u8]) -> Result<(), String> {
             if v == i64::MAX || v == i64::MIN {
                 return Err("is infinity, which has no UTC time; filter it out or cast it in a view".into());
             }
-            batch.integer(v.checked_add(PG_EPOCH_MICROS).ok_or("is out of range")?)
+            batch.integer(v.checked_add(PG_EPOCH_MICROS).ok_or("is out of range")?);
         }
         Type::UUID => batch.text(&uuid::Uuid::from_bytes(be(b)?).hyphenated().to_string()),
         // jsonb's binary format is a version byte (1) and the text.
@@ -581,7 +581,7 @@ fn copy_text(out: &mut Vec<u8>, kind: &str, value: rusqlite::types::ValueRef) ->
             if b.contains(&0) {
                 return Err("holds a NUL byte, which PostgreSQL text cannot store; make the column bytea".into());
             }
-            escape(out, b)
+            escape(out, b);
         }
         (_, ValueRef::Blob(_)) => return Err(format!("is a blob but the column is {kind}")),
     }
