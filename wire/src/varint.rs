@@ -90,15 +90,8 @@ mod tests {
     #[test]
     fn spec_examples_and_edges() {
         // The Avro spec's table.
-        for (v, bytes) in [
-            (0, &[0x00][..]),
-            (-1, &[0x01]),
-            (1, &[0x02]),
-            (-2, &[0x03]),
-            (2, &[0x04]),
-            (-64, &[0x7f]),
-            (64, &[0x80, 0x01]),
-        ] {
+        for (v, bytes) in [(0, &[0x00][..]), (-1, &[0x01]), (1, &[0x02]), (-2, &[0x03]), (2, &[0x04]), (-64, &[0x7f]), (64, &[0x80, 0x01])]
+        {
             assert_eq!(encoded(v), bytes, "{v}");
             assert_eq!(read_long(bytes, 0), Ok((v, bytes.len())));
         }
@@ -117,15 +110,9 @@ mod tests {
         assert_eq!(read_long(&[0x00], 1), Err(LongError::Truncated));
         assert_eq!(read_long(&[0x80, 0x80], 0), Err(LongError::Truncated));
         // A tenth byte above 1 would set bits past 63.
-        assert_eq!(
-            read_long(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02], 0),
-            Err(LongError::TooLong)
-        );
+        assert_eq!(read_long(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02], 0), Err(LongError::TooLong));
         // An eleventh byte.
-        assert_eq!(
-            read_long(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x81, 0x00], 0),
-            Err(LongError::TooLong)
-        );
+        assert_eq!(read_long(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x81, 0x00], 0), Err(LongError::TooLong));
         // Non-minimal encodings still read (Avro readers accept them).
         assert_eq!(read_long(&[0x82, 0x00], 0), Ok((1, 2)));
     }
