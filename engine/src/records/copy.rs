@@ -191,6 +191,18 @@ impl RecordEncoder {
         }
     }
 
+    /// Source text that is not UTF-8 never reaches a row batch (readers hand it to
+    /// plugins as a blob), so it is no `Cell`: refused here, named for what it is.
+    #[cold]
+    fn not_utf8(&mut self, field: usize, b: &[u8]) {
+        if self.fault.is_none() {
+            let at = std::str::from_utf8(b).err().map_or(0, |e| e.valid_up_to());
+            let n = b.len();
+            let why = format!("text that is not valid UTF-8 ({n} bytes, the first bad byte at offset {at}); fix its encoding in the source");
+            self.fault = Some((field, why));
+        }
+    }
+
     #[inline(always)]
     fn note_key(&mut self, cell: Cell) {
         if self.plan.key == Some(self.column) {
@@ -330,6 +342,14 @@ impl Cells for RecordEncoder {
         self.note_key(Cell::Blob(b));
         if let Some((field, _)) = self.next() {
             self.misfit(field, Cell::Blob(b));
+        }
+    }
+
+    /// No field takes text that is not UTF-8: named as such, not as a blob.
+    fn bad_text(&mut self, b: &[u8]) {
+        self.note_key(Cell::Blob(b));
+        if let Some((field, _)) = self.next() {
+            self.not_utf8(field, b);
         }
     }
 
