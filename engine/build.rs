@@ -19,6 +19,8 @@ fn main() {
     let plugins = root.join("plugins");
     println!("cargo:rerun-if-changed={}", plugins.display());
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    // The kit's encodings live in the wire crate, outside `plugins/`.
+    println!("cargo:rerun-if-changed={}", root.join("wire").display());
     println!("cargo:rerun-if-changed={}", root.join("rust-toolchain.toml").display());
 
     ensure_target(&root);

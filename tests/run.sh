@@ -26,8 +26,10 @@ export FERRY_PYTHON="$PWD/target/py/bin/python"
 # PostgreSQL and an S3 server on 127.0.0.1 for the tests that need them (stopped on exit).
 source tests/servers.sh
 
-# The plugin kit's own unit tests (row decoding, the Avro fast path against the general
-# one) run natively; its wasm build is exercised by every integration test.
+# The encodings shared by host and kit (round trips, edge values, property tests), and
+# the kit's own unit tests, run natively; the kit's wasm build is exercised by every
+# integration test.
+cargo test --locked -p ferry-wire --quiet
 (cd plugins && cargo test --locked -p ferry-pdk --quiet)
 
 cargo test --locked --features test-hooks "$@"

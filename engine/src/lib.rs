@@ -12,7 +12,8 @@
 //! Each module imports only from the layers below it (and its own), never from above;
 //! there is no module cycle. Bottom to top:
 //!
-//! 1. the row-batch and Avro primitives shared with the plugin kit ([`varint`] here);
+//! 1. the row-batch and Avro primitives shared with the plugin kit: the `ferry_wire`
+//!    crate (`wire/`, no dependencies), which the kit uses too;
 //! 2. [`window`] (the one calendar rule) and [`records`] (schemas, validation, the copy
 //!    encoder, the [`records::Cells`] seam), then [`formats`] (one file per format) and
 //!    [`source`] (SQLite, PostgreSQL, blob stores, the demo platform), which use them;
@@ -36,5 +37,4 @@ pub mod run;
 pub mod runtime;
 pub mod s3;
 pub mod source;
-mod varint;
 pub mod window;

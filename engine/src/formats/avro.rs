@@ -59,8 +59,8 @@ impl<W: Write> AvroFileWriter<W> {
             &self.scratch
         };
         let mut head = Vec::with_capacity(20);
-        crate::varint::write_long(&mut head, self.block_records as i64);
-        crate::varint::write_long(&mut head, data.len() as i64);
+        ferry_wire::varint::write_long(&mut head, self.block_records as i64);
+        ferry_wire::varint::write_long(&mut head, data.len() as i64);
         self.inner.write_all(&head)?;
         self.inner.write_all(data)?;
         self.inner.write_all(&self.marker)?;

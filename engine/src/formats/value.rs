@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat};
+use ferry_wire::{avro, decimal, varint};
 
 use crate::records::Kind;
 
@@ -37,24 +38,14 @@ impl FieldValue<'_> {
     }
 }
 
-pub(crate) fn long(data: &[u8], mut pos: usize) -> (i64, usize) {
-    let mut z: u64 = 0;
-    let mut shift = 0;
-    loop {
-        let b = data[pos];
-        pos += 1;
-        z |= ((b & 0x7f) as u64) << shift;
-        if b & 0x80 == 0 {
-            return (((z >> 1) as i64) ^ -((z & 1) as i64), pos);
-        }
-        shift += 7;
-    }
+// The datums were validated before they got here, so a malformed one is a bug in the
+// validator: these panic on it (as indexing would) rather than print a wrong value.
+fn long(data: &[u8], pos: usize) -> (i64, usize) {
+    varint::read_long(data, pos).expect("a validated datum")
 }
 
 fn bytes(data: &[u8], pos: usize) -> (&[u8], usize) {
-    let (len, pos) = long(data, pos);
-    let end = pos + len as usize;
-    (&data[pos..end], end)
+    avro::read_bytes(data, pos).expect("a validated datum")
 }
 
 fn hex(b: &[u8]) -> String {
@@ -67,14 +58,8 @@ fn hex(b: &[u8]) -> String {
 
 /// An unscaled two's-complement integer at `scale`, as exact decimal text.
 pub fn decimal_text(be: &[u8], scale: u32) -> String {
-    let mut v: i128 = if be.first().is_some_and(|b| b & 0x80 != 0) { -1 } else { 0 };
-    for &b in be {
-        v = (v << 8) | b as i128;
-    }
-    let digits = format!("{:0>width$}", v.unsigned_abs(), width = scale as usize + 1);
-    let (int, frac) = digits.split_at(digits.len() - scale as usize);
-    let sign = if v < 0 { "-" } else { "" };
-    if scale == 0 { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") }
+    // At most 17 bytes and 38 digits after validation, so it fits.
+    decimal::to_text(decimal::from_twos_complement(be).expect("a validated decimal"), scale)
 }
 
 fn timestamp(v: i64, per_second: i64) -> String {

@@ -10,11 +10,13 @@
 //! batch validator: they are the host's own output, not the plugin's (debug builds run
 //! the validator over them anyway, so every test cross-checks this encoder).
 
+use ferry_wire::avro::{NULL_BRANCH, VALUE_BRANCH, timestamp_range, write_string};
+use ferry_wire::cell::{self, Cell};
+use ferry_wire::decimal;
+use ferry_wire::varint::write_long;
+
 use super::schema::{Kind, RecordSchema};
 use super::Cells;
-use crate::source::row_batch::{TAG_BLOB, TAG_INTEGER, TAG_NULL, TAG_REAL, TAG_TEXT};
-use super::validate::{MAX_SECONDS, MIN_SECONDS};
-use crate::varint::{read_long, write_long};
 
 /// What a field can be filled with from one column.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -85,11 +87,10 @@ impl CopyPlan {
                     Kind::Int => Target::Int,
                     Kind::Boolean => Target::Boolean,
                     Kind::Double => Target::Double,
-                    &Kind::Timestamp { per_second } => Target::Timestamp {
-                        min: MIN_SECONDS * per_second,
-                        max: MAX_SECONDS * per_second + (per_second - 1),
-                        per_second,
-                    },
+                    &Kind::Timestamp { per_second } => {
+                        let (min, max) = timestamp_range(per_second);
+                        Target::Timestamp { min, max, per_second }
+                    }
                     &Kind::Decimal { precision, scale, fixed: None } => Target::Decimal { precision, scale },
                     other => return Err(unsupported(format!("{other:?}").to_lowercase())),
                 };
@@ -171,7 +172,7 @@ impl RecordEncoder {
     #[inline(always)]
     fn branch(&mut self, step: Step) {
         if step.nullable {
-            self.batch.data.push(2);
+            self.batch.data.push(VALUE_BRANCH);
         }
     }
 
@@ -181,16 +182,23 @@ impl RecordEncoder {
             let step = self.plan.steps[field];
             let why = match (step.target, cell) {
                 (_, Cell::Null) => "NULL but the field is not nullable".into(),
-                (_, Cell::BadText(b)) => format!(
-                    "text that is not valid UTF-8 ({} bytes, the first bad byte at offset {}); fix its encoding in the source",
-                    b.len(),
-                    std::str::from_utf8(b).err().map_or(0, |e| e.valid_up_to())
-                ),
                 (Target::Timestamp { min, max, per_second }, Cell::Integer(n)) if !(min..=max).contains(&n) => {
                     format!("integer {n} is not a timestamp between years 1 and 9999 ({} since 1970)", unit(per_second))
                 }
                 _ => format!("{} does not fit {}", cell.describe(), type_name(step.target)),
             };
+            self.fault = Some((field, why));
+        }
+    }
+
+    /// Source text that is not UTF-8 never reaches a row batch (readers hand it to
+    /// plugins as a blob), so it is no `Cell`: refused here, named for what it is.
+    #[cold]
+    fn not_utf8(&mut self, field: usize, b: &[u8]) {
+        if self.fault.is_none() {
+            let at = std::str::from_utf8(b).err().map_or(0, |e| e.valid_up_to());
+            let n = b.len();
+            let why = format!("text that is not valid UTF-8 ({n} bytes, the first bad byte at offset {at}); fix its encoding in the source");
             self.fault = Some((field, why));
         }
     }
@@ -224,14 +232,13 @@ impl RecordEncoder {
         let mut pos = 0;
         for _ in 0..rows {
             for _ in 0..self.plan.columns.len() {
-                let (cell, next) = decode_cell(data, pos).ok_or_else(corrupt)?;
+                let (cell, next) = cell::decode(data, pos).ok_or_else(corrupt)?;
                 match cell {
                     Cell::Null => self.null(),
                     Cell::Integer(v) => self.integer(v),
                     Cell::Real(v) => self.real(v),
                     Cell::Text(t) => self.text(t),
                     Cell::Blob(b) => self.blob(b),
-                    Cell::BadText(b) => self.bad_text(b),
                 }
                 pos = next;
             }
@@ -252,7 +259,7 @@ impl Cells for RecordEncoder {
         self.note_key(Cell::Null);
         if let Some((field, step)) = self.next() {
             if step.nullable {
-                self.batch.data.push(0);
+                self.batch.data.push(NULL_BRANCH);
             } else {
                 self.misfit(field, Cell::Null);
             }
@@ -281,9 +288,9 @@ impl Cells for RecordEncoder {
                 return;
             }
             Target::Decimal { precision, scale } => {
-                if let Some(v) = scale_decimal(n as i128, 0, precision, scale) {
+                if let Some(v) = decimal::from_integer(n, precision, scale) {
                     self.branch(step);
-                    write_decimal(&mut self.batch.data, v);
+                    decimal::write(&mut self.batch.data, v);
                     return;
                 }
                 false
@@ -317,12 +324,12 @@ impl Cells for RecordEncoder {
         match step.target {
             Target::String => {
                 self.branch(step);
-                write_bytes(&mut self.batch.data, t.as_bytes());
+                write_string(&mut self.batch.data, t);
             }
-            Target::Decimal { precision, scale } => match parse_decimal(t.as_bytes(), precision, scale) {
+            Target::Decimal { precision, scale } => match decimal::parse(t.as_bytes(), precision, scale) {
                 Some(v) => {
                     self.branch(step);
-                    write_decimal(&mut self.batch.data, v);
+                    decimal::write(&mut self.batch.data, v);
                 }
                 None => self.misfit(field, Cell::Text(t)),
             },
@@ -342,7 +349,7 @@ impl Cells for RecordEncoder {
     fn bad_text(&mut self, b: &[u8]) {
         self.note_key(Cell::Blob(b));
         if let Some((field, _)) = self.next() {
-            self.misfit(field, Cell::BadText(b));
+            self.not_utf8(field, b);
         }
     }
 
@@ -372,55 +379,6 @@ impl Cells for RecordEncoder {
     }
 }
 
-
-/// One cell of a row batch (see `wit/ferry.wit`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Cell<'a> {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(&'a str),
-    Blob(&'a [u8]),
-    /// Source text that is not UTF-8 (never in a row batch: readers hand it to plugins
-    /// as a blob).
-    BadText(&'a [u8]),
-}
-
-impl Cell<'_> {
-    /// How the value reads in an error message.
-    fn describe(&self) -> String {
-        match self {
-            Cell::Null => "NULL".into(),
-            Cell::Integer(i) => format!("integer {i}"),
-            Cell::Real(r) => format!("real {r}"),
-            Cell::Text(t) if t.len() > 40 => format!("text {:?}...", &t[..t.floor_char_boundary(40)]),
-            Cell::Text(t) => format!("text {t:?}"),
-            Cell::Blob(b) => format!("blob of {} bytes", b.len()),
-            Cell::BadText(b) => format!("text of {} bytes that is not UTF-8", b.len()),
-        }
-    }
-}
-
-/// The cell at `data[pos..]` and where the next one starts.
-fn decode_cell(data: &[u8], pos: usize) -> Option<(Cell<'_>, usize)> {
-    let tag = *data.get(pos)?;
-    Some(match tag {
-        TAG_NULL => (Cell::Null, pos + 1),
-        TAG_INTEGER => {
-            let (v, end) = read_long(data, pos + 1)?;
-            (Cell::Integer(v), end)
-        }
-        TAG_REAL => (Cell::Real(f64::from_le_bytes(data.get(pos + 1..pos + 9)?.try_into().ok()?)), pos + 9),
-        TAG_TEXT | TAG_BLOB => {
-            let (len, at) = read_long(data, pos + 1)?;
-            let bytes = data.get(at..at.checked_add(usize::try_from(len).ok()?)?)?;
-            let end = at + bytes.len();
-            if tag == TAG_TEXT { (Cell::Text(std::str::from_utf8(bytes).ok()?), end) } else { (Cell::Blob(bytes), end) }
-        }
-        _ => return None,
-    })
-}
-
 fn unit(per_second: i64) -> &'static str {
     match per_second {
         1_000 => "milliseconds",
@@ -438,68 +396,6 @@ fn type_name(target: Target) -> String {
         Target::Timestamp { per_second, .. } => format!("timestamp (integer {})", unit(per_second)),
         Target::Decimal { precision, scale } => format!("decimal({precision},{scale})"),
     }
-}
-
-fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    write_long(out, bytes.len() as i64);
-    out.extend_from_slice(bytes);
-}
-
-/// An Avro `bytes` decimal: big-endian two's complement in the fewest bytes.
-fn write_decimal(out: &mut Vec<u8>, unscaled: i128) {
-    let sign_bits = if unscaled < 0 { unscaled.leading_ones() } else { unscaled.leading_zeros() };
-    let n = ((128 - sign_bits) as usize + 1).div_ceil(8);
-    write_bytes(out, &unscaled.to_be_bytes()[16 - n..]);
-}
-
-/// Parses `-123.45` exactly into its unscaled value at `scale`; `None` when it is not a
-/// plain decimal (optional sign, digits, at most one point), has more fractional digits
-/// than `scale`, or more digits than `precision`.
-fn parse_decimal(text: &[u8], precision: u32, scale: u32) -> Option<i128> {
-    let (neg, body) = match text.first()? {
-        b'-' => (true, &text[1..]),
-        b'+' => (false, &text[1..]),
-        _ => (false, text),
-    };
-    // 18 digits always fit 64 bits, so the common case never needs 128-bit arithmetic.
-    let mut small: u64 = 0;
-    let mut wide: i128 = 0;
-    let mut digits = 0u32;
-    let mut point: Option<u32> = None;
-    for &b in body {
-        let d = b.wrapping_sub(b'0');
-        if d < 10 {
-            if digits < 18 {
-                small = small * 10 + d as u64;
-            } else {
-                if digits == 18 {
-                    wide = small as i128;
-                }
-                wide = wide.checked_mul(10)?.checked_add(d as i128)?;
-            }
-            digits += 1;
-        } else if b == b'.' && point.is_none() {
-            point = Some(digits);
-        } else {
-            return None;
-        }
-    }
-    if digits == 0 {
-        return None;
-    }
-    let v = if digits > 18 { wide } else { small as i128 };
-    let frac = digits - point.unwrap_or(digits);
-    if frac > scale {
-        return None;
-    }
-    let v = scale_decimal(v, frac, precision, scale)?;
-    Some(if neg { -v } else { v })
-}
-
-fn scale_decimal(v: i128, from_scale: u32, precision: u32, scale: u32) -> Option<i128> {
-    let v = v.checked_mul(10i128.checked_pow(scale - from_scale)?)?;
-    let limit = 10i128.checked_pow(precision)?;
-    (v.abs() < limit).then_some(v)
 }
 
 #[cfg(test)]

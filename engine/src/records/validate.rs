@@ -2,6 +2,10 @@
 //! without building values: a walk over the bytes that fails on the first thing an Avro
 //! reader would choke on or misread.
 
+use ferry_wire::avro::{MAX_SECONDS, MIN_SECONDS};
+use ferry_wire::decimal;
+use ferry_wire::varint::{LongError, read_long};
+
 use super::schema::{Kind, RecordSchema};
 
 /// Why a batch was refused: which record, which field, what was wrong.
@@ -13,10 +17,6 @@ pub struct BatchError {
     pub field: String,
     pub reason: String,
 }
-
-/// First and last instants of years 1..=9999, in seconds, the range every reader decodes.
-pub(super) const MIN_SECONDS: i64 = -62_135_596_800;
-pub(super) const MAX_SECONDS: i64 = 253_402_300_799;
 
 type Check<T> = Result<T, String>;
 
@@ -44,20 +44,11 @@ pub fn validate_batch(schema: &RecordSchema, count: u32, data: &[u8]) -> Result<
     Ok(ends)
 }
 
-fn long(data: &[u8], mut pos: usize) -> Check<(i64, usize)> {
-    let mut z: u64 = 0;
-    for shift in (0..64).step_by(7) {
-        let b = *data.get(pos).ok_or("the batch ends inside a number (is the record count right?)")?;
-        pos += 1;
-        if shift == 63 && b > 1 {
-            return Err("a number is longer than 64 bits".into());
-        }
-        z |= ((b & 0x7f) as u64) << shift;
-        if b & 0x80 == 0 {
-            return Ok((((z >> 1) as i64) ^ -((z & 1) as i64), pos));
-        }
-    }
-    Err("a number is longer than 64 bits".into())
+fn long(data: &[u8], pos: usize) -> Check<(i64, usize)> {
+    read_long(data, pos).map_err(|e| match e {
+        LongError::Truncated => "the batch ends inside a number (is the record count right?)".into(),
+        LongError::TooLong => e.to_string(),
+    })
 }
 
 fn take(data: &[u8], pos: usize, len: usize) -> Check<(&[u8], usize)> {
@@ -205,13 +196,8 @@ fn check_decimal(bytes: &[u8], precision: u32) -> Check<()> {
     if bytes.len() > 17 {
         return Err(format!("decimal takes {} bytes, more than 38 digits", bytes.len()));
     }
-    let negative = bytes[0] & 0x80 != 0;
-    let mut v: i128 = if negative { -1 } else { 0 };
-    for &b in bytes {
-        v = v.checked_mul(256).map(|x| x | b as i128).ok_or("decimal is wider than 38 digits")?;
-    }
-    let limit = 10i128.pow(precision);
-    if v.unsigned_abs() >= limit as u128 {
+    let v = decimal::from_twos_complement(bytes).ok_or("decimal is wider than 38 digits")?;
+    if !decimal::fits(v, precision) {
         return Err(format!("decimal unscaled value {v} has more than {precision} digits"));
     }
     Ok(())

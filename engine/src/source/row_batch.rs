@@ -1,6 +1,7 @@
-//! Row batch encoding, host side (the format is documented in `wit/ferry.wit`).
+//! Row batch encoding, host side (the format is documented in `wit/ferry.wit`; the
+//! cells are `ferry_wire::cell`'s, the kit decodes them with the same code).
 
-use crate::varint::write_long;
+use ferry_wire::cell::{Cell, encode};
 
 /// Encoded rows, ready to hand to a plugin.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -8,13 +9,6 @@ pub struct RowBatch {
     pub rows: u32,
     pub data: Vec<u8>,
 }
-
-/// Each cell's first byte: the value's storage class (`wit/ferry.wit`, "Row batch").
-pub(crate) const TAG_NULL: u8 = 0;
-pub(crate) const TAG_INTEGER: u8 = 1;
-pub(crate) const TAG_REAL: u8 = 2;
-pub(crate) const TAG_TEXT: u8 = 3;
-pub(crate) const TAG_BLOB: u8 = 4;
 
 /// Rows are cut into batches of about this size.
 pub(crate) const BATCH_BYTES: usize = 64 * 1024;
@@ -64,25 +58,23 @@ impl RowBatchBuilder {
     }
 
     pub fn null(&mut self) {
-        self.batch.data.push(TAG_NULL);
+        encode(&mut self.batch.data, Cell::Null);
     }
 
     pub fn integer(&mut self, v: i64) {
-        self.batch.data.push(TAG_INTEGER);
-        write_long(&mut self.batch.data, v);
+        encode(&mut self.batch.data, Cell::Integer(v));
     }
 
     pub fn real(&mut self, v: f64) {
-        self.batch.data.push(TAG_REAL);
-        self.batch.data.extend_from_slice(&v.to_le_bytes());
+        encode(&mut self.batch.data, Cell::Real(v));
     }
 
     pub fn text(&mut self, v: &str) {
-        self.tagged_bytes(TAG_TEXT, v.as_bytes());
+        encode(&mut self.batch.data, Cell::Text(v));
     }
 
     pub fn blob(&mut self, v: &[u8]) {
-        self.tagged_bytes(TAG_BLOB, v);
+        encode(&mut self.batch.data, Cell::Blob(v));
     }
 
     /// Marks the end of a row.
@@ -100,11 +92,5 @@ impl RowBatchBuilder {
 
     pub fn finish(self) -> RowBatch {
         self.batch
-    }
-
-    fn tagged_bytes(&mut self, tag: u8, v: &[u8]) {
-        self.batch.data.push(tag);
-        write_long(&mut self.batch.data, v.len() as i64);
-        self.batch.data.extend_from_slice(v);
     }
 }

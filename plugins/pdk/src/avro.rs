@@ -1,6 +1,10 @@
 //! Avro binary encoding of one record (Avro 1.11 spec, "Binary encoding").
 //!
 //! Only what ferry's field types need; the host re-checks every byte against the schema.
+//! The encodings are `ferry_wire`'s, the same code the host writes and reads them with.
+
+use ferry_wire::avro::{self, NULL_BRANCH, VALUE_BRANCH};
+use ferry_wire::{decimal, varint};
 
 /// Appends the fields of one record, in schema order.
 pub struct RecordWriter<'a> {
@@ -9,11 +13,11 @@ pub struct RecordWriter<'a> {
 
 impl RecordWriter<'_> {
     pub fn long(&mut self, v: i64) {
-        write_long(self.buf, v)
+        varint::write_long(self.buf, v)
     }
 
     pub fn int(&mut self, v: i32) {
-        write_long(self.buf, v as i64)
+        avro::write_int(self.buf, v)
     }
 
     pub fn boolean(&mut self, v: bool) {
@@ -25,46 +29,58 @@ impl RecordWriter<'_> {
     }
 
     pub fn string(&mut self, v: &str) {
-        self.bytes(v.as_bytes())
+        avro::write_string(self.buf, v)
     }
 
     pub fn bytes(&mut self, v: &[u8]) {
-        write_long(self.buf, v.len() as i64);
-        self.buf.extend_from_slice(v)
+        avro::write_bytes(self.buf, v)
     }
 
     /// An exact decimal as its unscaled integer (`12.34` at scale 2 is `1234`).
     pub fn decimal(&mut self, unscaled: i128) {
-        let be = unscaled.to_be_bytes();
-        // Minimal two's-complement: drop leading bytes that only repeat the sign.
-        let mut start = 0;
-        while start < 15 {
-            let (b, next) = (be[start], be[start + 1]);
-            let redundant = (b == 0x00 && next & 0x80 == 0) || (b == 0xff && next & 0x80 != 0);
-            if !redundant {
-                break;
-            }
-            start += 1;
-        }
-        self.bytes(&be[start..])
+        decimal::write(self.buf, unscaled)
     }
 
     /// The `null` branch of a nullable field (`["null", T]`).
     pub fn null(&mut self) {
-        self.buf.push(0)
+        self.buf.push(NULL_BRANCH)
     }
 
     /// Announces the value branch of a nullable field; the value follows.
     pub fn some(&mut self) {
-        self.buf.push(2)
+        self.buf.push(VALUE_BRANCH)
     }
 }
 
-pub(crate) fn write_long(buf: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    while z >= 0x80 {
-        buf.push((z as u8) | 0x80);
-        z >>= 7;
+#[cfg(test)]
+mod tests {
+    use super::RecordWriter;
+    use ferry_wire::avro::read_bytes;
+    use ferry_wire::decimal;
+    use ferry_wire::varint::read_long;
+
+    /// A record as a plugin writes it reads back with the decoders the host shares.
+    #[test]
+    fn records_read_back_with_the_shared_decoders() {
+        let mut buf = Vec::new();
+        let mut w = RecordWriter { buf: &mut buf };
+        w.long(i64::MIN);
+        w.int(-7);
+        w.string("é");
+        w.null();
+        w.some();
+        w.decimal(-5);
+        w.boolean(true);
+        let (v, p) = read_long(&buf, 0).unwrap();
+        assert_eq!(v, i64::MIN);
+        let (v, p) = read_long(&buf, p).unwrap();
+        assert_eq!(v, -7);
+        let (s, p) = read_bytes(&buf, p).unwrap();
+        assert_eq!(s, "é".as_bytes());
+        assert_eq!((read_long(&buf, p).unwrap().0, read_long(&buf, p + 1).unwrap().0), (0, 1));
+        let (be, p) = read_bytes(&buf, p + 2).unwrap();
+        assert_eq!(be, [0xfb]);
+        assert_eq!(decimal::from_twos_complement(be), Some(-5));
+        assert_eq!(&buf[p..], [1]);
     }
-    buf.push(z as u8);
 }

@@ -1,57 +1,10 @@
 //! Reading row batches from the host (encoding documented in `wit/ferry.wit`).
 
+pub use ferry_wire::cell::Cell;
+use ferry_wire::cell::decode;
+
 use crate::bindings::ferry::plugin::source::{self, RowBatch};
 use crate::{Error, Result};
-
-/// One source value; the tag is the source's storage class.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Cell<'a> {
-    Null,
-    Integer(i64),
-    Real(f64),
-    Text(&'a str),
-    Blob(&'a [u8]),
-}
-
-impl<'a> Cell<'a> {
-    /// The text, if the value is text.
-    pub fn text(&self) -> Option<&'a str> {
-        match self {
-            Cell::Text(t) => Some(t),
-            _ => None,
-        }
-    }
-
-    /// The integer, if the value is one.
-    pub fn integer(&self) -> Option<i64> {
-        match self {
-            Cell::Integer(n) => Some(*n),
-            _ => None,
-        }
-    }
-
-    /// An exact decimal as its unscaled value at `scale` (`"12.3"` at scale 2 is 1230),
-    /// from decimal text or an integer; `None` if it does not fit `precision` digits.
-    pub fn decimal(&self, precision: u8, scale: u8) -> Option<i128> {
-        match self {
-            Cell::Text(t) => crate::export::parse_decimal(t, precision, scale),
-            Cell::Integer(n) => crate::export::scale_decimal(*n as i128, 0, precision, scale),
-            _ => None,
-        }
-    }
-
-    /// How the value reads in an error message.
-    pub fn describe(&self) -> String {
-        match self {
-            Cell::Null => "NULL".into(),
-            Cell::Integer(i) => format!("integer {i}"),
-            Cell::Real(r) => format!("real {r}"),
-            Cell::Text(t) if t.len() > 40 => format!("text {:?}...", &t[..t.floor_char_boundary(40)]),
-            Cell::Text(t) => format!("text {t:?}"),
-            Cell::Blob(b) => format!("blob of {} bytes", b.len()),
-        }
-    }
-}
 
 /// A forward-only read of one table, batch by batch.
 pub struct Rows {
@@ -120,7 +73,7 @@ impl Rows {
         }
         self.cells.clear();
         for _ in 0..self.columns.len() {
-            let (cell, next) = decode_cell(&self.batch, self.pos).ok_or_else(|| self.corrupt("a cell is cut short"))?;
+            let (cell, next) = decode(&self.batch, self.pos).ok_or_else(|| self.corrupt("a cell is cut short"))?;
             let span = |b: &[u8]| ((b.as_ptr() as usize - self.batch.as_ptr() as usize) as u32, b.len() as u32);
             self.cells.push(match cell {
                 Cell::Null => Slot::Null,
@@ -178,63 +131,4 @@ impl<'a> Row<'a> {
     pub fn is_empty(&self) -> bool {
         self.columns.is_empty()
     }
-}
-
-/// A zig-zag varint `long` at `pos`, and where it ends.
-#[inline(always)]
-pub(crate) fn read_long(data: &[u8], pos: usize) -> Option<(i64, usize)> {
-    // Most values (tags' lengths, small integers) take one byte.
-    let b = *data.get(pos)?;
-    if b < 0x80 {
-        return Some((((b >> 1) as i64) ^ -((b & 1) as i64), pos + 1));
-    }
-    read_long_multi(data, pos)
-}
-
-#[inline(never)]
-fn read_long_multi(data: &[u8], mut pos: usize) -> Option<(i64, usize)> {
-    let mut z: u64 = 0;
-    let mut shift = 0;
-    loop {
-        let b = *data.get(pos)?;
-        pos += 1;
-        if shift == 63 && b > 1 {
-            return None;
-        }
-        z |= ((b & 0x7f) as u64) << shift;
-        if b & 0x80 == 0 {
-            return Some((((z >> 1) as i64) ^ -((z & 1) as i64), pos));
-        }
-        shift += 7;
-        if shift > 63 {
-            return None;
-        }
-    }
-}
-
-pub(crate) fn decode_cell(data: &[u8], pos: usize) -> Option<(Cell<'_>, usize)> {
-    let tag = *data.get(pos)?;
-    let pos = pos + 1;
-    Some(match tag {
-        0 => (Cell::Null, pos),
-        1 => {
-            let (v, p) = read_long(data, pos)?;
-            (Cell::Integer(v), p)
-        }
-        2 => {
-            let raw: [u8; 8] = data.get(pos..pos + 8)?.try_into().ok()?;
-            (Cell::Real(f64::from_le_bytes(raw)), pos + 8)
-        }
-        3 | 4 => {
-            let (len, p) = read_long(data, pos)?;
-            let end = p.checked_add(usize::try_from(len).ok()?)?;
-            let bytes = data.get(p..end)?;
-            if tag == 3 {
-                (Cell::Text(core::str::from_utf8(bytes).ok()?), end)
-            } else {
-                (Cell::Blob(bytes), end)
-            }
-        }
-        _ => return None,
-    })
 }

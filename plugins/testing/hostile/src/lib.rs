@@ -16,13 +16,7 @@ struct Hostile;
 /// One record of the declared schema: `{guid: string}`.
 fn record(guid: &str) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut z = ((guid.len() as i64) << 1) as u64;
-    while z >= 0x80 {
-        out.push((z as u8) | 0x80);
-        z >>= 7;
-    }
-    out.push(z as u8);
-    out.extend_from_slice(guid.as_bytes());
+    ferry_wire::avro::write_string(&mut out, guid);
     out
 }
 
