@@ -18,6 +18,7 @@ pub mod records;
 pub mod run;
 pub mod runtime;
 pub mod s3;
+pub mod service;
 pub mod source;
 pub mod window;
 mod varint;

@@ -15,4 +15,5 @@ mod postgres;
 mod s3;
 mod sandbox;
 mod servers;
+mod service;
 mod windows;

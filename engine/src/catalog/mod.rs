@@ -16,9 +16,11 @@
 
 mod disk;
 mod recorder;
+mod service;
 
-pub use disk::{PublishedSnapshot, inspect_published};
+pub use disk::{PublishedSnapshot, inspect_published, process_alive, process_start};
 pub use recorder::Recorder;
+pub use service::{NewRequest, RequestRecord, RequestState, Role, TokenRecord};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,8 +33,9 @@ use serde::Serialize;
 pub const CATALOG_FILE: &str = "catalog.db";
 /// How long a snapshot is kept when the job does not say (ION and MX both keep 30 days).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Bumped when the tables change; an older ferry refuses a newer catalog.
-const SCHEMA_VERSION: i64 = 1;
+/// Bumped when the tables change; an older ferry refuses a newer catalog. Version 2 added
+/// the service's tokens and requests (created on open: a version 1 catalog gains them).
+const SCHEMA_VERSION: i64 = 2;
 /// How long a write waits for another ferry process holding the catalog.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -60,6 +63,10 @@ pub enum CatalogError {
     Remove { path: PathBuf, source: std::io::Error },
     #[error("snapshot {id} was published but is not whole: {reason}; it is recorded as failed")]
     NotWhole { id: String, reason: String },
+    #[error("a token named {name:?} already exists; revoke it first (`ferry tokens revoke {name}`) or choose another name")]
+    TokenExists { name: String },
+    #[error("no active token named {name:?}; `ferry tokens list` shows the names")]
+    NoToken { name: String },
 }
 
 /// SQLite says "disk I/O error" for a full disk or a file-size limit alike; say what to check.
@@ -310,6 +317,7 @@ impl Catalog {
             return Err(CatalogError::Newer { path, found });
         }
         tx.execute_batch(SCHEMA).map_err(open)?;
+        tx.execute_batch(service::SCHEMA).map_err(open)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(open)?;
         tx.commit().map_err(open)?;
         Ok(Catalog { root: root.into(), path, conn })

@@ -2,6 +2,7 @@
 
 pub mod plan;
 pub mod progress;
+pub mod serve;
 pub mod snapshots;
 
 /// A byte count for people: 1.5 MiB.

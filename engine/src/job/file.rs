@@ -94,6 +94,10 @@ pub struct OutputSection {
     /// Directory that receives one subdirectory per snapshot, relative to the job file;
     /// or "s3://bucket/prefix": each snapshot is uploaded to `prefix/<id>/`, manifest last.
     pub dir: Spanned<String>,
+    /// For `s3://` output: the local directory of the catalog, staging and each
+    /// snapshot's manifest, relative to the job file; default `.ferry-s3/<bucket>/<prefix>`
+    /// beside the job (`ferry serve` points it at its own output root).
+    pub local_dir: Option<Spanned<String>>,
     /// `avro` (default), `csv` or `jsonl`; a resource may override it.
     pub format: Option<Spanned<Format>>,
     /// Gzip each file (default true); a resource may override it.
@@ -250,9 +254,13 @@ impl JobFile {
         let delivery = s3_url(&self.output.dir, "output.dir")?;
         // An S3 job still needs a local root for its catalog and staging: a hidden
         // directory beside the job, one per bucket and prefix.
-        let output_dir = match &delivery {
-            Some(u) => base.join(".ferry-s3").join(&u.bucket).join(if u.prefix.is_empty() { "_" } else { u.prefix.as_str() }),
-            None => resolve(self.output.dir.get_ref()),
+        let output_dir = match (&delivery, &self.output.local_dir) {
+            (Some(_), Some(local)) => resolve(local.get_ref()),
+            (None, Some(local)) => {
+                return Err(err(local.span(), "output.local_dir", "is set, but `dir` is not an s3:// URL".into(), Some("remove it: a local `dir` is itself the output root")));
+            }
+            (Some(u), None) => base.join(".ferry-s3").join(&u.bucket).join(if u.prefix.is_empty() { "_" } else { u.prefix.as_str() }),
+            (None, None) => resolve(self.output.dir.get_ref()),
         };
         let s3 = self
             .s3
