@@ -86,6 +86,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE { ApiError::TooLarge { limit: MAX_BODY } } else { ApiError::BadRequest(format!("cannot read the body: {e}")) }
         })?;
+        // serde would take an array for a struct, field by field; the API's bodies are objects.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b != b'{' ) && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() {
+            return Err(ApiError::field("body", "must be a JSON object such as {\"job\": \"nightly\"}"));
+        }
         parse_json(&bytes).map(JsonBody)
     }
 }
@@ -100,12 +104,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             return ApiError::BadRequest(format!("the body is not valid JSON: {inner}"));
         }
         let message = inner.to_string();
-        // serde names an unknown field in its message; that field is the one to blame.
-        let field = message
-            .strip_prefix("unknown field `")
-            .and_then(|rest| rest.split('`').next())
-            .map(|f| if path == "." { f.to_string() } else { format!("{path}.{f}") })
-            .unwrap_or_else(|| if path == "." { "body".into() } else { path });
+        // The path already ends with an unknown field's name.
+        let field = if path == "." { "body".to_string() } else { path };
         ApiError::InvalidField { field, message: message.split(" at line ").next().unwrap_or(&message).to_string() }
     })?;
     de.end().map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
