@@ -277,7 +277,7 @@ mod tests {
         assert_eq!(range("bytes=9-3", 100), Err(416));
         assert_eq!(range("bytes=-0", 100), Err(416));
         assert_eq!(range("bytes=x-", 100), Err(416));
-        assert_eq!(check_name("..").is_err(), true);
+        assert!(check_name("..").is_err());
         assert!(check_name("a/b").is_err() && check_name("a\0b").is_err() && check_name(".hidden").is_err());
         assert!(check_name("snapshot_tables_part1_2026-03-31-143022.tar").is_ok());
     }
