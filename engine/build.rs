@@ -105,9 +105,11 @@ fn builtin_plugins(plugins: &Path) -> Vec<(String, String)> {
     found
 }
 
-/// The plugins need the `wasm32-wasip2` standard library. `rust-toolchain.toml` lists
-/// the target, and `rustup toolchain install` (run where that file is) adds it without
-/// touching the toolchain, so a fresh clone builds with no step by hand.
+/// The plugins need the `wasm32-wasip2` standard library. `rust-toolchain.toml` lists the
+/// target, but a build script runs under rustup's proxy, which sets `RUSTUP_TOOLCHAIN`: with
+/// it, `rustup toolchain install` says "overridden by environment variable" and ignores the
+/// file's targets. `rustup target add` honours the variable, so it adds the target to the
+/// very toolchain this build runs on, and a fresh clone builds with no step by hand.
 fn ensure_target(root: &Path) {
     let installed = || {
         let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
@@ -116,16 +118,21 @@ fn ensure_target(root: &Path) {
             .output()
             .ok()
             .filter(|o| o.status.success())
-            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).is_dir())
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("libstd.rlib").exists()
+                || std::fs::read_dir(String::from_utf8_lossy(&o.stdout).trim()).map(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd-")))).unwrap_or(false))
             .unwrap_or(false)
     };
     if installed() {
         return;
     }
-    let status = Command::new("rustup").arg("toolchain").arg("install").current_dir(root).status();
+    let output = Command::new("rustup").args(["target", "add", TARGET]).current_dir(root).output();
     if !installed() {
+        let said = match &output {
+            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            Err(e) => format!("rustup could not be started: {e}"),
+        };
         panic!(
-            "the {TARGET} target is not installed and `rustup toolchain install` could not add it ({status:?}).\n\
+            "the {TARGET} target is not installed and `rustup target add {TARGET}` could not add it:\n{said}\n\
              Add it by hand with `rustup target add {TARGET}` (run in {}), then build again.",
             root.display()
         );

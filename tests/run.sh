@@ -29,4 +29,4 @@ source tests/servers.sh
 # one) run natively; its wasm build is exercised by every integration test.
 (cd plugins && cargo test --locked -p ferry-pdk --quiet)
 
-cargo test --locked "$@"
+cargo test --locked --features test-hooks "$@"

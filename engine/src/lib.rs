@@ -3,9 +3,28 @@
 //!
 //! The data flows one way (see `Architecture` in the README):
 //! job ─▶ [`job::Job`] ─▶ [`run::run`]: [`source`] ─▶ [`runtime`] (plugin) ─▶ [`records`]
-//! (validation) ─▶ [`formats`] ─▶ [`package`] (gzip, manifest, atomic publish). A plugin
-//! that copies columns as they stand skips the middle: the source's reader writes
-//! records itself ([`records::RecordEncoder`], `records.copy`).
+//! (validation) ─▶ [`formats`] ─▶ [`package`] (gzip, tar parts, manifest, atomic publish).
+//! A plugin that copies columns as they stand skips the middle: the source's reader
+//! writes records itself ([`records::RecordEncoder`], `records.copy`).
+//!
+//! # Layers
+//!
+//! Each module imports only from the layers below it (and its own), never from above;
+//! there is no module cycle. Bottom to top:
+//!
+//! 1. the row-batch and Avro primitives shared with the plugin kit ([`varint`] here);
+//! 2. [`window`] (the one calendar rule) and [`records`] (schemas, validation, the copy
+//!    encoder, the [`records::Cells`] seam), then [`formats`] (one file per format) and
+//!    [`source`] (SQLite, PostgreSQL, blob stores, the demo platform), which use them;
+//! 3. [`runtime`] (wasmtime: plugins in their stores, loading, limits), [`package`]
+//!    (files, gzip, tar parts, manifest, names and liveness, staging, verify), [`s3`]
+//!    (a part sink and a blob store), [`attachments`] (blobs copied into the snapshot, a
+//!    sink of the runtime) and [`progress`] (counting records as they leave the runtime);
+//! 4. [`job`] (the job file into runtime objects) and [`catalog`] (the snapshot history);
+//! 5. [`run`] (the export pipeline) and [`plan`] (what a run would do, nothing run);
+//! 6. [`service`] (`ferry serve`: the HTTP API; it runs `ferry run` children and reads
+//!    the catalog);
+//! 7. the command line (`main.rs`, `cli/`): the only place that prints for people.
 
 pub mod attachments;
 pub mod catalog;
@@ -20,5 +39,5 @@ pub mod runtime;
 pub mod s3;
 pub mod service;
 pub mod source;
-pub mod window;
 mod varint;
+pub mod window;

@@ -65,13 +65,13 @@ enum Command {
         #[arg(long, value_name = "URL")]
         postgres: Option<String>,
     },
-    /// List the built-in plugins and their record schemas.
     /// Check a snapshot as its recipient would: parts, members, sizes, sha256, gzip,
     /// record counts. Exits non-zero on any mismatch.
     Verify {
         /// The snapshot directory (the one holding manifest.json).
         dir: PathBuf,
     },
+    /// List the built-in plugins and their record schemas.
     Plugins {
         /// Print the full Avro schema of each.
         #[arg(long)]
@@ -147,8 +147,10 @@ fn real_main(process_started: Instant) -> Result<()> {
             }
             let records: u64 = m.resources.iter().map(|r| r.records).sum();
             let bytes: u64 = m.resources.iter().flat_map(|r| &r.files).map(|f| f.bytes).sum();
-            println!("snapshot {} ({:?}): {records} records, {bytes} bytes in {:.2}s", m.snapshot_id, m.status, started.elapsed().as_secs_f64());
-            println!("{}", report.snapshot_dir.display());
+            let status = if m.status == ferry::package::Status::Completed { "completed" } else { "incomplete" };
+            let seconds = started.elapsed().as_secs_f64();
+            println!("snapshot {} ({status}): {} records, {} in {seconds:.2}s", m.snapshot_id, cli::count(records), cli::size(bytes));
+            println!("{}", cli::clean_path(&report.snapshot_dir).display());
             if let Some(d) = &report.delivered {
                 let mb = d.bytes as f64 / 1e6;
                 println!(
@@ -165,7 +167,8 @@ fn real_main(process_started: Instant) -> Result<()> {
                 for r in &m.resources {
                     let bytes: u64 = r.files.iter().map(|f| f.bytes).sum();
                     let t = &r.timings;
-                    writeln!(out, "{:<24} {:>10} {:>12} {:>9.3} {:>9.3} {:>9.3}", r.name, r.records, bytes, t.plugin_seconds, t.write_seconds, t.wall_seconds)?;
+                    let (records, bytes) = (cli::count(r.records), cli::size(bytes));
+                    writeln!(out, "{:<24} {records:>10} {bytes:>12} {:>9.3} {:>9.3} {:>9.3}", r.name, t.plugin_seconds, t.write_seconds, t.wall_seconds)?;
                 }
                 if let Some(first) = m.resources.iter().filter_map(|r| r.timings.first_record_seconds).reduce(f64::min) {
                     writeln!(out, "start-up to first record: {:.1} ms", first * 1000.0)?;

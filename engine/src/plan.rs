@@ -17,7 +17,7 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::job::Job;
 use crate::runtime::{Range, Runtime};
 use crate::source::SourceError;
-use crate::window::{self, Months};
+use crate::window;
 
 /// Compressed bytes per record without history. Gzip-compressed Avro of the demo
 /// platform measured 61 (members) to 128 (transactions) bytes a record at scale 4;
@@ -34,12 +34,12 @@ const GIB: f64 = (1u64 << 30) as f64;
 pub enum PlanError {
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("cannot start the plugin runtime: {0}")]
-    Runtime(String),
     #[error(transparent)]
-    Load(#[from] crate::run::LoadError),
-    #[error("resource `{resource}`: `months` is set, but plugin `{plugin}` has no time window; remove `months` from this resource")]
-    NoWindow { resource: String, plugin: String },
+    Runtime(#[from] crate::runtime::StartError),
+    #[error(transparent)]
+    Load(#[from] crate::runtime::LoadError),
+    #[error("resource `{resource}`: {error}")]
+    Window { resource: String, error: crate::window::WindowError },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 }
@@ -101,16 +101,11 @@ pub fn plan(job: &Job, runtime: &Runtime, parallelism: usize) -> Result<Plan, Pl
     let catalog = if job.output_dir.join(crate::catalog::CATALOG_FILE).is_file() { Some(Catalog::open_existing(&job.output_dir)?) } else { None };
     let mut resources = Vec::new();
     for spec in &job.resources {
-        let plugin = crate::run::load_plugin(runtime, spec)?;
+        let plugin = runtime.load_resource(&spec.name, &spec.plugin)?;
         // The window exactly as `run` resolves it.
-        let window = match (&plugin.info.window_column, spec.months) {
-            (None, Some(_)) => return Err(PlanError::NoWindow { resource: spec.name.clone(), plugin: plugin.info.name.clone() }),
-            (None, None) => None,
-            (Some(column), months) => {
-                let b = window::resolve(job.as_of, months.unwrap_or(Months::All));
-                Some(Range { column: column.clone(), start: b.start, end: Some(b.end) })
-            }
-        };
+        let window = window::for_resource(&plugin.info.name, plugin.info.window_column.as_deref(), spec.months, job.as_of)
+            .map_err(|error| PlanError::Window { resource: spec.name.clone(), error })?;
+        let window = window.as_ref().map(Range::from);
         let rows = crate::progress::expected_rows(&plugin, source.as_ref(), window.as_ref())?.unwrap_or(0);
         let format = spec.format.extension();
         let history = match &catalog {

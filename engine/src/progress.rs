@@ -47,19 +47,6 @@ pub fn track(
     Box::new(Tracked { inner: sink, progress, resource: resource.into(), records: 0, bytes: 0 })
 }
 
-/// Reports a resource's end from its manifest entry.
-pub fn finished<E: std::fmt::Display>(
-    progress: Option<&Arc<dyn Progress>>,
-    resource: &str,
-    result: &Result<crate::package::ResourceEntry, (crate::package::ResourceEntry, E)>,
-) {
-    let Some(progress) = progress else { return };
-    match result {
-        Ok(entry) => progress.finished(resource, Ok((entry.records, entry.files.iter().map(|f| f.bytes).sum()))),
-        Err((_, error)) => progress.finished(resource, Err(&error.to_string())),
-    }
-}
-
 struct Tracked {
     inner: Box<dyn RecordSink>,
     progress: Arc<dyn Progress>,

@@ -51,6 +51,46 @@ pub fn resolve(as_of: DateTime<Utc>, months: Months) -> Bounds {
     Bounds { start, end: as_of.timestamp_micros() }
 }
 
+/// A resource's resolved window: its column and bounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    pub column: String,
+    pub bounds: Bounds,
+}
+
+impl Window {
+    /// `start`, RFC 3339 with microseconds (UTC), or `None` for all time.
+    pub fn start_rfc3339(&self) -> Option<String> {
+        self.bounds.start.map(rfc3339_micros)
+    }
+
+    pub fn end_rfc3339(&self) -> String {
+        rfc3339_micros(self.bounds.end)
+    }
+}
+
+fn rfc3339_micros(t: i64) -> String {
+    DateTime::from_timestamp_micros(t).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)).unwrap_or_default()
+}
+
+/// Why a resource's window cannot be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    #[error("`months` is set, but plugin `{plugin}` has no time window; remove `months` from this resource")]
+    NoWindowColumn { plugin: String },
+}
+
+/// The window a resource exports: none when its plugin has no window column, else the
+/// job's `months` (all time when unset) against `as_of`. `ferry run` and `ferry plan`
+/// both resolve it here, so they count and read the same rows.
+pub fn for_resource(plugin: &str, window_column: Option<&str>, months: Option<Months>, as_of: DateTime<Utc>) -> Result<Option<Window>, WindowError> {
+    match (window_column, months) {
+        (None, Some(_)) => Err(WindowError::NoWindowColumn { plugin: plugin.to_string() }),
+        (None, None) => Ok(None),
+        (Some(column), months) => Ok(Some(Window { column: column.to_string(), bounds: resolve(as_of, months.unwrap_or(Months::All)) })),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +124,16 @@ mod tests {
         let as_of = t("2026-03-31T14:30:22Z");
         assert_eq!(resolve(as_of, Months::All), Bounds { start: None, end: as_of.timestamp_micros() });
         assert_eq!(resolve(as_of, Months::Last(3)).end, as_of.timestamp_micros());
+    }
+
+    #[test]
+    fn months_need_a_window_column() {
+        let as_of = t("2026-03-31T14:30:22Z");
+        assert_eq!(for_resource("users", None, None, as_of), Ok(None));
+        let e = for_resource("users", None, Some(Months::Last(3)), as_of).unwrap_err();
+        assert!(e.to_string().contains("plugin `users` has no time window"), "{e}");
+        let w = for_resource("transactions", Some("transacted_at"), None, as_of).unwrap().unwrap();
+        assert_eq!((w.start_rfc3339(), w.end_rfc3339()), (None, "2026-03-31T14:30:22.000000Z".to_string()));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::common::{Platform, assert_nothing_published, ferry, plugin, run, snapshots, stderr};
@@ -266,15 +267,44 @@ fn too_many_open_reads_are_refused() {
 fn a_plugin_that_reads_or_emits_from_describe_is_refused_before_anything_runs() {
     let p = Platform::new(SCALE, 11);
     let rude = plugin("ferry-test-rude-describe");
-    let path = p.job(
-        "rude",
-        "on_error = \"continue\"",
-        &format!("[[resource]]\nname = \"users\"\n\n[[resource]]\nname = \"rude\"\nplugin = \"{}\"", rude.display()),
-    );
+    let resources = format!("[[resource]]\nname = \"users\"\n\n[[resource]]\nname = \"rude\"\nplugin = \"{}\"", rude.display());
+    let path = p.job("rude", "on_error = \"fail\"", &resources);
     let out = run(&path);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("resource `rude`"), "{err}");
     assert!(err.contains("broke the plugin contract and was stopped: it opened a read of `users` from describe()"), "{err}");
     assert_nothing_published(&p.out());
+}
+
+/// Under `on_error = "continue"`, a plugin that fails at load (a contract break in
+/// `describe`, a file that is not a component) fails its resource alone, like any other.
+#[test]
+fn under_continue_a_plugin_that_fails_to_load_fails_alone() {
+    let p = Platform::new(SCALE, 12);
+    let rude = plugin("ferry-test-rude-describe");
+    let junk = p.out().with_file_name("junk.wasm");
+    std::fs::write(&junk, b"not a component").unwrap();
+    let resources = format!(
+        "[[resource]]\nname = \"users\"\n\n[[resource]]\nname = \"rude\"\nplugin = \"{}\"\n\n[[resource]]\nname = \"junk\"\nplugin = \"{}\"",
+        rude.display(),
+        junk.display()
+    );
+    let path = p.job("rude-continue", "on_error = \"continue\"", &resources);
+    let out = run(&path);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "published incomplete: {err}");
+    let snaps = snapshots(&p.out());
+    assert_eq!(snaps.len(), 1, "{err}");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(snaps[0].join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["status"], "incomplete");
+    let by_name = |n: &str| manifest["resources"].as_array().unwrap().iter().find(|r| r["name"] == n).unwrap().clone();
+    assert!(by_name("users")["error"].is_null() && by_name("users")["records"].as_u64().unwrap() > 0);
+    let rude = by_name("rude");
+    assert_eq!(rude["error"]["kind"], "contract", "{rude}");
+    assert!(rude["error"]["message"].as_str().unwrap().contains("opened a read of `users` from describe()"), "{rude}");
+    assert_eq!(by_name("junk")["error"]["kind"], "not-a-component");
+    assert!(rude["files"].as_array().unwrap().is_empty());
+    let verify = ferry().arg("verify").arg(&snaps[0]).output().unwrap();
+    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
 }

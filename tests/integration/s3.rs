@@ -165,6 +165,7 @@ fn a_delivery_that_fails_is_recorded_failed_and_leaves_nothing_behind() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs the fault hook: cargo test --features test-hooks")]
 fn a_delivery_killed_mid_upload_leaves_no_manifest_and_a_rerun_completes() {
     let Some((endpoint, bucket)) = servers::s3("s3_killed") else { return };
     let platform = Platform::new(0.1, 5);

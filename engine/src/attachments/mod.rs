@@ -25,9 +25,8 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
-use crate::job::{Content, Job};
-use crate::runtime::{AttachmentFailure, AttachmentSink, AttachmentVersion, Plugin, Stored};
-use crate::source::{BlobError, BlobStore, DirBlobStore};
+use crate::runtime::{AttachmentFailure, AttachmentSink, AttachmentVersion, Stored};
+use crate::source::{BlobError, BlobStore};
 
 /// Bytes moved per read: large enough for full-speed sequential I/O, small enough that a
 /// 2 GiB blob costs the same memory as a 2 KiB one.
@@ -50,8 +49,6 @@ pub struct AttachmentWriter {
     buf: Vec<u8>,
     /// Everything written, in order: member paths relative to the staging directory.
     pub files: Vec<Stored>,
-    /// Blob bytes copied.
-    pub bytes: u64,
 }
 
 impl AttachmentWriter {
@@ -59,7 +56,7 @@ impl AttachmentWriter {
         AttachmentWriter {
             store,
             staging: staging.to_path_buf(),
-            root: resource.to_string(),
+            root: crate::package::layout::attachments_dir(resource).to_string(),
             sync,
             folders: HashMap::new(),
             tokens: HashMap::new(),
@@ -67,13 +64,7 @@ impl AttachmentWriter {
             versions: HashSet::new(),
             buf: Vec::new(),
             files: Vec::new(),
-            bytes: 0,
         }
-    }
-
-    /// The directory all of this resource's attachments are under, relative to staging.
-    pub fn root(&self) -> &str {
-        &self.root
     }
 
     /// The attachment's folder, assigned on first sight of its uid.
@@ -162,7 +153,6 @@ impl AttachmentSink for AttachmentWriter {
                 v.blob_key, v.size, v.sha256
             )));
         }
-        self.bytes += size;
         let stored = Stored { path: member, size, sha256 };
         self.files.push(stored.clone());
         Ok(stored)
@@ -187,54 +177,6 @@ impl AttachmentSink for AttachmentWriter {
         self.files.push(stored.clone());
         Ok(stored)
     }
-}
-
-/// Why a job's attachments cannot run.
-#[derive(Debug, thiserror::Error)]
-pub enum AttachmentsError {
-    #[error("content = \"{content}\" leaves nothing to export: {why}")]
-    NothingSelected { content: &'static str, why: String },
-    #[error("resource `{resource}` exports attachments, but the job has no blob store; set `[source] blobs = \"path/to/blobs\"` or `\"s3://bucket/prefix\"`")]
-    NoBlobStore { resource: String },
-    #[error("cannot open the blob store: {0}")]
-    Store(#[from] BlobError),
-    #[error("cannot open the blob store: {0}")]
-    S3(#[from] crate::s3::S3Error),
-}
-
-/// The resources `job.content` keeps (with their plugins, in job order): table
-/// resources, attachment resources (plugins that import the blob store), or both.
-pub fn select(job: &Job, plugins: Vec<Plugin>) -> Result<(Job, Vec<Plugin>), AttachmentsError> {
-    let mut selected = job.clone();
-    selected.resources.clear();
-    let mut kept = Vec::new();
-    for (spec, plugin) in job.resources.iter().zip(plugins) {
-        if job.content.includes(plugin.uses_blobs) {
-            selected.resources.push(spec.clone());
-            kept.push(plugin);
-        }
-    }
-    if selected.resources.is_empty() {
-        let (content, why) = match job.content {
-            Content::Attachments => ("attachments", "no resource exports attachments; add `[[resource]] name = \"attachments\"`".to_string()),
-            Content::Tables => ("tables", "every resource exports attachments; add a table resource or set content = \"both\"".to_string()),
-            Content::Both => ("both", "the job lists no resources".to_string()),
-        };
-        return Err(AttachmentsError::NothingSelected { content, why });
-    }
-    Ok((selected, kept))
-}
-
-/// The job's blob store, opened only when a selected resource exports attachments.
-pub fn blob_store(job: &Job, plugins: &[Plugin]) -> Result<Option<Arc<dyn BlobStore>>, AttachmentsError> {
-    let Some(i) = plugins.iter().position(|p| p.uses_blobs) else { return Ok(None) };
-    if let Some(url) = &job.source.blobs_s3 {
-        return Ok(Some(Arc::new(crate::s3::S3BlobStore::new(crate::s3::S3::connect(url, &job.s3)?))));
-    }
-    let Some(dir) = &job.source.blobs else {
-        return Err(AttachmentsError::NoBlobStore { resource: job.resources[i].name.clone() });
-    };
-    Ok(Some(Arc::new(DirBlobStore::open(dir)?)))
 }
 
 /// Lets the run keep a handle on the writer while the runtime drives it.
@@ -265,6 +207,7 @@ pub fn remove_empty_dirs(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::source::DirBlobStore;
 
     fn version(uid: &str, name: &str, sid: &str, key: &str, data: &[u8]) -> AttachmentVersion {
         AttachmentVersion {

@@ -109,7 +109,7 @@ pub struct PublishedSnapshot {
 /// Reads a snapshot directory: `None` when it has no manifest (not published), an error
 /// naming what is missing or wrong when its manifest does not match the files.
 pub fn inspect_published(dir: &Path) -> Option<Result<PublishedSnapshot, String>> {
-    let manifest_path = dir.join("manifest.json");
+    let manifest_path = crate::package::layout::manifest_path(dir);
     let text = std::fs::read(&manifest_path).ok()?;
     Some(check(dir, &text))
 }
@@ -204,30 +204,6 @@ fn check(dir: &Path, text: &[u8]) -> Result<PublishedSnapshot, String> {
         files,
         resources,
     })
-}
-
-/// The process's start time (clock ticks after boot, `/proc/PID/stat` field 22): with
-/// the pid, it names one process even after the pid is reused.
-pub fn process_start(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may hold spaces and parentheses; fields after it don't.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Whether the process that recorded a run is still running it.
-pub fn process_alive(pid: u32, start: Option<u64>) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    // A killed process its parent has not reaped yet is a zombie: dead all the same.
-    let state = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next());
-    if matches!(state, Some("Z" | "X")) {
-        return false;
-    }
-    match (start, process_start(pid)) {
-        (Some(recorded), Some(now)) => recorded == now,
-        // Without a recorded start time, a live pid is taken at its word.
-        _ => true,
-    }
 }
 
 /// Removes `.deleting-*` directories a crash left behind mid-delete.

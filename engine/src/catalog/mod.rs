@@ -18,7 +18,7 @@ mod disk;
 mod recorder;
 mod service;
 
-pub use disk::{PublishedSnapshot, inspect_published, process_alive, process_start};
+pub use disk::{PublishedSnapshot, inspect_published};
 pub use recorder::Recorder;
 pub use service::{NewRequest, RequestRecord, RequestState, Role, TokenRecord};
 
@@ -29,10 +29,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 
+use crate::package::{ProcessId, SnapshotLayout};
+
 /// The catalog's file name inside an output root.
 pub const CATALOG_FILE: &str = "catalog.db";
-/// How long a snapshot is kept when the job does not say (ION and MX both keep 30 days).
-pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Bumped when the tables change; an older ferry refuses a newer catalog. Version 2 added
 /// the service's tokens and requests (created on open: a version 1 catalog gains them).
 const SCHEMA_VERSION: i64 = 2;
@@ -485,7 +485,7 @@ impl Catalog {
         let mut settled = Vec::new();
         for (id, pid, start) in open {
             let pid = pid.map(|p| p as u32);
-            if pid.is_some_and(|p| disk::process_alive(p, start.map(|s| s as u64))) {
+            if pid.is_some_and(|pid| ProcessId { pid, start: start.map(|s| s as u64) }.is_alive()) {
                 continue;
             }
             let now = timestamp(Utc::now());
@@ -497,7 +497,7 @@ impl Catalog {
                         Some(Err(reason)) => format!("{who} stopped after publishing an unusable snapshot ({reason})"),
                         _ => format!("{who} stopped before publishing (killed or crashed); its staging directory was removed"),
                     };
-                    let _ = std::fs::remove_dir_all(self.root.join(format!(".staging-{id}")));
+                    let _ = std::fs::remove_dir_all(SnapshotLayout::new(&self.root).staging_dir(&id));
                     self.fail_at(&id, &why, &now)?;
                 }
             }
@@ -511,7 +511,7 @@ impl Catalog {
         let now = Utc::now();
         let at = timestamp(now);
         let expires = timestamp(add(now, new.retention));
-        let (pid, start) = (std::process::id(), disk::process_start(std::process::id()));
+        let ProcessId { pid, start } = ProcessId::current();
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO snapshots (id, name, description, status, resources, as_of, created_at, retention_seconds, expires_at, pid, pid_start, job) \

@@ -15,6 +15,17 @@ pub fn count(n: u64) -> String {
     indicatif::HumanCount(n).to_string()
 }
 
+/// A path for people: relative to the current directory when it is under it, with `..`
+/// resolved (`examples/../out/ID` prints as `out/ID`); as given when it cannot be resolved.
+pub fn clean_path(path: &std::path::Path) -> std::path::PathBuf {
+    let Ok(full) = std::fs::canonicalize(path) else { return path.to_path_buf() };
+    let here = std::env::current_dir().and_then(std::fs::canonicalize);
+    match here.as_deref().map(|here| full.strip_prefix(here)) {
+        Ok(Ok(relative)) if !relative.as_os_str().is_empty() => relative.to_path_buf(),
+        _ => full,
+    }
+}
+
 /// A catalog time for a table: `2026-03-31 14:30:22` (UTC).
 pub fn short_time(t: &str) -> String {
     t.get(..19).map(|s| s.replace('T', " ")).unwrap_or_else(|| t.into())

@@ -159,7 +159,7 @@ pub fn main(args: SnapshotsArgs) -> Result<()> {
 
 /// Whether a completed snapshot's manifest is still where the catalog says.
 fn on_disk(r: &SnapshotRecord) -> bool {
-    r.path.join("manifest.json").is_file()
+    ferry::package::layout::manifest_path(&r.path).is_file()
 }
 
 fn record_json(r: &SnapshotRecord) -> serde_json::Value {

@@ -66,6 +66,20 @@ pub struct FileFormat {
     pub marker: [u8; 16],
 }
 
+/// The Avro sync marker of a resource's files. Avro suggests a random one; ferry derives
+/// it from what the file holds (resource, schema, as-of time), so the same job gives the
+/// same bytes and two resources never share a marker.
+pub fn sync_marker(resource: &str, schema_json: &str, as_of_micros: i64) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(resource.as_bytes());
+    h.update(schema_json.as_bytes());
+    h.update(as_of_micros.to_le_bytes());
+    let mut marker = [0u8; 16];
+    marker.copy_from_slice(&h.finalize()[..16]);
+    marker
+}
+
 impl FileFormat {
     pub fn start<W: Write + Send + 'static>(&self, w: W) -> Result<Box<dyn DatumWriter<W>>, FormatError> {
         Ok(match self.format {

@@ -200,7 +200,7 @@ impl JobFile {
         };
 
         let retention = match &self.snapshot.retention {
-            None => crate::catalog::DEFAULT_RETENTION,
+            None => super::DEFAULT_RETENTION,
             Some(r) => match parse_duration(r.get_ref()) {
                 Ok(d) if !d.is_zero() => d,
                 Ok(_) => return Err(err(r.span(), "snapshot.retention", "is 0".into(), Some("keep snapshots for a positive time, e.g. retention = \"30d\""))),

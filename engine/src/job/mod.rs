@@ -12,6 +12,7 @@ mod values;
 pub use error::JobError;
 pub use file::JobFile;
 pub use values::{parse_duration, parse_size};
+pub use crate::package::Split;
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,9 @@ use crate::formats::Format;
 use crate::runtime::Limits;
 use crate::source::DemoSpec;
 use crate::window::Months;
+
+/// How long a snapshot is kept when the job does not say (ION and MX both keep 30 days).
+pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
 
 /// What `on_error` says to do when a resource fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -139,12 +143,8 @@ impl SourceSpec {
     }
 }
 
-/// Where a resource's plugin comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PluginRef {
-    Builtin(String),
-    Path(PathBuf),
-}
+/// Where a resource's plugin comes from: a built-in by name or a component file.
+pub use crate::runtime::Origin as PluginRef;
 
 #[derive(Debug, Clone)]
 pub struct ResourceSpec {
@@ -158,19 +158,6 @@ pub struct ResourceSpec {
     pub split: Split,
     pub limits: Limits,
     pub options: Vec<(String, String)>,
-}
-
-/// How a resource is split into several files; no limit = one file.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Split {
-    pub max_records: Option<u64>,
-    pub max_bytes: Option<u64>,
-}
-
-impl Split {
-    pub fn is_split(&self) -> bool {
-        self.max_records.is_some() || self.max_bytes.is_some()
-    }
 }
 
 impl Job {

@@ -99,7 +99,7 @@ impl<W: Write> Packer<W> {
         let open = match &mut self.current {
             Some(open) => open,
             None => {
-                let name = format!("snapshot_{}_part{}_{}.tar", self.kind, self.parts.len() + 1, self.stamp);
+                let name = super::layout::part_name(&self.kind, self.parts.len() + 1, &self.stamp);
                 self.current.insert(Open { builder: tar::Builder::new(sink.create(&name)?), name, used: 0, members: Vec::new() })
             }
         };

@@ -111,6 +111,61 @@ impl FileEntry {
     pub fn is_attachment(&self) -> bool {
         self.kind.as_deref() == Some(ATTACHMENT_KIND)
     }
+
+    /// A file of records, as its writer finished it.
+    pub fn records(file: super::WrittenFile, gzip: bool) -> Self {
+        FileEntry {
+            path: file.name,
+            archive: None,
+            records: file.records,
+            bytes: file.stats.bytes,
+            uncompressed_bytes: gzip.then_some(file.stats.uncompressed_bytes),
+            sha256: file.stats.sha256,
+            kind: None,
+        }
+    }
+
+    /// An attachment's file (a version's bytes, or its versions JSON).
+    pub fn attachment(path: &str, bytes: u64, sha256: &str) -> Self {
+        FileEntry { path: path.into(), archive: None, records: 0, bytes, uncompressed_bytes: None, sha256: sha256.into(), kind: Some(ATTACHMENT_KIND.into()) }
+    }
+}
+
+impl ResourceEntry {
+    /// A resource's entry before it exports: what it is; no records or files yet.
+    pub fn new(name: &str, plugin: PluginEntry, schema_json: &str, format: crate::formats::Format, codec: &str, gzip: bool) -> Self {
+        ResourceEntry {
+            name: name.into(),
+            plugin,
+            schema: serde_json::from_str(schema_json).unwrap_or(serde_json::Value::Null),
+            format: format.extension().into(),
+            codec: (format == crate::formats::Format::Avro).then(|| codec.into()),
+            gzip,
+            window: None,
+            records: 0,
+            files: Vec::new(),
+            error: None,
+            timings: StageTimes::default(),
+        }
+    }
+
+    /// The resource failed: none of its files are in the snapshot, and it says why.
+    pub fn fail(&mut self, kind: &str, message: String) {
+        self.error = Some(ResourceFailure { kind: kind.into(), message });
+        self.files.clear();
+        self.records = 0;
+    }
+}
+
+/// Records in each file entry the tar part that holds it, and returns the parts as the
+/// manifest lists them (in the order given: tables first).
+pub fn place_in_parts(resources: &mut [ResourceEntry], parts: Vec<(&str, super::archive::Part)>) -> Vec<ArchiveEntry> {
+    let part_of: std::collections::HashMap<&str, &str> =
+        parts.iter().flat_map(|(_, p)| p.members.iter().map(move |m| (m.as_str(), p.name.as_str()))).collect();
+    for file in resources.iter_mut().flat_map(|r| r.files.iter_mut()) {
+        file.archive = part_of.get(file.path.as_str()).map(|p| p.to_string());
+    }
+    parts.into_iter().map(|(kind, p)| ArchiveEntry { name: p.name, bytes: p.bytes, sha256: p.sha256, kind: kind.into(), part: p.number }).collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! staging directory, the manifest last, then an atomic rename.
 
 pub mod archive;
+pub mod layout;
 mod delivery_record;
 mod manifest;
 pub mod verify;
@@ -10,8 +11,9 @@ pub mod par_gzip;
 mod resource_files;
 mod staging;
 
-pub use manifest::{ATTACHMENT_KIND, ArchiveEntry, FileEntry, Manifest, PluginEntry, ResourceEntry, ResourceFailure, Status, StageTimes, WindowEntry, MANIFEST_FORMAT_VERSION};
+pub use manifest::{place_in_parts, ATTACHMENT_KIND, ArchiveEntry, FileEntry, Manifest, PluginEntry, ResourceEntry, ResourceFailure, Status, StageTimes, WindowEntry, MANIFEST_FORMAT_VERSION};
 pub use delivery_record::{DELIVERY_RECORD, DeliveredObject, DeliveryRecord};
 pub use output_file::{FileStats, OutputFile};
-pub use resource_files::{ResourceFiles, WrittenFile};
+pub use resource_files::{ResourceFiles, Split, WrittenFile};
+pub use layout::{MANIFEST, ProcessId, SnapshotLayout};
 pub use staging::{Staging, StagingError};

@@ -6,9 +6,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::layout::FileNames;
 use super::{FileStats, OutputFile};
 use crate::formats::{DatumWriter, FileFormat, FormatError};
-use crate::job::Split;
+
+/// How a resource is split into several files; no limit = one file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Split {
+    pub max_records: Option<u64>,
+    pub max_bytes: Option<u64>,
+}
+
+impl Split {
+    pub fn is_split(&self) -> bool {
+        self.max_records.is_some() || self.max_bytes.is_some()
+    }
+}
 
 /// A finished file: its name in the snapshot, its records, its stats.
 #[derive(Debug, Clone)]
@@ -53,12 +66,8 @@ impl ResourceFiles {
 
     fn open(&mut self) -> Result<&mut Current, FormatError> {
         if self.current.is_none() {
-            let ext = format!("{}{}", self.format.format.extension(), if self.gzip { ".gz" } else { "" });
-            let name = if self.split.is_split() {
-                format!("{}-{:05}.{ext}", self.resource, self.done.len() + 1)
-            } else {
-                format!("{}.{ext}", self.resource)
-            };
+            let names = FileNames::new(&self.resource, self.format.format.extension(), self.gzip);
+            let name = if self.split.is_split() { names.numbered(self.done.len() + 1) } else { names.whole() };
             let file = OutputFile::create(&self.dir.join(&name), self.gzip)?;
             let written = file.written();
             let writer = self.format.start(file)?;

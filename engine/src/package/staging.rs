@@ -7,6 +7,7 @@ use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
+use super::layout::{self, ProcessId, SnapshotLayout};
 use super::{DELIVERY_RECORD, DeliveryRecord, Manifest};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,11 +32,12 @@ impl Staging {
         let create = |path: &Path| fs::create_dir_all(path).map_err(|source| StagingError::Create { path: path.into(), source });
         create(output_dir)?;
         clean_leftovers(output_dir);
-        let dir = output_dir.join(format!(".staging-{snapshot_id}"));
+        let layout = SnapshotLayout::new(output_dir);
+        let dir = layout.staging_dir(snapshot_id);
         create(&dir)?;
-        let pid = dir.join(".pid");
-        fs::write(&pid, std::process::id().to_string()).map_err(|source| StagingError::Write { path: pid, source })?;
-        Ok(Staging { dir, final_dir: output_dir.join(snapshot_id), published: false })
+        let lock = layout::lock_path(&dir);
+        fs::write(&lock, ProcessId::current().to_lock_text()).map_err(|source| StagingError::Write { path: lock, source })?;
+        Ok(Staging { dir, final_dir: layout.snapshot_dir(snapshot_id), published: false })
     }
 
     pub fn dir(&self) -> &Path {
@@ -56,10 +58,10 @@ impl Staging {
 
     /// Writes the manifest (durably) and renames the staging directory into place.
     pub fn publish(mut self, manifest: &Manifest) -> Result<PathBuf, StagingError> {
-        let path = self.dir.join("manifest.json");
-        let tmp = self.dir.join(".manifest.json.tmp");
+        let path = layout::manifest_path(&self.dir);
+        let tmp = layout::manifest_tmp_path(&self.dir);
         let write = || -> io::Result<()> {
-            fs::remove_file(self.dir.join(".pid"))?;
+            fs::remove_file(layout::lock_path(&self.dir))?;
             let mut file = fs::File::create(&tmp)?;
             file.write_all(&manifest.to_json())?;
             file.sync_all()?;
@@ -86,16 +88,16 @@ impl Drop for Staging {
 }
 
 /// Removes staging directories of runs that died. A staging directory still being
-/// written by a live run is skipped: its lock (the process id file) names a live pid.
+/// written by a live run is skipped: its lock names a live process (pid and start time,
+/// so a reused pid does not keep a dead run's directory).
 fn clean_leftovers(output_dir: &Path) {
     let Ok(entries) = fs::read_dir(output_dir) else { return };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().starts_with(".staging-") {
+        if SnapshotLayout::staging_id(&entry.file_name().to_string_lossy()).is_none() {
             continue;
         }
-        let pid = fs::read_to_string(entry.path().join(".pid")).ok().and_then(|p| p.trim().parse::<u32>().ok());
-        let alive = pid.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        let lock = fs::read_to_string(layout::lock_path(&entry.path())).ok();
+        let alive = lock.as_deref().and_then(ProcessId::parse_lock_text).is_some_and(|p| p.is_alive());
         if !alive {
             let _ = fs::remove_dir_all(entry.path());
         }

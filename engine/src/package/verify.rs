@@ -153,7 +153,7 @@ fn ends_with_end_blocks(path: &Path) -> io::Result<bool> {
 }
 
 pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
-    let path = dir.join("manifest.json");
+    let path = super::layout::manifest_path(dir);
     let text = std::fs::read(&path).map_err(|source| VerifyError::Manifest { path: path.clone(), source })?;
     let manifest: Manifest = serde_json::from_slice(&text).map_err(|source| VerifyError::ManifestJson { path, source })?;
     let mut report = Report { status: Some(manifest.status), ..Report::default() };
@@ -242,7 +242,7 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
                 unlisted_files(&mut report, &e.path(), &name, &known);
                 continue;
             }
-            if name != "manifest.json" && !known.contains(&name) && !archives.contains(name.as_str()) {
+            if name != super::MANIFEST && !known.contains(&name) && !archives.contains(name.as_str()) {
                 report.push(false, name, "is in the snapshot directory but not in the manifest");
             }
         }

@@ -11,7 +11,7 @@
 //! the validator over them anyway, so every test cross-checks this encoder).
 
 use super::schema::{Kind, RecordSchema};
-use crate::source::Cells;
+use super::Cells;
 use crate::source::row_batch::{TAG_BLOB, TAG_INTEGER, TAG_NULL, TAG_REAL, TAG_TEXT};
 use super::validate::{MAX_SECONDS, MIN_SECONDS};
 use crate::varint::{read_long, write_long};

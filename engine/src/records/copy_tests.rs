@@ -8,7 +8,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::*;
 use crate::records::validate_batch;
-use crate::source::{Cells, RowBatchBuilder};
+use crate::records::Cells;
+use crate::source::RowBatchBuilder;
 
 const MIN_MICROS: i64 = -62_135_596_800_000_000;
 const MAX_MICROS: i64 = 253_402_300_799_999_999;

@@ -10,6 +10,7 @@ mod cache;
 mod crash;
 mod host;
 mod limits;
+mod load;
 mod state;
 
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ pub use bindings::{ExportRequest, Range, ResourceInfo};
 pub use blobs::{AttachmentFailure, AttachmentSink, AttachmentVersion, Stored};
 pub use cache::default_dir as default_cache_dir;
 pub use limits::Limits;
+pub use load::{LoadError, StartError};
 pub use state::{Grants, HostTimings};
 
 use crate::records::{RecordSchema, SchemaError};
@@ -175,6 +177,9 @@ pub struct Runtime {
     linker: Linker<HostState>,
     cache_dir: Option<PathBuf>,
     stop_ticker: Arc<AtomicBool>,
+    /// Components already compiled in this process, by sha256: a job that names the
+    /// same plugin for many resources holds its code once.
+    components: std::sync::Mutex<std::collections::HashMap<String, Component>>,
 }
 
 /// Epoch ticks per second: a time limit is enforced to within 10 ms.
@@ -203,14 +208,13 @@ impl Runtime {
                 ticker_engine.increment_epoch();
             }
         })?;
-        Ok(Runtime { engine, linker, cache_dir, stop_ticker })
+        Ok(Runtime { engine, linker, cache_dir, stop_ticker, components: Default::default() })
     }
 
     /// Compiles (or loads from the cache) a plugin and asks it to describe itself.
     pub fn load(&self, origin: Origin, wasm: &[u8]) -> Result<Plugin, PluginError> {
         let sha256 = hex::encode(Sha256::digest(wasm));
-        let component = cache::load(&self.engine, self.cache_dir.as_deref(), &sha256, wasm)
-            .map_err(|e| PluginError::NotAComponent { origin: origin.clone(), reason: root_cause(&e) })?;
+        let component = self.component(&sha256, wasm).map_err(|e| PluginError::NotAComponent { origin: origin.clone(), reason: root_cause(&e) })?;
         let plugin_name = origin.to_string();
         let limits = Limits { time: DESCRIBE_TIME, ..Limits::default() };
         let mut store = self.store(HostState::new(&plugin_name, Arc::new(Grants::new()), Arc::new(NoSource), None, None, Arc::new(NoEvents), limits));
@@ -232,6 +236,16 @@ impl Runtime {
         }
         let uses_blobs = component.component_type().imports(&self.engine).any(|(name, _)| name.starts_with("ferry:plugin/blobs"));
         Ok(Plugin { origin, sha256, info, schema: Arc::new(schema), grants: Arc::new(grants), uses_blobs, component })
+    }
+
+    fn component(&self, sha256: &str, wasm: &[u8]) -> wasmtime::Result<Component> {
+        let mut components = self.components.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(component) = components.get(sha256) {
+            return Ok(component.clone());
+        }
+        let component = cache::load(&self.engine, self.cache_dir.as_deref(), sha256, wasm)?;
+        components.insert(sha256.to_string(), component.clone());
+        Ok(component)
     }
 
     /// Runs one export in a fresh store.
@@ -385,4 +399,10 @@ struct NoEvents;
 impl Events for NoEvents {
     fn log(&self, _: &str, _: Level, _: &str) {}
     fn progress(&self, _: &str, _: u64, _: Option<u64>) {}
+}
+
+impl From<&crate::window::Window> for Range {
+    fn from(w: &crate::window::Window) -> Self {
+        Range { column: w.column.clone(), start: w.bounds.start, end: Some(w.bounds.end) }
+    }
 }

@@ -27,7 +27,7 @@ const PART: usize = 8 << 20;
 const IN_FLIGHT: usize = 4;
 /// Bytes handed over between two waits for upload capacity.
 const BACKPRESSURE_EVERY: u64 = 1 << 20;
-pub const MANIFEST: &str = "manifest.json";
+pub use crate::package::MANIFEST;
 
 /// What a delivery uploaded.
 #[derive(Debug, Clone)]
@@ -186,9 +186,16 @@ impl Drop for Upload {
 
 /// `FERRY_FAULT_S3_ABORT_AFTER_BYTES`: abort the process once that many bytes of a
 /// delivery were handed to uploads. Lets the tests kill a delivery at a known point
-/// instead of racing a timer.
+/// instead of racing a timer. Only in builds with the `test-hooks` feature (the test
+/// suite's): a production binary never reads it.
+#[cfg(feature = "test-hooks")]
 fn fault_injection() -> Option<u64> {
     std::env::var("FERRY_FAULT_S3_ABORT_AFTER_BYTES").ok()?.parse().ok()
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn fault_injection() -> Option<u64> {
+    None
 }
 
 /// Removes what a failed or dead delivery left under `<id>/`: the manifest first (so a

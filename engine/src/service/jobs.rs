@@ -75,7 +75,7 @@ impl ServiceJob {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| JobsError::Plugin { name: name.into(), message: e.to_string() })?;
         let mut resources = Vec::new();
         for spec in &job.resources {
-            let plugin = crate::run::load_plugin(runtime, spec).map_err(|e| JobsError::Plugin { name: name.into(), message: e.to_string() })?;
+            let plugin = runtime.load_resource(&spec.name, &spec.plugin).map_err(|e| JobsError::Plugin { name: name.into(), message: e.to_string() })?;
             resources.push(ResourceInfo {
                 name: spec.name.clone(),
                 windowed: plugin.info.window_column.is_some(),

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::catalog::{Catalog, CatalogError, RequestRecord, RequestState, process_alive, process_start};
+use crate::catalog::{Catalog, CatalogError, RequestRecord, RequestState};
+use crate::package::ProcessId;
 
 /// How often a run's progress is written to the catalog.
 const PROGRESS_EVERY: Duration = Duration::from_secs(1);
@@ -70,7 +71,7 @@ fn recover(catalog: &mut Catalog) -> Result<(), CatalogError> {
     let orphans = catalog.requests_in(RequestState::Running)?;
     for r in &orphans {
         if let Some(pid) = r.pid {
-            stop_orphan(pid, r.pid_start);
+            stop_orphan(ProcessId { pid, start: r.pid_start });
         }
     }
     catalog.reconcile()?;
@@ -84,16 +85,16 @@ fn recover(catalog: &mut Catalog) -> Result<(), CatalogError> {
 
 /// Waits for a previous server's child to die of its parent-death signal; kills it if
 /// it outlived its server (same pid and start time: the same process).
-fn stop_orphan(pid: u32, start: Option<u64>) {
+fn stop_orphan(process: ProcessId) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    while process_alive(pid, start) && Instant::now() < deadline {
+    while process.is_alive() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    if process_alive(pid, start) {
+    if process.is_alive() {
         // SAFETY: kill(2) with a pid checked above to be the run this service started.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        unsafe { libc::kill(process.pid as i32, libc::SIGKILL) };
         let deadline = Instant::now() + Duration::from_secs(5);
-        while process_alive(pid, start) && Instant::now() < deadline {
+        while process.is_alive() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -143,7 +144,7 @@ impl Queue {
             match self.spawn(&r) {
                 Ok(child) => {
                     let pid = child.id();
-                    self.catalog.request_pid(&r.id, pid, process_start(pid))?;
+                    self.catalog.request_pid(&r.id, pid, ProcessId::of(pid).start)?;
                     tracing::info!(request = %r.id, job = %r.job, pid, "run started");
                     self.running.insert(
                         r.id.clone(),

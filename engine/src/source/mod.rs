@@ -16,6 +16,7 @@ pub use row_batch::{RowBatch, RowBatchBuilder};
 pub use sqlite::SqliteSource;
 pub use postgres::{PostgresSource, PostgresUrl, load_demo as load_demo_postgres};
 
+pub use crate::records::Cells;
 use crate::records::{RecordBatch, RecordEncoder};
 
 use std::path::PathBuf;
@@ -47,28 +48,6 @@ pub trait RowStream: Send {
 pub trait RecordStream: Send {
     /// The next batch, or `None` when the query is exhausted.
     fn next_records(&mut self) -> Result<Option<RecordBatch>, SourceError>;
-}
-
-/// What a reader writes each row's cells into: a row batch for a plugin, or records
-/// (`records.copy`). Readers are generic over it, so copied rows become records on the
-/// reader's thread with no row batch in between.
-pub trait Cells: Send + 'static {
-    type Batch: Send + 'static;
-    fn null(&mut self);
-    fn integer(&mut self, v: i64);
-    fn real(&mut self, v: f64);
-    fn text(&mut self, v: &str);
-    /// Bytes, or source text that is not UTF-8 (the plugin or the copy then names the
-    /// row and column instead of ferry guessing at the characters).
-    fn blob(&mut self, v: &[u8]);
-    /// Ends a row; a record encoder refuses one holding a value that does not fit its
-    /// field, with a message naming the row, column and field.
-    fn end_row(&mut self) -> Result<(), String>;
-    /// The batch is big enough to send.
-    fn full(&self) -> bool;
-    fn rows(&self) -> u32;
-    /// The batch so far, leaving an empty one.
-    fn take(&mut self) -> Self::Batch;
 }
 
 /// The consumer's end of a reader thread: batches arrive over a bounded channel, and

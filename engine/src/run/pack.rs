@@ -1,0 +1,125 @@
+//! The packer: one ordered stream of events from the export workers (a file closed, a
+//! resource finished), read by one loop that packs each resource's files into tar parts
+//! in job order, whatever order the workers finish in, so the parts are the same bytes
+//! every run.
+//!
+//! Under `on_error = "fail"` the table files of the resource being packed go into the
+//! part as each one closes (split files), while it still exports: a failure then fails
+//! the whole run anyway. The stream ends when every worker has dropped its sender, also
+//! when one panicked (the scope then re-raises the panic): no flag, no polling.
+
+use std::collections::HashSet;
+use std::io;
+use std::path::Path;
+use std::sync::mpsc::Receiver;
+
+use super::Exported;
+use crate::package::archive::{Packer, Part, PartSink};
+
+/// What a worker tells the packer.
+pub(super) enum Event {
+    /// A table file of resource `resource` is whole in the staging directory.
+    Closed { resource: usize, file: String },
+    /// Resource `resource` is done (its last event).
+    Finished { resource: usize, result: Box<Exported> },
+}
+
+/// Where finished files go: tar parts in the making (tables into
+/// `snapshot_tables_partN_<stamp>.tar`, attachments into their own parts) handed to a
+/// sink, or, for a job without parts, nowhere (files stay loose; the sink is kept for
+/// their delivery).
+pub(super) struct Parts<'a, S: PartSink> {
+    sink: S,
+    dir: &'a Path,
+    /// (tables, attachments), when the job packs.
+    packers: Option<(Packer<S::Writer>, Packer<S::Writer>)>,
+    /// Set once packing failed, or once a resource failed under `on_error = "fail"`.
+    stopped: Option<io::Error>,
+}
+
+/// Names and caps the parts: `stamp` names them, `max_bytes` caps each, `mtime` goes in
+/// every header.
+pub(super) struct PartSpec<'a> {
+    pub stamp: &'a str,
+    pub max_bytes: u64,
+    pub mtime: u64,
+}
+
+impl<'a, S: PartSink> Parts<'a, S> {
+    pub fn new(sink: S, dir: &'a Path, spec: Option<PartSpec<'_>>) -> Self {
+        let packers = spec.map(|p| (Packer::new("tables", p.stamp, p.max_bytes, p.mtime), Packer::new("attachments", p.stamp, p.max_bytes, p.mtime)));
+        Parts { sink, dir, packers, stopped: None }
+    }
+
+    fn add(&mut self, file: &str, attachment: bool) {
+        let Some((tables, attachments)) = &mut self.packers else { return };
+        if self.stopped.is_some() {
+            return;
+        }
+        let packer = if attachment { attachments } else { tables };
+        if let Err(e) = packer.add(&mut self.sink, self.dir, file) {
+            self.stopped = Some(e);
+        }
+    }
+
+    /// Packs a finished resource's files (those not packed as they closed).
+    fn add_resource(&mut self, result: &Exported, packed_early: &HashSet<String>) {
+        let Ok(entry) = result else { return };
+        if self.packers.is_none() {
+            return;
+        }
+        for f in entry.files.iter().filter(|f| !packed_early.contains(&f.path)) {
+            self.add(&f.path, f.is_attachment());
+        }
+        if entry.files.iter().any(|f| f.is_attachment()) {
+            crate::attachments::remove_empty_dirs(&self.dir.join(crate::package::layout::attachments_dir(&entry.name)));
+        }
+    }
+
+    /// Closes the last parts (tables first, then attachments) and hands back the sink.
+    pub fn finish(mut self) -> (io::Result<Vec<(&'static str, Part)>>, S) {
+        if let Some(e) = self.stopped.take() {
+            return (Err(e), self.sink);
+        }
+        let Some((tables, attachments)) = self.packers.take() else { return (Ok(Vec::new()), self.sink) };
+        let finish = || -> io::Result<Vec<(&'static str, Part)>> {
+            let mut parts: Vec<(&'static str, Part)> = tables.finish(&mut self.sink)?.into_iter().map(|p| ("tables", p)).collect();
+            parts.extend(attachments.finish(&mut self.sink)?.into_iter().map(|p| ("attachments", p)));
+            Ok(parts)
+        };
+        let parts = finish();
+        (parts, self.sink)
+    }
+}
+
+/// Reads the workers' events until they all hung up, packing each resource in job
+/// order when `parts` is set. `pack_early`: pack table files as they close. `fail_fast`:
+/// a failed resource stops the packing (nothing will be published).
+/// Returns the results in job order (fewer than `count` only when a worker panicked).
+pub(super) fn collect<S: PartSink>(events: Receiver<Event>, count: usize, pack_early: bool, fail_fast: bool, parts: &mut Parts<'_, S>) -> Vec<Exported> {
+    let mut closed: Vec<Vec<String>> = vec![Vec::new(); count];
+    let mut finished: Vec<Option<Exported>> = (0..count).map(|_| None).collect();
+    let mut packed_early = HashSet::new();
+    let mut results = Vec::with_capacity(count);
+    for event in events {
+        match event {
+            Event::Closed { resource, file } if pack_early && parts.packers.is_some() => closed[resource].push(file),
+            Event::Closed { .. } => {}
+            Event::Finished { resource, result } => finished[resource] = Some(*result),
+        }
+        while let Some(next) = (results.len() < count).then_some(results.len()) {
+            for file in closed[next].drain(..) {
+                parts.add(&file, false);
+                packed_early.insert(file);
+            }
+            let Some(result) = finished[next].take() else { break };
+            if result.is_err() && fail_fast && parts.stopped.is_none() {
+                parts.stopped = Some(io::Error::other("a resource failed"));
+            }
+            parts.add_resource(&result, &packed_early);
+            packed_early.clear();
+            results.push(result);
+        }
+    }
+    results
+}
