@@ -180,7 +180,7 @@ impl Queue {
         let mut child = cmd.spawn()?;
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, id) = (self.tx.clone(), r.id.clone());
-        std::thread::Builder::new().name("ferry-run-log".into()).spawn(move || read_stderr(stderr, id, tx))?;
+        std::thread::Builder::new().name("ferry-run-log".into()).spawn(move || read_stderr(stderr, id, &tx))?;
         Ok(child)
     }
 
@@ -247,7 +247,7 @@ fn summarize(resources: &serde_json::Map<String, Value>) -> Value {
 
 /// Forwards a run's stderr lines; at the end, says it exited with the last plain lines
 /// (the run's error report) as its tail.
-fn read_stderr(stderr: std::process::ChildStderr, id: String, tx: mpsc::Sender<Msg>) {
+fn read_stderr(stderr: std::process::ChildStderr, id: String, tx: &mpsc::Sender<Msg>) {
     let mut reader = BufReader::new(stderr);
     let mut tail = String::new();
     let mut line = Vec::new();
