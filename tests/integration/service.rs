@@ -548,3 +548,59 @@ fn service_survives_sigkill_mid_run() {
     assert_eq!(history, ["pending", "in_progress", "failed"], "{failed}");
     assert!(!setup.root().read_dir().unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with(".staging-")), "staging left behind");
 }
+
+/// A catalog from before the service (schema version 1) keeps working: its snapshots
+/// still list, and it gains the tokens and requests tables on open.
+#[test]
+fn service_upgrades_a_version_1_catalog() {
+    let setup = Setup::new(0.01, "", "[[resource]]\nname = \"users\"\n", "");
+    let job = setup.platform.dir.path().join("demo.toml");
+    let text = std::fs::read_to_string(&job).unwrap().replace("dir = \"out\"", "dir = \"srv\"");
+    std::fs::write(&job, text).unwrap();
+    assert!(crate::common::run(&job).status.success());
+    let db = setup.root().join("catalog.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("DROP TABLE tokens; DROP TABLE requests; DROP INDEX snapshots_by_job; PRAGMA user_version = 1;").unwrap();
+    drop(conn);
+    let admin = token(&setup.config, "ops", "admin");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 2);
+    drop(conn);
+    let out = ferry().args(["snapshots", "--dir"]).arg(setup.root()).args(["list", "--json"]).output().unwrap();
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let s = Server::start(&setup.config);
+    let (status, _) = get(&s, &admin, "/api/v1/snapshots");
+    assert_eq!(status, 200);
+}
+
+/// `tls_cert`/`tls_key`: HTTPS with rustls (curl, with the certificate as its CA).
+#[test]
+fn service_serves_https() {
+    let setup = Setup::new(0.01, "", "[[resource]]\nname = \"users\"\n", "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"");
+    let dir = setup.platform.dir.path();
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout"])
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let admin = token(&setup.config, "ops", "admin");
+    let s = Server::start(&setup.config);
+    assert!(s.base.starts_with("https://"), "{}", s.base);
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(dir.join("cert.pem"))
+        .args(["-H", &format!("Authorization: Bearer {admin}"), &s.url("/api/v1/snapshots")])
+        .output()
+        .unwrap();
+    let body: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(body["total"], 0, "{body}");
+    // Plain HTTP on the TLS port is not served.
+    let plain = Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", &s.url("/healthz").replace("https", "http")]).output().unwrap();
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+}
