@@ -94,10 +94,6 @@ pub struct OutputSection {
     /// Directory that receives one subdirectory per snapshot, relative to the job file;
     /// or "s3://bucket/prefix": each snapshot is uploaded to `prefix/<id>/`, manifest last.
     pub dir: Spanned<String>,
-    /// For `s3://` output: the local directory of the catalog, staging and each
-    /// snapshot's manifest, relative to the job file; default `.ferry-s3/<bucket>/<prefix>`
-    /// beside the job (`ferry serve` points it at its own output root).
-    pub local_dir: Option<Spanned<String>>,
     /// `avro` (default), `csv` or `jsonl`; a resource may override it.
     pub format: Option<Spanned<Format>>,
     /// Gzip each file (default true); a resource may override it.
@@ -119,6 +115,10 @@ pub struct OutputSection {
     pub on_error: Option<OnError>,
     /// Storage price per GiB and month (e.g. 0.023): `ferry plan` shows the cost.
     pub price_per_gib: Option<Spanned<f64>>,
+    /// For `s3://` output: the local directory of the catalog, staging and each
+    /// snapshot's manifest, relative to the job file; default `.ferry-s3/<bucket>/<prefix>`
+    /// beside the job (`ferry serve` points it at its own output root).
+    pub local_dir: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
