@@ -107,7 +107,8 @@ def main():
         for t in threads: t.start()
         for t in threads: t.join()
         # One whole part through the API, then through nginx, same client.
-        _, _, n, api_s = request(host, port, "GET", part["url"], token)
+        st, _, n, api_s = request(host, port, "GET", part["url"], token)
+        assert st == 200 and n == part["bytes"], f"the API answered {st} with {n} bytes"
         path = os.path.join(work, "srv", done["snapshot_id"], part["name"])
         nginx_mbs = float("nan")
         if not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"):
@@ -115,11 +116,19 @@ def main():
         nginx = "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else shutil.which("nginx")
         if nginx:
             conf = f"{work}/nginx.conf"
-            open(conf, "w").write(f"daemon off; pid {work}/nginx.pid; error_log {work}/nginx.err; events {{}}\n"
+            # Workers run as the caller, so they read the same private temporary directory.
+            open(conf, "w").write(f"daemon off; user {os.getenv('USER') or 'root'}; pid {work}/nginx.pid; error_log {work}/nginx.err; events {{}}\n"
                                   f"http {{ access_log off; sendfile on; server {{ listen 127.0.0.1:{port + 1}; root {os.path.dirname(path)}; }} }}\n")
             ng = subprocess.Popen([nginx, "-c", conf], stderr=subprocess.DEVNULL)
-            time.sleep(0.5)
-            _, _, m, ng_s = request(host, port + 1, "GET", "/" + part["name"], None)
+            import socket
+            for _ in range(100):
+                try:
+                    socket.create_connection((host, port + 1), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            st, _, m, ng_s = request(host, port + 1, "GET", "/" + part["name"], None)
+            assert st == 200 and m == part["bytes"], f"nginx answered {st} with {m} bytes"
             ng.send_signal(signal.SIGQUIT); ng.wait()
             nginx_mbs = m / 1e6 / ng_s
         api_mbs = n / 1e6 / api_s
