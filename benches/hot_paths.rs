@@ -64,7 +64,7 @@ fn encoding(c: &mut Criterion) {
                 let mut w = ff.start(std::io::sink()).unwrap();
                 w.append(n, &data).unwrap();
                 w.finish().unwrap();
-            })
+            });
         });
     }
     g.finish();
@@ -82,14 +82,14 @@ fn compression(c: &mut Criterion) {
             let mut gz = flate2::write::GzEncoder::new(std::io::sink(), flate2::Compression::default());
             gz.write_all(&input).unwrap();
             gz.finish().unwrap();
-        })
+        });
     });
     g.bench_function("ferry ParGzip (all cores)", |b| {
         b.iter(|| {
             let mut gz = ParGzip::new(std::io::sink());
             gz.write_all(&input).unwrap();
             gz.finish().unwrap();
-        })
+        });
     });
     g.finish();
 }
@@ -110,7 +110,7 @@ fn tar_writing(c: &mut Criterion) {
             for p in parts {
                 std::fs::remove_file(dir.path().join(p.name)).unwrap();
             }
-        })
+        });
     });
     g.finish();
 }
@@ -153,7 +153,7 @@ fn plugin_boundary(c: &mut Criterion) {
     let totals_wasm = std::path::Path::new(env!("FERRY_PLUGIN_DIR")).join("ferry_example_category_totals.wasm");
     let totals = runtime.load(Origin::Path(totals_wasm.clone()), &std::fs::read(&totals_wasm).unwrap()).unwrap();
     g.bench_function("transaction rows read by a wasm plugin (category totals)", |b| {
-        b.iter(|| runtime.export(&totals, job("category_totals")).unwrap())
+        b.iter(|| runtime.export(&totals, job("category_totals")).unwrap());
     });
     g.finish();
 }

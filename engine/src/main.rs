@@ -125,6 +125,9 @@ fn chain(e: &anyhow::Error) -> String {
 
 fn real_main(process_started: Instant) -> Result<()> {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run { .. }) {
+        cli::quiet_on_closed_stdout();
+    }
     match cli.command {
         Command::Run { job, stats, verbose, progress } => {
             let started = Instant::now();
@@ -188,7 +191,7 @@ fn real_main(process_started: Instant) -> Result<()> {
             let db = out.join("platform.db");
             anyhow::ensure!(!db.exists(), "{} already exists; remove it or choose another --out", db.display());
             let counts = generate_demo(&db, &out.join("blobs"), DemoSpec { seed, scale })?;
-            println!("{} in {:.2}s: {counts:?}", db.display(), started.elapsed().as_secs_f64());
+            println!("{} in {:.2}s: {counts}", db.display(), started.elapsed().as_secs_f64());
             if let Some(url) = postgres {
                 let started = Instant::now();
                 let rows = ferry::source::load_demo_postgres(&db, &url)?;

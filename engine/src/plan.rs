@@ -39,7 +39,7 @@ pub enum PlanError {
     #[error(transparent)]
     Load(#[from] crate::runtime::LoadError),
     #[error("resource `{resource}`: {error}")]
-    Window { resource: String, error: crate::window::WindowError },
+    Window { resource: String, error: window::WindowError },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 }

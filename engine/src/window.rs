@@ -37,6 +37,16 @@ pub struct Bounds {
     pub end: i64,
 }
 
+/// Checks that a window of `months` before `as_of` starts in year 1 or later (the
+/// manifest writes its start in RFC 3339, which has no earlier years).
+pub fn check(as_of: DateTime<Utc>, months: Months) -> Result<(), String> {
+    let Months::Last(n) = months else { return Ok(()) };
+    match as_of.checked_sub_months(chrono::Months::new(n)) {
+        Some(start) if chrono::Datelike::year(&start) >= 1 => Ok(()),
+        _ => Err(format!("months = {n} would start the window before year 1 (as_of is {}); use a later as_of or fewer months", as_of.to_rfc3339())),
+    }
+}
+
 /// Resolves a window against the snapshot's as-of time.
 pub fn resolve(as_of: DateTime<Utc>, months: Months) -> Bounds {
     let start = match months {

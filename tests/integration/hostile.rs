@@ -33,11 +33,11 @@ fn users_in(p: &Platform) -> u64 {
     conn.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0)).unwrap() as u64
 }
 
-fn manifest(dir: &Path) -> serde_json::Value {
+fn manifest(dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
 }
 
-fn resource<'a>(m: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+fn resource<'a>(m: &'a Value, name: &str) -> &'a Value {
     m["resources"].as_array().unwrap().iter().find(|r| r["name"] == name).unwrap_or_else(|| panic!("no {name} in {m}"))
 }
 
@@ -55,7 +55,7 @@ fn avro_records(path: &Path) -> usize {
 
 /// Asserts a published snapshot's `users` resource is whole: its file is there, its
 /// sha256 and size are the manifest's, and it decodes to every user of the source.
-fn assert_users_intact(p: &Platform, dir: &Path, m: &serde_json::Value) {
+fn assert_users_intact(p: &Platform, dir: &Path, m: &Value) {
     let users = resource(m, "users");
     assert!(users["error"].is_null(), "users failed: {users}");
     let file = &users["files"][0];

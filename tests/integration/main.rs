@@ -9,6 +9,7 @@ mod demo_platform;
 mod end_to_end;
 mod formats;
 mod job_errors;
+mod hardening;
 mod hostile;
 mod packaging;
 mod postgres;

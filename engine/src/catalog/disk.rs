@@ -206,6 +206,45 @@ fn check(dir: &Path, text: &[u8]) -> Result<PublishedSnapshot, String> {
     })
 }
 
+/// Who a published snapshot is, from its manifest: enough to record it again in a
+/// catalog that lost it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Identity {
+    pub snapshot_id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub as_of: String,
+    #[serde(default)]
+    pub created_at: String,
+    #[serde(default)]
+    pub resources: Vec<Named>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Named {
+    pub name: String,
+}
+
+/// The largest manifest the catalog reads back; ferry's own are far smaller.
+const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
+/// The identity in `dir/manifest.json`, when it is a regular file of a sane size that
+/// names this very directory.
+pub fn identity(dir: &Path) -> Option<Identity> {
+    use std::io::Read as _;
+    let path = dir.join("manifest.json");
+    if !std::fs::symlink_metadata(&path).ok()?.is_file() {
+        return None;
+    }
+    let mut text = Vec::new();
+    std::fs::File::open(&path).ok()?.take(MAX_MANIFEST_BYTES).read_to_end(&mut text).ok()?;
+    let id: Identity = serde_json::from_slice(&text).ok()?;
+    (dir.file_name()? == id.snapshot_id.as_str()).then_some(id)
+}
+
 /// Removes `.deleting-*` directories a crash left behind mid-delete.
 pub fn remove_leftover_deletes(root: &Path) {
     let Ok(entries) = std::fs::read_dir(root) else { return };

@@ -19,6 +19,8 @@ mod recorder;
 mod service;
 
 pub use disk::{PublishedSnapshot, inspect_published};
+
+use disk::Identity;
 pub use recorder::Recorder;
 pub use service::{NewRequest, RequestRecord, RequestState, Role, TokenRecord};
 
@@ -45,6 +47,10 @@ pub enum CatalogError {
     CreateRoot { path: PathBuf, source: std::io::Error },
     #[error("cannot open the snapshot catalog {path}: {source}; check that the output directory is writable{}", io_hint(source))]
     Open { path: PathBuf, source: rusqlite::Error },
+    #[error("the snapshot catalog {path} is not a file (a directory?); move it aside: ferry then rebuilds the catalog from the snapshots' manifests")]
+    NotAFile { path: PathBuf },
+    #[error("the snapshot catalog {path} is not a readable SQLite database (corrupt or overwritten: {source}); move it aside (`mv {path} {path}.bad`): ferry then rebuilds the catalog from the snapshots' manifests")]
+    Corrupt { path: PathBuf, source: rusqlite::Error },
     #[error("no snapshot catalog at {path}; run a job whose `[output] dir` is {}, or pass the right --dir", path.parent().map(|p| p.display().to_string()).unwrap_or_default())]
     Missing { path: PathBuf },
     #[error("snapshot catalog {path}: {source}{}", io_hint(source))]
@@ -67,6 +73,11 @@ pub enum CatalogError {
     TokenExists { name: String },
     #[error("no active token named {name:?}; `ferry tokens list` shows the names")]
     NoToken { name: String },
+}
+
+/// SQLite's answer for a file that is not a database, or a damaged one.
+fn is_not_a_database(e: &rusqlite::Error) -> bool {
+    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt))
 }
 
 /// SQLite says "disk I/O error" for a full disk or a file-size limit alike; say what to check.
@@ -190,15 +201,22 @@ fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&Utc))
 }
 
+/// `t + d`, saturating at the latest time chrono holds: callers refuse retentions over
+/// [`crate::job::MAX_RETENTION`], and an out-of-range sum must still never panic.
 fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+    chrono::Duration::from_std(d).ok().and_then(|d| t.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
+
+
 
 /// An open catalog.
 pub struct Catalog {
     root: PathBuf,
     path: PathBuf,
     conn: Connection,
+    /// Snapshots found on disk that the catalog had no record of, recorded again from
+    /// their manifests by [`Catalog::reconcile`].
+    rebuilt: Vec<String>,
 }
 
 const SCHEMA: &str = "
@@ -267,14 +285,19 @@ impl Catalog {
     pub fn open(root: &Path) -> Result<Catalog, CatalogError> {
         let path = root.join(CATALOG_FILE);
         std::fs::create_dir_all(root).map_err(|source| CatalogError::CreateRoot { path: root.into(), source })?;
+        if path.symlink_metadata().is_ok_and(|m| !m.is_file()) {
+            return Err(CatalogError::NotAFile { path });
+        }
         Self::connect(root, path)
     }
 
     /// Opens the catalog of an output root that must already have one.
     pub fn open_existing(root: &Path) -> Result<Catalog, CatalogError> {
         let path = root.join(CATALOG_FILE);
-        if !path.is_file() {
-            return Err(CatalogError::Missing { path });
+        match path.symlink_metadata() {
+            Err(_) => return Err(CatalogError::Missing { path }),
+            Ok(m) if !m.is_file() => return Err(CatalogError::NotAFile { path }),
+            Ok(_) => {}
         }
         Self::connect(root, path)
     }
@@ -293,6 +316,7 @@ impl Catalog {
                 {
                     std::thread::sleep(Duration::from_millis(20));
                 }
+                Err(CatalogError::Open { path, source }) if is_not_a_database(&source) => return Err(CatalogError::Corrupt { path, source }),
                 other => return other,
             }
         }
@@ -320,7 +344,7 @@ impl Catalog {
         tx.execute_batch(service::SCHEMA).map_err(open)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(open)?;
         tx.commit().map_err(open)?;
-        Ok(Catalog { root: root.into(), path, conn })
+        Ok(Catalog { root: root.into(), path, conn, rebuilt: Vec::new() })
     }
 
     pub fn path(&self) -> &Path {
@@ -473,6 +497,7 @@ impl Catalog {
     /// failed with the reason, and its staging directory removed. Also finishes deletes
     /// a crash interrupted. Returns the ids it settled.
     pub fn reconcile(&mut self) -> Result<Vec<String>, CatalogError> {
+        self.rebuild_lost()?;
         let mut stmt = self
             .conn
             .prepare("SELECT id, pid, pid_start FROM snapshots WHERE status IN ('pending', 'in_progress')")
@@ -490,7 +515,7 @@ impl Catalog {
             }
             let now = timestamp(Utc::now());
             let who = pid.map(|p| format!("ferry process {p}")).unwrap_or_else(|| "its ferry process".into());
-            match disk::inspect_published(&self.root.join(&id)) {
+            match inspect_published(&self.root.join(&id)) {
                 Some(Ok(published)) => self.complete(&id, &published, &format!("{who} stopped after publishing; found whole on disk"))?,
                 other => {
                     let why = match other {
@@ -505,6 +530,74 @@ impl Catalog {
         }
         disk::remove_leftover_deletes(&self.root);
         Ok(settled)
+    }
+
+    /// Snapshot ids this catalog recorded again from their manifests (see
+    /// [`Catalog::reconcile`]): a catalog that was emptied or replaced lost them.
+    pub fn rebuilt(&self) -> &[String] {
+        &self.rebuilt
+    }
+
+    /// Records again every published snapshot directory the catalog has no record of: a
+    /// `catalog.db` that was emptied or replaced must not hide snapshots from `list`,
+    /// `delete` and `purge`. Each comes back completed (failed when its files do not
+    /// match its manifest) with the default retention, and its history says why.
+    fn rebuild_lost(&mut self) -> Result<(), CatalogError> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else { return Ok(()) };
+        let known: std::collections::HashSet<String> = {
+            let mut stmt = self.conn.prepare("SELECT id FROM snapshots").map_err(self.sql())?;
+            stmt.query_map([], |r| r.get(0)).and_then(|rows| rows.collect::<Result<_, _>>()).map_err(self.sql())?
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || known.contains(&name) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let dir = entry.path();
+            let Some(identity) = disk::identity(&dir) else { continue };
+            let published = inspect_published(&dir);
+            self.record_found(&identity, published)?;
+            self.rebuilt.push(identity.snapshot_id);
+        }
+        Ok(())
+    }
+
+    fn record_found(&mut self, id: &Identity, published: Option<Result<PublishedSnapshot, String>>) -> Result<(), CatalogError> {
+        let now = timestamp(Utc::now());
+        let created = if parse_time(&id.created_at).is_some() { id.created_at.clone() } else { now.clone() };
+        let new = NewSnapshot {
+            id: id.snapshot_id.clone(),
+            name: id.name.clone(),
+            description: id.description.clone(),
+            resources: id.resources.iter().map(|r| r.name.clone()).collect(),
+            as_of: id.as_of.clone(),
+            retention: crate::job::DEFAULT_RETENTION,
+            job: None,
+        };
+        let expires = timestamp(add(parse_time(&created).unwrap_or_else(Utc::now), crate::job::DEFAULT_RETENTION));
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO snapshots (id, name, description, status, resources, as_of, created_at, retention_seconds, expires_at) \
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    new.id,
+                    new.name,
+                    new.description,
+                    serde_json::to_string(&new.resources).unwrap_or_default(),
+                    new.as_of,
+                    created,
+                    new.retention.as_secs() as i64,
+                    expires
+                ],
+            )?;
+            Ok(())
+        })?;
+        let why = "rebuilt from its manifest: the catalog had no record of it (catalog.db emptied or replaced?); retention set to the default 30 days";
+        match published {
+            Some(Ok(p)) => self.complete(&new.id, &p, why),
+            Some(Err(reason)) => self.fail_at(&new.id, &format!("{why}; its files do not match its manifest ({reason})"), &now),
+            None => self.fail_at(&new.id, why, &now),
+        }
     }
 
     fn insert_pending(&mut self, new: &NewSnapshot) -> Result<(), CatalogError> {
@@ -667,12 +760,16 @@ impl Catalog {
             .list(false)?
             .into_iter()
             .filter(|r| matches!(r.status, SnapshotStatus::Completed | SnapshotStatus::Failed))
-            .filter(|r| {
+            .filter_map(|mut r| {
                 let expiry = match retention {
                     Some(d) => r.completed_at.as_deref().or(Some(&r.created_at)).and_then(parse_time).map(|t| add(t, d)),
                     None => parse_time(&r.expires_at),
-                };
-                expiry.is_some_and(|e| now >= e)
+                }?;
+                // The expiry that applied, not the one the snapshot was recorded with.
+                if retention.is_some() {
+                    r.expires_at = timestamp(expiry);
+                }
+                (now >= expiry).then_some(r)
             })
             .collect())
     }

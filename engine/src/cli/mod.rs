@@ -30,3 +30,23 @@ pub fn clean_path(path: &std::path::Path) -> std::path::PathBuf {
 pub fn short_time(t: &str) -> String {
     t.get(..19).map(|s| s.replace('T', " ")).unwrap_or_else(|| t.into())
 }
+
+/// Text from a job or a catalog, safe to print on a terminal: control characters (ANSI
+/// escapes, newlines, carriage returns) are shown escaped (`\u{1b}`, `\n`) instead of
+/// steering the terminal or faking extra lines.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect::<String>().into()
+}
+
+/// Lets a closed stdout end the process quietly, as it ends `cat` or `ls`: Rust ignores
+/// SIGPIPE, so `ferry snapshots list | head -1` made the next `println!` panic. Only for
+/// commands that just print; a run keeps SIGPIPE ignored and reports failed writes.
+pub fn quiet_on_closed_stdout() {
+    // SAFETY: restoring a signal's default disposition, before any other thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}

@@ -4,14 +4,14 @@ use anyhow::Result;
 
 use ferry::plan::{Basis, DEFAULT_BYTES_PER_RECORD, DEFAULT_RECORDS_PER_SECOND, Plan, human_duration};
 
-use super::{count, size};
+use super::{count, printable, size};
 
 pub fn print(plan: &Plan, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(plan)?);
         return Ok(());
     }
-    println!("plan for `{}` as of {} into {}", plan.name, plan.as_of, plan.output_dir.display());
+    println!("plan for `{}` as of {} into {}", printable(&plan.name), plan.as_of, plan.output_dir.display());
     println!("{:<22} {:<22} {:>12} {:>11} {:>6} {:>10}  window", "resource", "plugin", "rows", "est. size", "files", "est. time");
     for r in &plan.resources {
         println!(

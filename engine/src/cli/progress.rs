@@ -186,11 +186,11 @@ impl Progress for Display {
         }
         match (self.mode, outcome) {
             (Mode::Json, Ok((records, bytes))) => {
-                self.json(json!({"event": "done", "resource": resource, "records": records, "bytes": bytes, "seconds": seconds}))
+                self.json(json!({"event": "done", "resource": resource, "records": records, "bytes": bytes, "seconds": seconds}));
             }
             (Mode::Json, Err(e)) => self.json(json!({"event": "failed", "resource": resource, "error": e, "seconds": seconds})),
             (Mode::Plain, Ok((records, bytes))) => {
-                self.line(&format!("[{resource}] done: {} records, {} written in {seconds:.1}s", HumanCount(records), HumanBytes(bytes)))
+                self.line(&format!("[{resource}] done: {} records, {} written in {seconds:.1}s", HumanCount(records), HumanBytes(bytes)));
             }
             // The run's error report says why.
             (Mode::Plain, Err(_)) => self.line(&format!("[{resource}] failed after {seconds:.1}s")),

@@ -11,7 +11,7 @@ use serde_json::json;
 use ferry::catalog::{Catalog, SnapshotRecord, SnapshotStatus};
 use ferry::job::{Job, parse_duration};
 
-use super::{count, short_time, size};
+use super::{count, printable, short_time, size};
 
 #[derive(Args)]
 pub struct SnapshotsArgs {
@@ -76,6 +76,15 @@ pub fn main(args: SnapshotsArgs) -> Result<()> {
         (None, None) => anyhow::bail!("say which output root: --dir OUTPUT_DIR, or --job JOB.toml to use its `[output] dir`"),
     };
     let mut catalog = Catalog::open_existing(&root)?;
+    catalog.reconcile()?;
+    if !catalog.rebuilt().is_empty() {
+        eprintln!(
+            "note: the catalog {} had no record of {} snapshot(s) on disk ({}); they were recorded again from their manifests",
+            catalog.path().display(),
+            catalog.rebuilt().len(),
+            catalog.rebuilt().join(", ")
+        );
+    }
     match args.action {
         Action::List { json, all } => {
             catalog.reconcile()?;
@@ -99,7 +108,7 @@ pub fn main(args: SnapshotsArgs) -> Result<()> {
                 print_record(&r);
                 println!("history:");
                 for h in history {
-                    println!("  {}  {:<11} {}", short_time(&h.at), h.event, h.detail.unwrap_or_default());
+                    println!("  {}  {:<11} {}", short_time(&h.at), h.event, printable(&h.detail.unwrap_or_default()));
                 }
             }
         }
@@ -137,7 +146,7 @@ pub fn main(args: SnapshotsArgs) -> Result<()> {
                 None => Utc::now(),
             };
             let retention = match retention {
-                Some(r) => Some(parse_duration(&r).map_err(|e| anyhow::anyhow!("--retention: {e}"))?),
+                Some(r) => Some(parse_duration(&r).and_then(ferry::job::check_retention).map_err(|e| anyhow::anyhow!("--retention: {e}"))?),
                 None => job.as_ref().map(|j| j.retention),
             };
             let rows = if dry_run { catalog.expired(now, retention)? } else { catalog.purge(now, retention)? };
@@ -147,7 +156,7 @@ pub fn main(args: SnapshotsArgs) -> Result<()> {
             } else {
                 let verb = if dry_run { "would delete" } else { "deleted" };
                 for r in &rows {
-                    println!("{verb} {} {:<20} {:<10} expired {}", r.id, r.name, r.status.as_str(), short_time(&r.expires_at));
+                    println!("{verb} {} {:<20} {:<10} expired {}", r.id, printable(&r.name), r.status.as_str(), short_time(&r.expires_at));
                 }
                 let freed: u64 = rows.iter().filter_map(|r| r.bytes).sum();
                 println!("{} {} snapshot(s), {}", verb, rows.len(), size(freed));
@@ -189,7 +198,7 @@ fn print_table(rows: &[SnapshotRecord]) {
         println!(
             "{:<36}  {:<14} {:<12} {:>10} {:>6} {:>10}  {:<19}  {:<19}",
             r.id,
-            truncate(&r.name, 14),
+            truncate(&printable(&r.name), 14),
             status_text(r),
             opt(r.records, count),
             opt(r.files, count),
@@ -210,13 +219,13 @@ fn truncate(s: &str, n: usize) -> String {
 fn print_record(r: &SnapshotRecord) {
     let line = |k: &str, v: &str| println!("{k:<12} {v}");
     line("id", &r.id);
-    line("name", &r.name);
+    line("name", &printable(&r.name));
     if let Some(d) = &r.description {
-        line("description", d);
+        line("description", &printable(d));
     }
     line("status", &status_text(r));
     if let Some(e) = &r.error {
-        line("error", e);
+        line("error", &printable(e));
     }
     line("resources", &r.resources.join(", "));
     if let Some(n) = r.records {

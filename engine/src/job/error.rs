@@ -7,6 +7,12 @@ use std::path::PathBuf;
 pub enum JobError {
     #[error("cannot read job file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    #[error("job file {path} is {kind}; give the path of a TOML job file")]
+    NotAFile { path: PathBuf, kind: &'static str },
+    #[error("job file {path} is larger than {max} bytes; a job file is a page of settings, check the path")]
+    TooLarge { path: PathBuf, max: u64 },
+    #[error("job file {path} is not UTF-8 text (invalid byte at offset {offset}); save it as UTF-8")]
+    NotUtf8 { path: PathBuf, offset: usize },
     #[error("{0}")]
     Invalid(Box<Invalid>),
 }
@@ -56,7 +62,7 @@ impl JobError {
     pub fn invalid(&self) -> Option<&Invalid> {
         match self {
             JobError::Invalid(i) => Some(i),
-            JobError::Read { .. } => None,
+            _ => None,
         }
     }
 }

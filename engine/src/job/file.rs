@@ -56,8 +56,9 @@ pub struct SnapshotSection {
     pub name: Spanned<String>,
     /// A longer description, kept in the manifest.
     pub description: Option<String>,
-    /// The point in time the snapshot represents (RFC 3339); default: now, UTC.
-    pub as_of: Option<Spanned<String>>,
+    /// The point in time the snapshot represents: an RFC 3339 string, or a TOML offset
+    /// date-time, in years 1 to 9999; default: now, UTC.
+    pub as_of: Option<Spanned<toml::Value>>,
     /// How long the snapshot is kept before `ferry snapshots purge` removes it
     /// ("30d", "12h"); default 30 days.
     pub retention: Option<Spanned<String>>,
@@ -101,7 +102,7 @@ pub struct OutputSection {
     /// Avro block codec: `null` (default), `deflate`, `snappy` or `zstd`.
     pub codec: Option<AvroCodec>,
     /// Split a resource into numbered files of at most this many records.
-    pub max_records_per_file: Option<u64>,
+    pub max_records_per_file: Option<Spanned<u64>>,
     /// Split a resource into numbered files of about this size ("512MiB"); a file is
     /// closed at the first block boundary past it.
     pub max_bytes_per_file: Option<Spanned<String>>,
@@ -144,7 +145,7 @@ pub struct ResourceSection {
     /// Overrides `output.codec`.
     pub codec: Option<AvroCodec>,
     /// Overrides `output.max_records_per_file`.
-    pub max_records_per_file: Option<u64>,
+    pub max_records_per_file: Option<Spanned<u64>>,
     /// Overrides `output.max_bytes_per_file`.
     pub max_bytes_per_file: Option<Spanned<String>>,
     /// Time window for resources that have one (transactions): 1, 2, 3, 6, 12 or 24
@@ -194,14 +195,12 @@ impl JobFile {
         }
         let as_of = match &self.snapshot.as_of {
             None => Utc::now(),
-            Some(s) => DateTime::parse_from_rfc3339(s.get_ref()).map(|t| t.with_timezone(&Utc)).map_err(|e| {
-                err(s.span(), "snapshot.as_of", format!("{:?} is not an RFC 3339 time ({e})", s.get_ref()), Some("write it like \"2026-03-31T14:30:22Z\""))
-            })?,
+            Some(v) => parse_as_of(v.get_ref()).map_err(|m| err(v.span(), "snapshot.as_of", m, Some("write it like \"2026-03-31T14:30:22Z\", in years 1 to 9999")))?,
         };
 
         let retention = match &self.snapshot.retention {
             None => super::DEFAULT_RETENTION,
-            Some(r) => match parse_duration(r.get_ref()) {
+            Some(r) => match parse_duration(r.get_ref()).and_then(super::check_retention) {
                 Ok(d) if !d.is_zero() => d,
                 Ok(_) => return Err(err(r.span(), "snapshot.retention", "is 0".into(), Some("keep snapshots for a positive time, e.g. retention = \"30d\""))),
                 Err(m) => return Err(err(r.span(), "snapshot.retention", m, None)),
@@ -234,6 +233,9 @@ impl JobFile {
         };
         if self.source.demo.is_some() && postgres.is_some() {
             return Err(JobError::at(path, text, None, "source.demo", "cannot generate into PostgreSQL on a run", Some("load the demo with `ferry demo --out DIR --postgres URL` first, then remove [source.demo]".into())));
+        }
+        if let (Some(sq), true) = (&self.source.sqlite, sqlite.is_dir()) {
+            return Err(err(sq.span(), "source.sqlite", format!("{} is a directory, not a database file", sqlite.display()), Some("name the SQLite file itself, e.g. \"demo/platform.db\"")));
         }
         if let (Some(sq), true) = (&self.source.sqlite, demo.is_none() && !sqlite.is_file()) {
             return Err(err(
@@ -274,8 +276,8 @@ impl JobFile {
         }
 
         let default_limits = Limits::default();
-        let job_memory = parse_limit(&self.limits.memory, "limits.memory", parse_size, &err)?.unwrap_or(default_limits.memory_bytes);
-        let job_time = parse_limit(&self.limits.time, "limits.time", parse_duration, &err)?.unwrap_or(default_limits.time);
+        let job_memory = parse_limit(&self.limits.memory, "limits.memory", parse_memory, &err)?.unwrap_or(default_limits.memory_bytes);
+        let job_time = parse_limit(&self.limits.time, "limits.time", parse_time_limit, &err)?.unwrap_or(default_limits.time);
         let format = self.output.format.as_ref().map(|f| *f.get_ref()).unwrap_or(Format::Avro);
         let gzip = self.output.gzip.unwrap_or(true);
         let codec = self.output.codec.unwrap_or(AvroCodec::Null);
@@ -288,11 +290,13 @@ impl JobFile {
             Archive::Tar => Some(part_size),
             Archive::None => None,
         };
-        let max_bytes = parse_limit(&self.output.max_bytes_per_file, "output.max_bytes_per_file", parse_size, &err)?;
-        let max_records = self.output.max_records_per_file;
-        if max_records == Some(0) {
-            return Err(JobError::at(path, text, None, "output.max_records_per_file", "is 0", Some("use a positive number, or leave it out for one file per resource".into())));
-        }
+        let max_bytes = parse_limit(&self.output.max_bytes_per_file, "output.max_bytes_per_file", parse_file_size, &err)?;
+        let max_records = match &self.output.max_records_per_file {
+            Some(n) if *n.get_ref() == 0 => {
+                return Err(err(n.span(), "output.max_records_per_file", "is 0".into(), Some("use a positive number, or leave it out for one file per resource")));
+            }
+            n => n.as_ref().map(|n| *n.get_ref()),
+        };
 
         if self.resources.is_empty() {
             return Err(JobError::at(path, text, None, "resource", "the job exports nothing", Some(format!("add a [[resource]] table with name = one of: {}", builtin_names().collect::<Vec<_>>().join(", ")))));
@@ -322,20 +326,24 @@ impl JobFile {
                     return Err(err(r.name.span(), &key("name"), format!("no built-in plugin exports {rname:?}"), Some(&format!("built-ins are: {}; or set `plugin = \"path/to/plugin.wasm\"`", builtin_names().collect::<Vec<_>>().join(", ")))));
                 }
             };
-            let memory_bytes = parse_limit(&r.memory_limit, &key("memory_limit"), parse_size, &err)?.unwrap_or(job_memory);
-            let time = parse_limit(&r.time_limit, &key("time_limit"), parse_duration, &err)?.unwrap_or(job_time);
+            let memory_bytes = parse_limit(&r.memory_limit, &key("memory_limit"), parse_memory, &err)?.unwrap_or(job_memory);
+            let time = parse_limit(&r.time_limit, &key("time_limit"), parse_time_limit, &err)?.unwrap_or(job_time);
             let months = r
                 .months
                 .as_ref()
-                .map(|m| Months::parse(m.get_ref()).map_err(|msg| err(m.span(), &key("months"), msg, Some("MX offers the past 1, 2, 3, 6, 12 or 24 months, or all transactions"))))
+                .map(|m| {
+                    Months::parse(m.get_ref())
+                        .and_then(|months| crate::window::check(as_of, months).map(|_| months))
+                        .map_err(|msg| err(m.span(), &key("months"), msg, Some("MX offers the past 1, 2, 3, 6, 12 or 24 months, or all transactions")))
+                })
                 .transpose()?;
             let split = Split {
-                max_records: match r.max_records_per_file {
-                    Some(0) => return Err(err(r.name.span(), &key("max_records_per_file"), "is 0".into(), Some("use a positive number"))),
-                    Some(n) => Some(n),
+                max_records: match &r.max_records_per_file {
+                    Some(n) if *n.get_ref() == 0 => return Err(err(n.span(), &key("max_records_per_file"), "is 0".into(), Some("use a positive number"))),
+                    Some(n) => Some(*n.get_ref()),
                     None => max_records,
                 },
-                max_bytes: parse_limit(&r.max_bytes_per_file, &key("max_bytes_per_file"), parse_size, &err)?.or(max_bytes),
+                max_bytes: parse_limit(&r.max_bytes_per_file, &key("max_bytes_per_file"), parse_file_size, &err)?.or(max_bytes),
             };
             resources.push(ResourceSpec {
                 name: rname,
@@ -377,4 +385,50 @@ type ErrFn<'a> = dyn Fn(std::ops::Range<usize>, &str, String, Option<&str>) -> J
 
 fn parse_limit<T>(value: &Option<Spanned<String>>, key: &str, parse: fn(&str) -> Result<T, String>, err: &ErrFn) -> Result<Option<T>, JobError> {
     value.as_ref().map(|v| parse(v.get_ref()).map_err(|m| err(v.span(), key, m, None))).transpose()
+}
+
+/// `as_of`: an RFC 3339 string or a TOML offset date-time, in years 1 to 9999 (what RFC
+/// 3339 can write), not a leap second (the window's end would then differ from as_of).
+fn parse_as_of(value: &toml::Value) -> Result<DateTime<Utc>, String> {
+    let text = match value {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Datetime(d) if d.offset.is_none() || d.date.is_none() || d.time.is_none() => {
+            return Err(format!("{d} has no date, time or time zone; a snapshot's as_of needs all three (\"Z\" for UTC)"));
+        }
+        toml::Value::Datetime(d) => d.to_string(),
+        other => return Err(format!("is not a time (a TOML {})", other.type_str())),
+    };
+    let t = DateTime::parse_from_rfc3339(&text).map_err(|e| format!("{text:?} is not an RFC 3339 time ({e})"))?;
+    if t.timestamp_subsec_nanos() >= 1_000_000_000 {
+        return Err(format!("{text:?} is a leap second, which has no place in a window's microseconds; use the second before or after it"));
+    }
+    let t = t.with_timezone(&Utc);
+    if !(1..=9999).contains(&chrono::Datelike::year(&t)) {
+        return Err(format!("{text:?} is in UTC year {}, outside years 1 to 9999", chrono::Datelike::year(&t)));
+    }
+    Ok(t)
+}
+
+/// A plugin's memory cap: 0 leaves no room to start any plugin.
+fn parse_memory(text: &str) -> Result<u64, String> {
+    match parse_size(text)? {
+        0 => Err(format!("{text:?} is 0 bytes, too little to start any plugin; use at least \"16MiB\" (the default is \"256MiB\")")),
+        n => Ok(n),
+    }
+}
+
+/// An export's time limit: 0 would stop every export before it starts.
+fn parse_time_limit(text: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!("{text:?} is no time at all; use a positive limit such as \"90s\" (the default is \"30m\")")),
+        d => Ok(d),
+    }
+}
+
+/// `max_bytes_per_file`: 0 would give a file per block.
+fn parse_file_size(text: &str) -> Result<u64, String> {
+    match parse_size(text)? {
+        0 => Err(format!("{text:?} is 0 bytes; use a size such as \"512MiB\", or leave it out for one file per resource")),
+        n => Ok(n),
+    }
 }

@@ -25,6 +25,17 @@ use crate::window::Months;
 
 /// How long a snapshot is kept when the job does not say (ION and MX both keep 30 days).
 pub const DEFAULT_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+/// The longest retention ferry accepts: 100 years (36500 days). Longer ones overflowed
+/// the expiry's date arithmetic or stored expiries past year 9999, beyond RFC 3339.
+pub const MAX_RETENTION: std::time::Duration = std::time::Duration::from_secs(36_500 * 24 * 3600);
+
+/// Checks a retention against [`MAX_RETENTION`]; the message names the value.
+pub fn check_retention(d: std::time::Duration) -> Result<std::time::Duration, String> {
+    if d > MAX_RETENTION {
+        return Err(format!("{} days is longer than ferry keeps snapshots (at most 36500 days, 100 years)", d.as_secs() / 86_400));
+    }
+    Ok(d)
+}
 
 /// What `on_error` says to do when a resource fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -163,9 +174,32 @@ pub struct ResourceSpec {
 impl Job {
     /// Reads and validates a job file.
     pub fn load(path: &Path) -> Result<Job, JobError> {
-        let text = std::fs::read_to_string(path).map_err(|source| JobError::Read { path: path.into(), source })?;
+        let text = read_job_text(path)?;
         JobFile::parse(path, &text)?.build(path, &text)
     }
+}
+
+/// The largest job file ferry reads: a job is a page of settings, so anything bigger is
+/// a mistake (or `/dev/zero`), refused before it fills memory.
+pub const MAX_JOB_FILE_BYTES: u64 = 1 << 20;
+
+/// A job file's text: a regular file (not a FIFO, device or directory, which would block
+/// or never end), at most [`MAX_JOB_FILE_BYTES`], UTF-8.
+fn read_job_text(path: &Path) -> Result<String, JobError> {
+    use std::io::Read as _;
+    let read_err = |source| JobError::Read { path: path.into(), source };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if !meta.is_file() {
+        let kind = if meta.is_dir() { "a directory" } else { "not a regular file (a device, FIFO or socket)" };
+        return Err(JobError::NotAFile { path: path.into(), kind });
+    }
+    let mut bytes = Vec::new();
+    // Read through a bound too: the file may grow between the check and the read.
+    std::fs::File::open(path).and_then(|f| f.take(MAX_JOB_FILE_BYTES + 1).read_to_end(&mut bytes)).map_err(read_err)?;
+    if bytes.len() as u64 > MAX_JOB_FILE_BYTES {
+        return Err(JobError::TooLarge { path: path.into(), max: MAX_JOB_FILE_BYTES });
+    }
+    String::from_utf8(bytes).map_err(|e| JobError::NotUtf8 { path: path.into(), offset: e.utf8_error().valid_up_to() })
 }
 
 #[cfg(test)]

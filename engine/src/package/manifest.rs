@@ -50,8 +50,9 @@ pub struct ArchiveEntry {
 pub struct ResourceEntry {
     pub name: String,
     pub plugin: PluginEntry,
-    /// The Avro schema of the records (parsing canonical form).
-    pub schema: serde_json::Value,
+    /// The Avro schema of the records, as the plugin declared it (kept as its JSON text:
+    /// a job of thousands of resources holds thousands of schemas until the manifest).
+    pub schema: Box<serde_json::value::RawValue>,
     pub format: String,
     /// Avro block codec (`null` when the file is gzipped whole).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -137,7 +138,7 @@ impl ResourceEntry {
         ResourceEntry {
             name: name.into(),
             plugin,
-            schema: serde_json::from_str(schema_json).unwrap_or(serde_json::Value::Null),
+            schema: serde_json::value::RawValue::from_string(schema_json.to_string()).unwrap_or_else(|_| null_schema()),
             format: format.extension().into(),
             codec: (format == crate::formats::Format::Avro).then(|| codec.into()),
             gzip,
@@ -155,6 +156,10 @@ impl ResourceEntry {
         self.files.clear();
         self.records = 0;
     }
+}
+
+fn null_schema() -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string("null".into()).expect("null is JSON")
 }
 
 /// Records in each file entry the tar part that holds it, and returns the parts as the

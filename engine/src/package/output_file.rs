@@ -25,7 +25,6 @@ struct Hashed<W> {
     inner: W,
     hasher: Sha256,
     bytes: u64,
-    written: Arc<AtomicU64>,
 }
 
 impl<W: Write> Write for Hashed<W> {
@@ -33,7 +32,6 @@ impl<W: Write> Write for Hashed<W> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
         self.bytes += n as u64;
-        self.written.store(self.bytes, Ordering::Relaxed);
         Ok(n)
     }
 
@@ -54,21 +52,23 @@ pub struct OutputFile {
     path: PathBuf,
     chain: Chain,
     uncompressed: u64,
-    written: Arc<AtomicU64>,
+    /// `uncompressed`, shared: what a file splitter reads to cut files.
+    encoded: Arc<AtomicU64>,
 }
 
 impl OutputFile {
     pub fn create(path: &Path, gzip: bool) -> io::Result<Self> {
         let file = File::create(path)?;
-        let written = Arc::new(AtomicU64::new(0));
-        let hashed = Hashed { inner: BufWriter::with_capacity(256 * 1024, file), hasher: Sha256::new(), bytes: 0, written: written.clone() };
+        let hashed = Hashed { inner: BufWriter::with_capacity(256 * 1024, file), hasher: Sha256::new(), bytes: 0 };
         let chain = if gzip { Chain::Gzip(ParGzip::new(hashed)) } else { Chain::Plain(hashed) };
-        Ok(OutputFile { path: path.into(), chain, uncompressed: 0, written })
+        Ok(OutputFile { path: path.into(), chain, uncompressed: 0, encoded: Arc::new(AtomicU64::new(0)) })
     }
 
-    /// Bytes handed to the file so far (compressed; the compressor may hold a little more).
-    pub fn written(&self) -> Arc<AtomicU64> {
-        self.written.clone()
+    /// Bytes handed to the file so far, before gzip. Counted as they are written, on the
+    /// writer's thread, so the same input gives the same count at every point; the
+    /// compressed count depends on which gzip members the worker threads have finished.
+    pub fn encoded(&self) -> Arc<AtomicU64> {
+        self.encoded.clone()
     }
 
     pub fn finish(self) -> io::Result<FileStats> {
@@ -90,6 +90,7 @@ impl Write for OutputFile {
             Chain::Gzip(gz) => gz.write(buf)?,
         };
         self.uncompressed += n as u64;
+        self.encoded.store(self.uncompressed, Ordering::Relaxed);
         Ok(n)
     }
 

@@ -1,6 +1,11 @@
 //! The files of one resource: one file, or numbered files split by record count and
 //! size (`transactions-00001.avro.gz`, ...). Every file is complete on its own (its own
 //! Avro header or CSV header), and a file is cut only between records.
+//!
+//! The size cut counts the bytes the format wrote, before gzip: that count is the same
+//! on every run, where the compressed size at a given record depends on which gzip
+//! members the worker threads have finished (issue 22: 12, 11 and 12 files from three
+//! runs of one job).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,8 +40,12 @@ struct Current {
     name: String,
     writer: Box<dyn DatumWriter<OutputFile>>,
     records: u64,
-    written: Arc<AtomicU64>,
+    /// Bytes the format handed to the file, before gzip.
+    encoded: Arc<AtomicU64>,
 }
+
+/// How many datum bytes go to a file between two checks of its size.
+const SLICE_BYTES: usize = 64 * 1024;
 
 type OnClose = Box<dyn FnMut(&str) + Send>;
 
@@ -69,9 +78,9 @@ impl ResourceFiles {
             let names = FileNames::new(&self.resource, self.format.format.extension(), self.gzip);
             let name = if self.split.is_split() { names.numbered(self.done.len() + 1) } else { names.whole() };
             let file = OutputFile::create(&self.dir.join(&name), self.gzip)?;
-            let written = file.written();
+            let encoded = file.encoded();
             let writer = self.format.start(file)?;
-            self.current = Some(Current { name, writer, records: 0, written });
+            self.current = Some(Current { name, writer, records: 0, encoded });
         }
         Ok(self.current.as_mut().expect("just opened"))
     }
@@ -94,13 +103,19 @@ impl ResourceFiles {
         while first < count {
             let cur = self.open()?;
             let room = max_records - cur.records;
-            let take = room.min((count - first) as u64) as u32;
+            let mut take = room.min((count - first) as u64) as u32;
             let start = if first == 0 { 0 } else { ends[first as usize - 1] as usize };
+            if max_bytes != u64::MAX {
+                // Checked at least every SLICE_BYTES of datums, so a large batch cannot
+                // carry a file far past its cap.
+                let slice_end = ends[first as usize..(first + take) as usize].partition_point(|&e| (e as usize) - start <= SLICE_BYTES);
+                take = (slice_end as u32).max(1);
+            }
             let end = ends[(first + take) as usize - 1] as usize;
             cur.writer.append(take, &datums[start..end])?;
             cur.records += take as u64;
             first += take;
-            if cur.records >= max_records || cur.written.load(Ordering::Relaxed) >= max_bytes {
+            if cur.records >= max_records || cur.encoded.load(Ordering::Relaxed) >= max_bytes {
                 self.close()?;
             }
         }

@@ -38,10 +38,19 @@ impl Report {
     }
 }
 
+/// The largest manifest `verify` reads: a manifest lists files, a few hundred bytes
+/// each, so 64 MiB is hundreds of thousands of files; a bigger one is refused before it
+/// fills memory.
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error("{path} cannot be read ({source}); is {} a ferry snapshot directory?", path.parent().map(|p| p.display().to_string()).unwrap_or_default())]
     Manifest { path: PathBuf, source: io::Error },
+    #[error("{path} is not a regular file (a symlink, directory, device or FIFO); a snapshot's manifest is a plain file")]
+    ManifestNotAFile { path: PathBuf },
+    #[error("{path} is larger than {MAX_MANIFEST_BYTES} bytes, more than any ferry manifest; it is not one")]
+    ManifestTooLarge { path: PathBuf },
     #[error("{path} is not a ferry manifest: {source}")]
     ManifestJson { path: PathBuf, source: serde_json::Error },
 }
@@ -133,8 +142,10 @@ fn check_file(report: &mut Report, subject: String, entry: &FileEntry, raw: impl
     }
 }
 
-fn sha256_file(path: &Path) -> io::Result<(u64, String)> {
-    let mut h = Hashing { inner: File::open(path)?, hasher: Sha256::new(), bytes: 0 };
+/// The size and sha256 of a file's first `max + 1` bytes (one more than stated, so a
+/// longer file shows as one).
+fn sha256_file(path: &Path, max: u64) -> io::Result<(u64, String)> {
+    let mut h = Hashing { inner: File::open(path)?.take(max.saturating_add(1)), hasher: Sha256::new(), bytes: 0 };
     io::copy(&mut h, &mut io::sink())?;
     Ok((h.bytes, hex::encode(h.hasher.finalize())))
 }
@@ -152,9 +163,57 @@ fn ends_with_end_blocks(path: &Path) -> io::Result<bool> {
     Ok(tail.iter().all(|&b| b == 0))
 }
 
+/// The manifest's bytes: a regular file (not a symlink out of the snapshot, nor a device
+/// that never ends), at most [`MAX_MANIFEST_BYTES`].
+fn read_manifest(path: &Path) -> Result<Vec<u8>, VerifyError> {
+    let io_err = |source| VerifyError::Manifest { path: path.into(), source };
+    let meta = std::fs::symlink_metadata(path).map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(VerifyError::ManifestNotAFile { path: path.into() });
+    }
+    let mut text = Vec::new();
+    File::open(path).and_then(|f| f.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut text)).map_err(io_err)?;
+    if text.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(VerifyError::ManifestTooLarge { path: path.into() });
+    }
+    Ok(text)
+}
+
+/// Where a file the manifest names is, checked as a recipient must check a snapshot it
+/// does not trust: the name stays inside the snapshot directory (no `..`, no absolute
+/// path, no symlinked directory on the way), and it is a regular file, not a symlink or
+/// a device (`/dev/zero` never ends). Returns the path and its size.
+fn resolve(dir: &Path, name: &str) -> Result<(PathBuf, u64), String> {
+    use std::path::Component;
+    let plain = !name.is_empty() && !name.contains('\0') && Path::new(name).components().all(|c| matches!(c, Component::Normal(_)));
+    if !plain {
+        return Err(format!("the manifest names {name:?}, which leaves the snapshot directory or is not a plain relative path; refused"));
+    }
+    let mut path = dir.to_path_buf();
+    let mut parts = Path::new(name).components().peekable();
+    while let Some(part) = parts.next() {
+        path.push(part);
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("is in the manifest but cannot be read: {e}"))?;
+        let last = parts.peek().is_none();
+        if meta.file_type().is_symlink() {
+            return Err("is a symlink; a snapshot holds only regular files, refused".into());
+        }
+        if last && !meta.is_file() {
+            return Err("is not a regular file (a directory, device or FIFO); refused".into());
+        }
+        if !last && !meta.is_dir() {
+            return Err(format!("{} is not a directory", path.display()));
+        }
+        if last {
+            return Ok((path, meta.len()));
+        }
+    }
+    unreachable!("a plain name has at least one component")
+}
+
 pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
     let path = super::layout::manifest_path(dir);
-    let text = std::fs::read(&path).map_err(|source| VerifyError::Manifest { path: path.clone(), source })?;
+    let text = read_manifest(&path)?;
     let manifest: Manifest = serde_json::from_slice(&text).map_err(|source| VerifyError::ManifestJson { path, source })?;
     let mut report = Report { status: Some(manifest.status), ..Report::default() };
     if manifest.format_version > MANIFEST_FORMAT_VERSION {
@@ -180,8 +239,24 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
     }
 
     for archive in &manifest.archives {
-        let part = dir.join(&archive.name);
-        match sha256_file(&part) {
+        // A part lies beside the manifest: its name is one plain component.
+        let part = match resolve(dir, &archive.name) {
+            Ok(_) if archive.name.contains('/') => {
+                report.push(false, archive.name.clone(), "a tar part's name must not contain `/`; refused");
+                continue;
+            }
+            Ok((_, len)) if len != archive.bytes => {
+                // Never read past what the manifest states.
+                report.push(false, archive.name.clone(), format!("{len} bytes, manifest says {}", archive.bytes));
+                continue;
+            }
+            Ok((path, _)) => path,
+            Err(e) => {
+                report.push(false, archive.name.clone(), e);
+                continue;
+            }
+        };
+        match sha256_file(&part, archive.bytes) {
             Err(e) => {
                 report.push(false, archive.name.clone(), format!("cannot read: {e}"));
                 continue;
@@ -204,7 +279,7 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
         let members = expected.get(&archive.name).cloned().unwrap_or_default();
         let mut seen = BTreeSet::new();
         let walk = (|| -> io::Result<()> {
-            let mut tar = tar::Archive::new(File::open(&part)?);
+            let mut tar = tar::Archive::new(File::open(&part)?.take(archive.bytes));
             for entry in tar.entries()? {
                 let entry = entry?;
                 let name = entry.path()?.to_string_lossy().into_owned();
@@ -227,9 +302,11 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
 
     if let Some(loose) = expected.get("") {
         for (name, f) in loose {
-            match File::open(dir.join(name)) {
-                Ok(file) => check_file(&mut report, name.clone(), f, file),
-                Err(e) => report.push(false, name.clone(), format!("is in the manifest but cannot be read: {e}")),
+            match resolve(dir, name).and_then(|(path, len)| File::open(path).map(|file| (file, len)).map_err(|e| format!("is in the manifest but cannot be read: {e}"))) {
+                Ok((_, len)) if len != f.bytes => report.push(false, name.clone(), format!("{len} bytes, manifest says {}", f.bytes)),
+                // One byte past the stated size, so a file that grows while read still shows it.
+                Ok((file, _)) => check_file(&mut report, name.clone(), f, file.take(f.bytes + 1)),
+                Err(e) => report.push(false, name.clone(), e),
             }
         }
     }

@@ -15,6 +15,11 @@ pub trait Cells: Send + 'static {
     /// Bytes, or source text that is not UTF-8 (the plugin or the copy then names the
     /// row and column instead of ferry guessing at the characters).
     fn blob(&mut self, v: &[u8]);
+    /// Source text that is not UTF-8. A plugin gets it as a blob; a copy refuses it,
+    /// naming it for what it is.
+    fn bad_text(&mut self, v: &[u8]) {
+        self.blob(v);
+    }
     /// Ends a row; a record encoder refuses one holding a value that does not fit its
     /// field, with a message naming the row, column and field.
     fn end_row(&mut self) -> Result<(), String>;

@@ -181,6 +181,11 @@ impl RecordEncoder {
             let step = self.plan.steps[field];
             let why = match (step.target, cell) {
                 (_, Cell::Null) => "NULL but the field is not nullable".into(),
+                (_, Cell::BadText(b)) => format!(
+                    "text that is not valid UTF-8 ({} bytes, the first bad byte at offset {}); fix its encoding in the source",
+                    b.len(),
+                    std::str::from_utf8(b).err().map_or(0, |e| e.valid_up_to())
+                ),
                 (Target::Timestamp { min, max, per_second }, Cell::Integer(n)) if !(min..=max).contains(&n) => {
                     format!("integer {n} is not a timestamp between years 1 and 9999 ({} since 1970)", unit(per_second))
                 }
@@ -226,6 +231,7 @@ impl RecordEncoder {
                     Cell::Real(v) => self.real(v),
                     Cell::Text(t) => self.text(t),
                     Cell::Blob(b) => self.blob(b),
+                    Cell::BadText(b) => self.bad_text(b),
                 }
                 pos = next;
             }
@@ -332,6 +338,14 @@ impl Cells for RecordEncoder {
         }
     }
 
+    /// No field takes text that is not UTF-8: named as such, not as a blob.
+    fn bad_text(&mut self, b: &[u8]) {
+        self.note_key(Cell::Blob(b));
+        if let Some((field, _)) = self.next() {
+            self.misfit(field, Cell::BadText(b));
+        }
+    }
+
     fn end_row(&mut self) -> Result<(), String> {
         if let Some((field, why)) = self.fault.take() {
             let p = &self.plan;
@@ -367,6 +381,9 @@ enum Cell<'a> {
     Real(f64),
     Text(&'a str),
     Blob(&'a [u8]),
+    /// Source text that is not UTF-8 (never in a row batch: readers hand it to plugins
+    /// as a blob).
+    BadText(&'a [u8]),
 }
 
 impl Cell<'_> {
@@ -379,6 +396,7 @@ impl Cell<'_> {
             Cell::Text(t) if t.len() > 40 => format!("text {:?}...", &t[..t.floor_char_boundary(40)]),
             Cell::Text(t) => format!("text {t:?}"),
             Cell::Blob(b) => format!("blob of {} bytes", b.len()),
+            Cell::BadText(b) => format!("text of {} bytes that is not UTF-8", b.len()),
         }
     }
 }

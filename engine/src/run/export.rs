@@ -54,11 +54,11 @@ impl Exporter<'_> {
         let mut entry = ResourceEntry::new(&spec.name, plugin_entry(plugin), &plugin.schema.json, spec.format, spec.codec.name(), spec.gzip);
         let output = Output::new(self.dir, spec, plugin.uses_blobs);
         match self.try_export(index, spec, plugin, &output, events, &mut entry) {
-            Ok(()) => Ok(entry),
+            Ok(()) => Exported { entry, error: None },
             Err(error) => {
                 output.discard();
                 entry.fail(error.kind(), error.to_string());
-                Err((entry, error))
+                Exported { entry, error: Some(error) }
             }
         }
     }

@@ -116,8 +116,15 @@ impl ResourceError {
     }
 }
 
-/// A resource's manifest entry, or the entry of a failed one and why it failed.
-type Exported = Result<ResourceEntry, (ResourceEntry, ResourceError)>;
+/// A resource's manifest entry, and why it failed if it did (a failed resource is still
+/// listed, with its error and no files).
+struct Exported {
+    entry: ResourceEntry,
+    error: Option<ResourceError>,
+}
+
+/// The finished tar parts, tables first, each with its kind.
+type PackedParts = Vec<(&'static str, Part)>;
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
@@ -275,13 +282,10 @@ fn deliver(mut delivery: crate::s3::Delivery, staging: &Staging, manifest: &Mani
 fn settle(names: &[String], results: Vec<Exported>) -> (Vec<ResourceEntry>, Vec<(String, ResourceError)>) {
     let mut entries = Vec::with_capacity(results.len());
     let mut failures = Vec::new();
-    for (name, result) in names.iter().zip(results) {
-        match result {
-            Ok(entry) => entries.push(entry),
-            Err((entry, error)) => {
-                entries.push(entry);
-                failures.push((name.clone(), error));
-            }
+    for (name, Exported { entry, error }) in names.iter().zip(results) {
+        entries.push(entry);
+        if let Some(error) = error {
+            failures.push((name.clone(), error));
         }
     }
     (entries, failures)
@@ -290,7 +294,7 @@ fn settle(names: &[String], results: Vec<Exported>) -> (Vec<ResourceEntry>, Vec<
 /// Exports every resource on `options.parallelism` workers while the packer, on this
 /// thread, packs each finished resource's files in job order into parts handed to
 /// `sink` (when the job packs). Returns the results in job order, the parts, and the sink.
-fn export_and_pack<S: PartSink>(job: &Job, exporter: &Exporter<'_>, selection: Selection, stamp: &str, sink: S) -> (Vec<Exported>, std::io::Result<Vec<(&'static str, Part)>>, S) {
+fn export_and_pack<S: PartSink>(job: &Job, exporter: &Exporter<'_>, selection: Selection, stamp: &str, sink: S) -> (Vec<Exported>, std::io::Result<PackedParts>, S) {
     let spec = job.tar_part_size.map(|max_bytes| PartSpec { stamp, max_bytes, mtime: job.as_of.timestamp().max(0) as u64 });
     let mut parts = Parts::new(sink, exporter.dir, spec);
     let fail_fast = job.on_error == OnError::Fail;
@@ -300,7 +304,7 @@ fn export_and_pack<S: PartSink>(job: &Job, exporter: &Exporter<'_>, selection: S
     let results = std::thread::scope(|scope| {
         let (events, received) = mpsc::channel::<Event>();
         for (index, error) in selection.unloaded {
-            let result = Err(unloaded(&resources[index].spec, error));
+            let result = unloaded(&resources[index].spec, error);
             report_finished(exporter.options, &resources[index].spec.name, &result);
             let _ = events.send(Event::Finished { resource: index, result: Box::new(result) });
         }
@@ -333,19 +337,19 @@ fn worker(exporter: &Exporter<'_>, resources: &[Selected], next: &AtomicUsize, e
 }
 
 /// The entry of a resource whose plugin did not load (under `on_error = "continue"`).
-fn unloaded(spec: &ResourceSpec, error: LoadError) -> (ResourceEntry, ResourceError) {
+fn unloaded(spec: &ResourceSpec, error: LoadError) -> Exported {
     let plugin = PluginEntry { name: spec.name.clone(), version: String::new(), origin: export::origin_text(&spec.plugin), sha256: String::new() };
     let mut entry = ResourceEntry::new(&spec.name, plugin, "null", spec.format, spec.codec.name(), spec.gzip);
     let error = ResourceError::Load(error);
     entry.fail(error.kind(), error.to_string());
-    (entry, error)
+    Exported { entry, error: Some(error) }
 }
 
 /// Tells the progress display a resource is done.
 fn report_finished(options: &RunOptions, resource: &str, result: &Exported) {
     let Some(progress) = &options.progress else { return };
-    match result {
-        Ok(entry) => progress.finished(resource, Ok((entry.records, entry.files.iter().map(|f| f.bytes).sum()))),
-        Err((_, error)) => progress.finished(resource, Err(&error.to_string())),
+    match &result.error {
+        None => progress.finished(resource, Ok((result.entry.records, result.entry.files.iter().map(|f| f.bytes).sum()))),
+        Some(error) => progress.finished(resource, Err(&error.to_string())),
     }
 }

@@ -13,7 +13,7 @@ use std::io;
 use std::path::Path;
 use std::sync::mpsc::Receiver;
 
-use super::Exported;
+use super::{Exported, PackedParts};
 use crate::package::archive::{Packer, Part, PartSink};
 
 /// What a worker tells the packer.
@@ -31,11 +31,14 @@ pub(super) enum Event {
 pub(super) struct Parts<'a, S: PartSink> {
     sink: S,
     dir: &'a Path,
-    /// (tables, attachments), when the job packs.
-    packers: Option<(Packer<S::Writer>, Packer<S::Writer>)>,
+    /// When the job packs.
+    packers: Option<Packers<S::Writer>>,
     /// Set once packing failed, or once a resource failed under `on_error = "fail"`.
     stopped: Option<io::Error>,
 }
+
+/// The tables' packer and the attachments' packer.
+type Packers<W> = (Packer<W>, Packer<W>);
 
 /// Names and caps the parts: `stamp` names them, `max_bytes` caps each, `mtime` goes in
 /// every header.
@@ -64,10 +67,10 @@ impl<'a, S: PartSink> Parts<'a, S> {
 
     /// Packs a finished resource's files (those not packed as they closed).
     fn add_resource(&mut self, result: &Exported, packed_early: &HashSet<String>) {
-        let Ok(entry) = result else { return };
-        if self.packers.is_none() {
+        if result.error.is_some() || self.packers.is_none() {
             return;
         }
+        let entry = &result.entry;
         for f in entry.files.iter().filter(|f| !packed_early.contains(&f.path)) {
             self.add(&f.path, f.is_attachment());
         }
@@ -77,12 +80,12 @@ impl<'a, S: PartSink> Parts<'a, S> {
     }
 
     /// Closes the last parts (tables first, then attachments) and hands back the sink.
-    pub fn finish(mut self) -> (io::Result<Vec<(&'static str, Part)>>, S) {
+    pub fn finish(mut self) -> (io::Result<PackedParts>, S) {
         if let Some(e) = self.stopped.take() {
             return (Err(e), self.sink);
         }
         let Some((tables, attachments)) = self.packers.take() else { return (Ok(Vec::new()), self.sink) };
-        let finish = || -> io::Result<Vec<(&'static str, Part)>> {
+        let finish = || -> io::Result<PackedParts> {
             let mut parts: Vec<(&'static str, Part)> = tables.finish(&mut self.sink)?.into_iter().map(|p| ("tables", p)).collect();
             parts.extend(attachments.finish(&mut self.sink)?.into_iter().map(|p| ("attachments", p)));
             Ok(parts)
@@ -113,7 +116,7 @@ pub(super) fn collect<S: PartSink>(events: Receiver<Event>, count: usize, pack_e
                 packed_early.insert(file);
             }
             let Some(result) = finished[next].take() else { break };
-            if result.is_err() && fail_fast && parts.stopped.is_none() {
+            if result.error.is_some() && fail_fast && parts.stopped.is_none() {
                 parts.stopped = Some(io::Error::other("a resource failed"));
             }
             parts.add_resource(&result, &packed_early);

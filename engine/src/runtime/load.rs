@@ -30,12 +30,18 @@ impl LoadError {
 pub struct StartError(pub wasmtime::Error);
 
 impl Runtime {
-    /// Loads `resource`'s plugin and has it describe itself.
+    /// Loads `resource`'s plugin and has it describe itself (once per plugin: a job may
+    /// name one plugin for many resources).
     pub fn load_resource(&self, resource: &str, origin: &Origin) -> Result<Plugin, LoadError> {
+        if let Some(plugin) = self.described.lock().unwrap_or_else(|e| e.into_inner()).get(origin) {
+            return Ok(plugin.clone());
+        }
         let wasm = match origin {
             Origin::Builtin(name) => super::builtin(name).unwrap_or_default().to_vec(),
             Origin::Path(path) => std::fs::read(path).map_err(|source| LoadError::PluginFile { path: path.clone(), source })?,
         };
-        self.load(origin.clone(), &wasm).map_err(|error| LoadError::Plugin { resource: resource.to_string(), error })
+        let plugin = self.load(origin.clone(), &wasm).map_err(|error| LoadError::Plugin { resource: resource.to_string(), error })?;
+        self.described.lock().unwrap_or_else(|e| e.into_inner()).insert(origin.clone(), plugin.clone());
+        Ok(plugin)
     }
 }

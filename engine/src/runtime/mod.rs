@@ -68,7 +68,7 @@ pub trait RecordSink: Send {
 }
 
 /// Where a plugin came from, as messages and the manifest name it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Origin {
     Builtin(String),
     Path(PathBuf),
@@ -83,7 +83,9 @@ impl std::fmt::Display for Origin {
     }
 }
 
-/// A compiled plugin and what it declared.
+/// A compiled plugin and what it declared. Clones share the compiled code and the
+/// parsed schema.
+#[derive(Clone)]
 pub struct Plugin {
     pub origin: Origin,
     pub sha256: String,
@@ -180,6 +182,9 @@ pub struct Runtime {
     /// Components already compiled in this process, by sha256: a job that names the
     /// same plugin for many resources holds its code once.
     components: std::sync::Mutex<std::collections::HashMap<String, Component>>,
+    /// Plugins already described, by origin: `describe` takes no input, so a plugin
+    /// named by many resources is described once and its schema parsed once.
+    described: std::sync::Mutex<std::collections::HashMap<Origin, Plugin>>,
 }
 
 /// Epoch ticks per second: a time limit is enforced to within 10 ms.
@@ -208,7 +213,7 @@ impl Runtime {
                 ticker_engine.increment_epoch();
             }
         })?;
-        Ok(Runtime { engine, linker, cache_dir, stop_ticker, components: Default::default() })
+        Ok(Runtime { engine, linker, cache_dir, stop_ticker, components: Default::default(), described: Default::default() })
     }
 
     /// Compiles (or loads from the cache) a plugin and asks it to describe itself.
@@ -260,8 +265,16 @@ impl Runtime {
         state.attachments = attachments;
         let mut store = self.store(state);
         let started = Instant::now();
-        let instance = bindings::ResourcePlugin::instantiate(&mut store, &plugin.component, &self.linker)
-            .map_err(|e| PluginError::Instantiate { origin: plugin.origin.clone(), reason: root_cause(&e) })?;
+        let instance = match bindings::ResourcePlugin::instantiate(&mut store, &plugin.component, &self.linker) {
+            Ok(instance) => instance,
+            // A cap below the plugin's initial memory fails before any code runs: say so,
+            // rather than suggest an interface is missing.
+            Err(_) if store.data().limiter.hit.is_some() => {
+                let asked = store.data().limiter.hit.unwrap_or(0);
+                return Err(PluginError::MemoryLimit { plugin: resource, cap: limits.memory_bytes >> 20, asked: asked.div_ceil(1 << 20) });
+            }
+            Err(e) => return Err(PluginError::Instantiate { origin: plugin.origin.clone(), reason: root_cause(&e) }),
+        };
         let result = instance.call_export(&mut store, &request);
         let elapsed = started.elapsed();
         let state = store.into_data();
@@ -375,8 +388,16 @@ fn classify(plugin: &str, e: wasmtime::Error, state: HostState, limits: Limits) 
     PluginError::Trap { plugin: plugin.into(), message, detail }
 }
 
+/// The innermost cause, on one line and short: some causes (a file that is not a
+/// component) are a multi-line dump of the bytes read.
 fn root_cause(e: &wasmtime::Error) -> String {
-    e.chain().last().map(|c| c.to_string()).unwrap_or_else(|| e.to_string())
+    let cause = e.chain().last().map(|c| c.to_string()).unwrap_or_else(|| e.to_string());
+    let mut line = cause.lines().next().unwrap_or_default().trim();
+    // A dump cut at its first line ("bad magic number - expected=[") says nothing more.
+    if line.ends_with(['[', '{', '(']) {
+        line = line.rsplit_once(" - ").map_or(line, |(head, _)| head);
+    }
+    if line.chars().count() > 160 { format!("{}...", line.chars().take(160).collect::<String>()) } else { line.to_string() }
 }
 
 /// The source a `describe` call sees: nothing.

@@ -48,6 +48,25 @@ pub struct DemoCounts {
     pub attachment_versions: u64,
 }
 
+impl std::fmt::Display for DemoCounts {
+    /// For people: `1,000 users, 1,512 members, ...`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rows = [
+            (self.users, "users"),
+            (self.members, "members"),
+            (self.accounts, "accounts"),
+            (self.transactions, "transactions"),
+            (self.devices, "devices"),
+            (self.goals, "goals"),
+            (self.notification_profiles, "notification profiles"),
+            (self.attachments, "attachments"),
+            (self.attachment_versions, "attachment versions"),
+        ];
+        let text: Vec<String> = rows.iter().map(|(n, what)| format!("{n} {what}")).collect();
+        f.write_str(&text.join(", "))
+    }
+}
+
 const SCHEMA: &str = r#"
 CREATE TABLE users (guid TEXT NOT NULL UNIQUE, id TEXT, email TEXT, email_is_verified INTEGER NOT NULL,
   first_name TEXT, last_name TEXT, birthday TEXT, credit_score INTEGER, gender INTEGER,

@@ -185,6 +185,12 @@ pub enum SourceError {
     NoTable { table: String },
     #[error("table `{table}` has no column `{column}`")]
     NoColumn { table: String, column: String },
+    /// A row whose window column holds a value the window's bounds cannot be compared
+    /// with: left to the database, it would silently fall out of every window.
+    #[error("table `{table}`, {row}, column `{column}`: {value} cannot be compared with the time window; the window column must hold {expected} in every row (fix or remove that row)")]
+    WindowValue { table: String, column: String, row: String, value: String, expected: &'static str },
+    #[error("column `{table}.{column}` has PostgreSQL type {ty}, which cannot be compared with a time window; the window column must be timestamptz, timestamp or an integer type")]
+    PgWindowType { table: String, column: String, ty: String },
     /// A value that does not fit its field, in a copy; the message names the row,
     /// column and field.
     #[error("{0}")]

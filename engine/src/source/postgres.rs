@@ -194,11 +194,21 @@ impl PostgresSource {
                 .ok_or_else(|| SourceError::NoColumn { table: query.table.into(), column: range.column.into() })?
                 .ty;
             let time = *ty == Type::TIMESTAMPTZ || *ty == Type::TIMESTAMP;
+            // Text (or any other type) has no order shared with the window's bounds.
+            if !time && ![Type::INT2, Type::INT4, Type::INT8].contains(ty) {
+                return Err(SourceError::PgWindowType { table: query.table.into(), column: range.column.into(), ty: ty.name().into() });
+            }
             let mut conds = Vec::new();
             for (bound, op) in [(range.start, ">="), (range.end, "<")] {
                 let Some(v) = bound else { continue };
                 params.push(if time { Param::Time(micros_to_system_time(v)) } else { Param::Int(v) });
-                let cast = if *ty == Type::TIMESTAMP { "::timestamp" } else { "" };
+                // The bound as bigint for any integer column: the comparison is still on
+                // the bare column (int4 >= int8 has an operator), so its index applies.
+                let cast = match *ty {
+                    Type::TIMESTAMP => "::timestamp",
+                    Type::INT2 | Type::INT4 => "::bigint",
+                    _ => "",
+                };
                 conds.push(format!("{col} {op} ${}{cast}", params.len()));
             }
             if !conds.is_empty() {
@@ -316,14 +326,18 @@ impl PostgresSource {
         // Prepare here so a bad query is reported by `open`, not by the first batch.
         client.prepare(&sql).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
         let table = query.table.to_string();
-        Ok(spawn_reader(format!("ferry-pg-{table}"), query.table, cells, move |sink| read_rows(client, &sql, &params, &table, sink)))
+        let window_column = query.range.filter(|r| r.start.is_some() || r.end.is_some()).map(|r| r.column.to_string());
+        Ok(spawn_reader(format!("ferry-pg-{table}"), query.table, cells, move |sink| read_rows(client, &sql, &params, &table, window_column.as_deref(), sink)))
     }
 }
 
-fn read_rows<C: Cells>(mut client: Pooled, sql: &str, params: &[Param], table: &str, sink: &mut RowSink<C>) -> Result<(), SourceError> {
+fn read_rows<C: Cells>(mut client: Pooled, sql: &str, params: &[Param], table: &str, window_column: Option<&str>, sink: &mut RowSink<C>) -> Result<(), SourceError> {
     let pg = |e| SourceError::PgQuery { table: table.into(), source: e };
     // One snapshot for the whole read, and a portal only lives inside a transaction.
     let mut txn = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().map_err(pg)?;
+    if let Some(column) = window_column {
+        check_window_values(&mut txn, table, column)?;
+    }
     let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
     let portal = txn.bind(sql, &refs).map_err(pg)?;
     let mut seen = 0u64;
@@ -351,6 +365,24 @@ fn read_rows<C: Cells>(mut client: Pooled, sql: &str, params: &[Param], table: &
         if last {
             return Ok(());
         }
+    }
+}
+
+/// Refuses a read whose window column is NULL in any row (in the read's own snapshot):
+/// NULL compares with no bound, so the row would silently be in no window. `IS NULL` is
+/// answered from an index on the column when there is one.
+fn check_window_values(txn: &mut postgres::Transaction, table: &str, column: &str) -> Result<(), SourceError> {
+    let sql = format!("SELECT ctid::text FROM {} WHERE {} IS NULL LIMIT 1", quote_ident(table)?, quote_ident(column)?);
+    let found = txn.query_opt(&sql, &[]).map_err(|e| SourceError::PgQuery { table: table.into(), source: e })?;
+    match found {
+        Some(row) => Err(SourceError::WindowValue {
+            table: table.into(),
+            column: column.into(),
+            row: format!("row at ctid {}", row.get::<_, String>(0)),
+            value: "NULL".into(),
+            expected: "a value",
+        }),
+        None => Ok(()),
     }
 }
 
@@ -386,7 +418,7 @@ fn encode(batch: &mut impl Cells, ty: &Type, b: &[u8]) -> Result<(), String> {
             if v == i64::MAX || v == i64::MIN {
                 return Err("is infinity, which has no UTC time; filter it out or cast it in a view".into());
             }
-            batch.integer(v.checked_add(PG_EPOCH_MICROS).ok_or("is out of range")?)
+            batch.integer(v.checked_add(PG_EPOCH_MICROS).ok_or("is out of range")?);
         }
         Type::UUID => batch.text(&uuid::Uuid::from_bytes(be(b)?).hyphenated().to_string()),
         // jsonb's binary format is a version byte (1) and the text.
@@ -581,7 +613,7 @@ fn copy_text(out: &mut Vec<u8>, kind: &str, value: rusqlite::types::ValueRef) ->
             if b.contains(&0) {
                 return Err("holds a NUL byte, which PostgreSQL text cannot store; make the column bytea".into());
             }
-            escape(out, b)
+            escape(out, b);
         }
         (_, ValueRef::Blob(_)) => return Err(format!("is a blob but the column is {kind}")),
     }

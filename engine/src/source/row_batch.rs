@@ -29,19 +29,19 @@ impl super::Cells for RowBatchBuilder {
     type Batch = RowBatch;
 
     fn null(&mut self) {
-        RowBatchBuilder::null(self)
+        RowBatchBuilder::null(self);
     }
     fn integer(&mut self, v: i64) {
-        RowBatchBuilder::integer(self, v)
+        RowBatchBuilder::integer(self, v);
     }
     fn real(&mut self, v: f64) {
-        RowBatchBuilder::real(self, v)
+        RowBatchBuilder::real(self, v);
     }
     fn text(&mut self, v: &str) {
-        RowBatchBuilder::text(self, v)
+        RowBatchBuilder::text(self, v);
     }
     fn blob(&mut self, v: &[u8]) {
-        RowBatchBuilder::blob(self, v)
+        RowBatchBuilder::blob(self, v);
     }
     fn end_row(&mut self) -> Result<(), String> {
         RowBatchBuilder::end_row(self);

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags, ffi};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, ffi};
 
 use super::row_batch::BATCH_BYTES;
 use super::{Cells, ChannelStream, RecordStream, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident, spawn_reader};
@@ -129,6 +129,34 @@ fn select_sql(conn: &Connection, query: &TableQuery) -> Result<(String, Vec<i64>
     Ok((sql, params))
 }
 
+/// Refuses a read whose window column holds NULL, text or a blob in any row. SQLite
+/// compares such a value with the integer bounds without complaint (NULL is in no range,
+/// text and blobs sort above every number), so the row would silently be in no window.
+/// Each probe is answered from an index on the column when there is one (`IS NULL` and
+/// `>= ''` are both ranges of the index, which sorts NULL first and text after numbers).
+fn check_window_values(conn: &Connection, query: &TableQuery) -> Result<(), SourceError> {
+    let Some(range) = query.range.filter(|r| r.start.is_some() || r.end.is_some()) else { return Ok(()) };
+    let (table, col) = (quote_ident(query.table)?, quote_ident(range.column)?);
+    let err = |e| SourceError::Query { table: query.table.into(), source: e };
+    for cond in ["IS NULL", ">= ''"] {
+        let sql = format!(
+            "SELECT rowid, CASE typeof({col}) WHEN 'null' THEN 'NULL' WHEN 'text' THEN 'text ' || quote(substr({col}, 1, 40)) \
+             ELSE 'a blob of ' || length({col}) || ' bytes' END FROM {table} WHERE {col} {cond} LIMIT 1"
+        );
+        let found: Option<(i64, String)> = conn.query_row(&sql, [], |r| Ok((r.get(0)?, r.get(1)?))).optional().map_err(err)?;
+        if let Some((rowid, value)) = found {
+            return Err(SourceError::WindowValue {
+                table: query.table.into(),
+                column: range.column.into(),
+                row: format!("row with rowid {rowid}"),
+                value,
+                expected: "an integer (microseconds since 1970)",
+            });
+        }
+    }
+    Ok(())
+}
+
 impl SqliteSource {
     /// SQLite's plan for a read (`EXPLAIN QUERY PLAN`), one step per line: how a range
     /// filter is pushed down (`SEARCH ... USING INDEX`) rather than scanned.
@@ -182,6 +210,7 @@ impl SqliteSource {
         let (sql, params) = select_sql(&conn, query)?;
         // Prepare here so a bad query is reported by `open`, not by the first batch.
         conn.prepare(&sql).map_err(|e| SourceError::Query { table: query.table.into(), source: e })?;
+        check_window_values(&conn, query)?;
         let table = query.table.to_string();
         let ncols = query.columns.len();
         let utf8 = self.utf8;
@@ -197,7 +226,7 @@ impl SqliteSource {
                         ValueRef::Real(v) => cells.real(v),
                         ValueRef::Text(t) => match as_text(t) {
                             Some(s) => cells.text(s),
-                            None => cells.blob(t),
+                            None => cells.bad_text(t),
                         },
                         ValueRef::Blob(b) => cells.blob(b),
                     }

@@ -130,7 +130,7 @@ impl Resource for Attachments {
             done += mine.len() as u64;
             cx.progress(done, Some(total));
         }
-        while let Some(_) = pending.take() {
+        while pending.take().is_some() {
             orphans += 1;
             pending = match versions.next()? {
                 Some(row) => Some(version(&row)?),

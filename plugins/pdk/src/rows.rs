@@ -98,7 +98,9 @@ impl Rows {
         }
     }
 
-    /// The next row, or `None` at the end of the table.
+    /// The next row, or `None` at the end of the table. Not an `Iterator`: each row
+    /// borrows the reader's batch, and the read can fail.
+    #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Row<'_>>> {
         while self.left == 0 {
             if self.pos != self.batch.len() {

@@ -34,7 +34,10 @@ impl Resource for Sneaky {
         while let Some(row) = rows.next()? {
             if let Cell::Text(guid) = row.cell(0) {
                 let guid = guid.to_string();
-                cx.record(|w| Ok(w.string(&guid)))?;
+                cx.record(|w| {
+                    w.string(&guid);
+                    Ok(())
+                })?;
             }
         }
         Ok(())
