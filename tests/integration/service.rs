@@ -42,7 +42,11 @@ impl Server {
         }
         let line = String::from_utf8_lossy(&line).to_string();
         let log = || std::fs::read_to_string(config.with_extension("log")).unwrap_or_default();
-        let url = line.split_whitespace().find(|w| w.starts_with("http")).unwrap_or_else(|| panic!("no address in {line:?}; log: {}", log())).to_string();
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http"))
+            .unwrap_or_else(|| panic!("no address in {line:?}; log: {}", log()))
+            .to_string();
         let addr = url.split("://").nth(1).unwrap().to_string();
         Server { child, base: url, addr }
     }
@@ -203,7 +207,10 @@ fn service_lifecycle_download_and_resume() {
     let history: Vec<&str> = done["status_history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
     assert_eq!(history, ["pending", "in_progress", "completed"], "{done}");
     assert_eq!(done["name"], "first");
-    assert!(done["records"].as_u64().unwrap() > 0 && done["expires"].is_string() && done["as_of"] == "2026-03-31T14:30:22.000000Z", "{done}");
+    assert!(
+        done["records"].as_u64().unwrap() > 0 && done["expires"].is_string() && done["as_of"] == "2026-03-31T14:30:22.000000Z",
+        "{done}"
+    );
 
     let files = download_all(&s, &admin, &id);
     let parts: Vec<_> = files.iter().filter(|(f, _)| f["kind"] == "part").collect();
@@ -393,10 +400,19 @@ fn service_openapi_lists_exactly_the_routes() {
         let req = client().request(method.parse().unwrap(), s.url(&path)).bearer_auth(&admin);
         let req = if method == "POST" { req.json(&json!({"job": "nope"})) } else { req };
         let (status, body) = json_of(req.send().unwrap());
-        assert!(status != 405 && !body["error"]["message"].as_str().unwrap_or("").starts_with("no route"), "{method} {path}: {status} {body}");
+        assert!(
+            status != 405 && !body["error"]["message"].as_str().unwrap_or("").starts_with("no route"),
+            "{method} {path}: {status} {body}"
+        );
     }
     // ... and nothing else under /api/v1 is.
-    for (method, path) in [("GET", "/api/v1/nope"), ("GET", "/api/v1/snapshots/x/y/z/w"), ("PUT", "/api/v1/snapshots"), ("GET", "/api/v1/estimates"), ("GET", "/api/v2/snapshots")] {
+    for (method, path) in [
+        ("GET", "/api/v1/nope"),
+        ("GET", "/api/v1/snapshots/x/y/z/w"),
+        ("PUT", "/api/v1/snapshots"),
+        ("GET", "/api/v1/estimates"),
+        ("GET", "/api/v2/snapshots"),
+    ] {
         let (status, body) = json_of(client().request(method.parse().unwrap(), s.url(path)).bearer_auth(&admin).send().unwrap());
         assert!(status == 404 || status == 405, "{method} {path}: {status}");
         assert!(body["error"]["code"].is_string());
@@ -422,7 +438,15 @@ fn service_refuses_bad_input() {
     let admin = token(&setup.config, "ops", "admin");
     let s = Server::start(&setup.config);
     let post = |body: &str, content_type: &str| {
-        json_of(client().post(s.url("/api/v1/snapshots")).bearer_auth(&admin).header("Content-Type", content_type).body(body.to_string()).send().unwrap())
+        json_of(
+            client()
+                .post(s.url("/api/v1/snapshots"))
+                .bearer_auth(&admin)
+                .header("Content-Type", content_type)
+                .body(body.to_string())
+                .send()
+                .unwrap(),
+        )
     };
     let cases: Vec<(&str, u16, &str)> = vec![
         ("{\"job\": ", 400, ""),
@@ -457,7 +481,8 @@ fn service_refuses_bad_input() {
     let (got, _) = post("{\"job\": \"demo\"}", "text/plain");
     assert_eq!(got, 415);
     // Estimates take the same body, with the same checks.
-    let (got, v) = json_of(client().post(s.url("/api/v1/estimates")).bearer_auth(&admin).json(&json!({"job": "demo", "months": 24})).send().unwrap());
+    let (got, v) =
+        json_of(client().post(s.url("/api/v1/estimates")).bearer_auth(&admin).json(&json!({"job": "demo", "months": 24})).send().unwrap());
     assert_eq!((got, v["error"]["field"].as_str()), (422, Some("months")), "{v}");
 
     // Ids and file names.
@@ -477,7 +502,12 @@ fn service_refuses_bad_input() {
     assert_eq!((got, v["error"]["field"].as_str()), (422, Some("sort")), "{v}");
     let id = "0f8e4a52-1c3b-4d7e-9a61-2b5c8d9e0f13";
     for name in ["..", "%2e%2e", "%2E%2E", "a%2Fb", "..%2F..%2Fcatalog.db", "a%00b", ".hidden"] {
-        let (got, text) = raw(&s.addr, &format!("GET /api/v1/snapshots/{id}/files/{name} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nConnection: close\r\n\r\n"));
+        let (got, text) = raw(
+            &s.addr,
+            &format!(
+                "GET /api/v1/snapshots/{id}/files/{name} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nConnection: close\r\n\r\n"
+            ),
+        );
         assert_eq!(got, 422, "{name}: {text}");
         assert!(text.contains("\"field\":\"name\""), "{name}: {text}");
     }
@@ -499,7 +529,11 @@ fn service_refuses_bad_input() {
     assert!(!jobs.exists() || std::fs::read_dir(&jobs).unwrap().count() == 0);
     // Plain HTTP off loopback is refused without allow_plain_http.
     let out = ferry().args(["serve", "--config"]).arg(&setup.config).args(["--listen", "0.0.0.0:0"]).output().unwrap();
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not a loopback address"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not a loopback address"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn process_gone(pid: u32) -> bool {
@@ -546,7 +580,10 @@ fn service_survives_sigkill_mid_run() {
     assert_eq!(list["total"], 2);
     let history: Vec<&str> = failed["status_history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
     assert_eq!(history, ["pending", "in_progress", "failed"], "{failed}");
-    assert!(!setup.root().read_dir().unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with(".staging-")), "staging left behind");
+    assert!(
+        !setup.root().read_dir().unwrap().flatten().any(|e| e.file_name().to_string_lossy().starts_with(".staging-")),
+        "staging left behind"
+    );
 }
 
 /// A catalog from before the service (schema version 1) keeps working: its snapshots
@@ -581,7 +618,19 @@ fn service_serves_https() {
     let setup = Setup::new(0.01, "", "[[resource]]\nname = \"users\"\n", "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"");
     let dir = setup.platform.dir.path();
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
         .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout"])
         .arg(dir.join("key.pem"))
         .arg("-out")
@@ -601,6 +650,9 @@ fn service_serves_https() {
     let body: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
     assert_eq!(body["total"], 0, "{body}");
     // Plain HTTP on the TLS port is not served.
-    let plain = Command::new("curl").args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", &s.url("/healthz").replace("https", "http")]).output().unwrap();
+    let plain = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", &s.url("/healthz").replace("https", "http")])
+        .output()
+        .unwrap();
     assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
 }

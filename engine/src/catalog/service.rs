@@ -180,14 +180,18 @@ impl Catalog {
             return Err(CatalogError::TokenExists { name: name.into() });
         }
         self.write(|tx| {
-            tx.execute("INSERT INTO tokens (name, role, sha256, created_at) VALUES (?1, ?2, ?3, ?4)", params![name, role.as_str(), hash, at])?;
+            tx.execute(
+                "INSERT INTO tokens (name, role, sha256, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![name, role.as_str(), hash, at],
+            )?;
             Ok(())
         })
     }
 
     /// Every token, revoked ones included, oldest first.
     pub fn tokens(&self) -> Result<Vec<TokenRecord>, CatalogError> {
-        let mut stmt = self.conn.prepare("SELECT name, role, sha256, created_at, revoked_at FROM tokens ORDER BY seq").map_err(self.sql())?;
+        let mut stmt =
+            self.conn.prepare("SELECT name, role, sha256, created_at, revoked_at FROM tokens ORDER BY seq").map_err(self.sql())?;
         let rows = stmt
             .query_map([], |r| {
                 let hash: String = r.get(2)?;
@@ -210,7 +214,8 @@ impl Catalog {
     /// Revokes the active token of that name.
     pub fn revoke_token(&mut self, name: &str) -> Result<(), CatalogError> {
         let at = timestamp(Utc::now());
-        let n = self.write(|tx| tx.execute("UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL", params![name, at]))?;
+        let n =
+            self.write(|tx| tx.execute("UPDATE tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL", params![name, at]))?;
         if n == 0 {
             return Err(CatalogError::NoToken { name: name.into() });
         }
@@ -245,7 +250,8 @@ impl Catalog {
                      WHERE s.job = r.job_file ORDER BY s.created_at DESC LIMIT 1), \
                      CASE WHEN r.deleted_at IS NOT NULL THEN 'deleted' WHEN r.state = 'finished' THEN 'failed' ELSE 'pending' END)";
         let filter = if status.is_some() { format!("WHERE {shown} = ?1") } else { "WHERE ?1 IS NULL".into() };
-        let total: i64 = self.conn.query_row(&format!("SELECT COUNT(*) FROM requests r {filter}"), params![status], |r| r.get(0)).map_err(self.sql())?;
+        let total: i64 =
+            self.conn.query_row(&format!("SELECT COUNT(*) FROM requests r {filter}"), params![status], |r| r.get(0)).map_err(self.sql())?;
         let mut stmt = self
             .conn
             .prepare(&format!("SELECT {REQUEST_COLUMNS} FROM requests r {filter} ORDER BY r.seq DESC LIMIT ?2 OFFSET ?3"))
@@ -275,13 +281,17 @@ impl Catalog {
     /// Takes a queued request for a run: `false` when it is no longer queued (deleted).
     pub fn claim_request(&mut self, id: &str) -> Result<bool, CatalogError> {
         let at = timestamp(Utc::now());
-        let n = self.write(|tx| tx.execute("UPDATE requests SET state = 'running', started_at = ?2 WHERE id = ?1 AND state = 'queued'", params![id, at]))?;
+        let n = self.write(|tx| {
+            tx.execute("UPDATE requests SET state = 'running', started_at = ?2 WHERE id = ?1 AND state = 'queued'", params![id, at])
+        })?;
         Ok(n == 1)
     }
 
     /// A claimed request's run is process `pid` (with its start time, as `/proc` says).
     pub fn request_pid(&mut self, id: &str, pid: u32, pid_start: Option<u64>) -> Result<(), CatalogError> {
-        self.write(|tx| tx.execute("UPDATE requests SET pid = ?2, pid_start = ?3 WHERE id = ?1", params![id, pid, pid_start.map(|s| s as i64)]))?;
+        self.write(|tx| {
+            tx.execute("UPDATE requests SET pid = ?2, pid_start = ?3 WHERE id = ?1", params![id, pid, pid_start.map(|s| s as i64)])
+        })?;
         Ok(())
     }
 

@@ -94,7 +94,9 @@ impl ServiceFile {
         let listen = parse_listen(self.listen.as_deref().unwrap_or(DEFAULT_LISTEN)).map_err(|m| invalid("listen", m))?;
         let max_concurrent_runs = match self.max_concurrent_runs {
             Some(0) => return Err(invalid("max_concurrent_runs", "is 0; use 1 or more".into())),
-            Some(n) if n > 64 => return Err(invalid("max_concurrent_runs", format!("{n} is more than 64; each run is a process using every core"))),
+            Some(n) if n > 64 => {
+                return Err(invalid("max_concurrent_runs", format!("{n} is more than 64; each run is a process using every core")));
+            }
             n => n.unwrap_or(1),
         };
         let tls = match (self.tls_cert, self.tls_key) {
@@ -121,7 +123,10 @@ impl ServiceFile {
         let mut jobs: Vec<(String, PathBuf)> = Vec::new();
         for (i, j) in self.jobs.iter().enumerate() {
             if j.name.is_empty() || j.name.len() > 64 || !j.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-                return Err(invalid(&format!("job[{i}].name"), format!("{:?} is not a job name; use 1 to 64 letters, digits, _ and -", j.name)));
+                return Err(invalid(
+                    &format!("job[{i}].name"),
+                    format!("{:?} is not a job name; use 1 to 64 letters, digits, _ and -", j.name),
+                ));
             }
             if jobs.iter().any(|(n, _)| n == &j.name) {
                 return Err(invalid(&format!("job[{i}].name"), format!("{:?} is listed twice; give each job its own name", j.name)));
@@ -149,7 +154,8 @@ impl ServiceConfig {
     /// Reads and validates a service config file.
     pub fn load(path: &Path) -> Result<ServiceConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        let file: ServiceFile = toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string().trim().replace('\n', " ") })?;
+        let file: ServiceFile = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string().trim().replace('\n', " ") })?;
         file.build(path)
     }
 

@@ -84,10 +84,16 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             return Err(ApiError::UnsupportedMediaType);
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE { ApiError::TooLarge { limit: MAX_BODY } } else { ApiError::BadRequest(format!("cannot read the body: {e}")) }
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::TooLarge { limit: MAX_BODY }
+            } else {
+                ApiError::BadRequest(format!("cannot read the body: {e}"))
+            }
         })?;
         // serde would take an array for a struct, field by field; the API's bodies are objects.
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b != b'{' ) && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok() {
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b != b'{')
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_ok()
+        {
             return Err(ApiError::field("body", "must be a JSON object such as {\"job\": \"nightly\"}"));
         }
         parse_json(&bytes).map(JsonBody)

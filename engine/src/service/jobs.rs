@@ -71,11 +71,15 @@ impl ServiceJob {
     /// learn which resources have a window and which export attachments.
     pub fn load(name: &str, file: &Path, runtime: &crate::runtime::Runtime) -> Result<ServiceJob, JobsError> {
         let job = Job::load(file).map_err(|source| JobsError::Job { name: name.into(), source })?;
-        let text = std::fs::read_to_string(file).map_err(|source| JobsError::Job { name: name.into(), source: JobError::Read { path: file.into(), source } })?;
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| JobsError::Plugin { name: name.into(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|source| JobsError::Job { name: name.into(), source: JobError::Read { path: file.into(), source } })?;
+        let table: toml::Table =
+            text.parse().map_err(|e: toml::de::Error| JobsError::Plugin { name: name.into(), message: e.to_string() })?;
         let mut resources = Vec::new();
         for spec in &job.resources {
-            let plugin = runtime.load_resource(&spec.name, &spec.plugin).map_err(|e| JobsError::Plugin { name: name.into(), message: e.to_string() })?;
+            let plugin = runtime
+                .load_resource(&spec.name, &spec.plugin)
+                .map_err(|e| JobsError::Plugin { name: name.into(), message: e.to_string() })?;
             resources.push(ResourceInfo {
                 name: spec.name.clone(),
                 windowed: plugin.info.window_column.is_some(),
@@ -94,11 +98,17 @@ impl ServiceJob {
             None => self.resources.iter().collect(),
             Some(list) => {
                 if list.is_empty() {
-                    return Err(refused("resources", format!("is empty; leave it out for all of job `{}`'s resources ({})", self.name, names.join(", "))));
+                    return Err(refused(
+                        "resources",
+                        format!("is empty; leave it out for all of job `{}`'s resources ({})", self.name, names.join(", ")),
+                    ));
                 }
                 for (i, r) in list.iter().enumerate() {
                     if !names.contains(&r.as_str()) {
-                        return Err(refused("resources", format!("{r:?} is not a resource of job `{}`; its resources are: {}", self.name, names.join(", "))));
+                        return Err(refused(
+                            "resources",
+                            format!("{r:?} is not a resource of job `{}`; its resources are: {}", self.name, names.join(", ")),
+                        ));
                     }
                     if list[..i].contains(r) {
                         return Err(refused("resources", format!("{r:?} is listed twice")));
@@ -112,7 +122,10 @@ impl ServiceJob {
             && job_content != Content::Both
             && c != job_content
         {
-            return Err(refused("content", format!("{c:?} would widen job `{}`, whose content is {job_content:?}; ask for {job_content:?}", self.name).to_lowercase()));
+            return Err(refused(
+                "content",
+                format!("{c:?} would widen job `{}`, whose content is {job_content:?}; ask for {job_content:?}", self.name).to_lowercase(),
+            ));
         }
         let content = n.content.unwrap_or(job_content);
         selected.retain(|r| content.includes(r.attachments));
@@ -137,7 +150,13 @@ impl ServiceJob {
                     if wider(m, r.months.unwrap_or(Months::All)) {
                         return Err(refused(
                             "months",
-                            format!("{} would widen the window of `{}` in job `{}` ({}); ask for that or fewer months", show(m), r.name, self.name, show(r.months.unwrap_or(Months::All))),
+                            format!(
+                                "{} would widen the window of `{}` in job `{}` ({}); ask for that or fewer months",
+                                show(m),
+                                r.name,
+                                self.name,
+                                show(r.months.unwrap_or(Months::All))
+                            ),
                         ));
                     }
                 }
@@ -148,12 +167,21 @@ impl ServiceJob {
     }
 
     /// The job file a run of this narrowing gets, as TOML text, validated as a job.
-    pub fn derive(&self, n: &Narrowing, name: Option<&str>, description: Option<&str>, root: &Path, at: &Path) -> Result<(String, Job), Refused> {
+    pub fn derive(
+        &self,
+        n: &Narrowing,
+        name: Option<&str>,
+        description: Option<&str>,
+        root: &Path,
+        at: &Path,
+    ) -> Result<(String, Job), Refused> {
         let (selected, months) = self.narrow(n)?;
         let base = self.file.parent().map(Path::to_path_buf).unwrap_or_default();
         let abs = |v: &toml::Value| -> toml::Value {
             match v.as_str() {
-                Some(p) if !p.starts_with("s3://") && !Path::new(p).is_absolute() => toml::Value::String(base.join(p).display().to_string()),
+                Some(p) if !p.starts_with("s3://") && !Path::new(p).is_absolute() => {
+                    toml::Value::String(base.join(p).display().to_string())
+                }
                 _ => v.clone(),
             }
         };
@@ -204,7 +232,9 @@ impl ServiceJob {
             .collect();
         t.insert("resource".into(), toml::Value::Array(resources));
         let text = toml::to_string(&t).map_err(|e| refused("job", format!("cannot write the derived job: {e}")))?;
-        let job = JobFile::parse(at, &text).and_then(|f| f.build(at, &text)).map_err(|e| refused("job", format!("job `{}` no longer validates: {e}", self.name)))?;
+        let job = JobFile::parse(at, &text)
+            .and_then(|f| f.build(at, &text))
+            .map_err(|e| refused("job", format!("job `{}` no longer validates: {e}", self.name)))?;
         Ok((text, job))
     }
 }

@@ -44,11 +44,20 @@ impl Metrics {
             let n = runs.iter().find(|(s, _)| s == status).map(|(_, n)| *n).unwrap_or(0);
             let _ = writeln!(out, "ferry_snapshots{{status=\"{status}\"}} {n}");
         }
-        let _ = writeln!(out, "# HELP ferry_bytes_served_total Bytes of snapshot files sent to clients.\n# TYPE ferry_bytes_served_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP ferry_bytes_served_total Bytes of snapshot files sent to clients.\n# TYPE ferry_bytes_served_total counter"
+        );
         let _ = writeln!(out, "ferry_bytes_served_total {}", self.bytes_served.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP ferry_http_server_errors_total Responses with a 5xx status.\n# TYPE ferry_http_server_errors_total counter");
+        let _ = writeln!(
+            out,
+            "# HELP ferry_http_server_errors_total Responses with a 5xx status.\n# TYPE ferry_http_server_errors_total counter"
+        );
         let _ = writeln!(out, "ferry_http_server_errors_total {}", self.errors.load(Ordering::Relaxed));
-        let _ = writeln!(out, "# HELP ferry_http_request_duration_seconds Time to the response head.\n# TYPE ferry_http_request_duration_seconds histogram");
+        let _ = writeln!(
+            out,
+            "# HELP ferry_http_request_duration_seconds Time to the response head.\n# TYPE ferry_http_request_duration_seconds histogram"
+        );
         let mut cumulative = 0;
         for (b, n) in BUCKETS.iter().zip(&self.buckets) {
             cumulative += n.load(Ordering::Relaxed);

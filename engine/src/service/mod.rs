@@ -11,10 +11,10 @@ pub mod error;
 pub mod extract;
 pub mod jobs;
 pub mod metrics;
+pub mod routes;
 pub mod runner;
 pub mod state;
 pub mod tokens;
-pub mod routes;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,7 +100,10 @@ fn rustls_config(cert: &std::path::Path, key: &std::path::Path) -> Result<rustls
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let err = |reason: String| ServeError::Tls { cert: cert.display().to_string(), key: key.display().to_string(), reason };
-    let certs = CertificateDer::pem_file_iter(cert).map_err(|e| err(e.to_string()))?.collect::<Result<Vec<_>, _>>().map_err(|e| err(e.to_string()))?;
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| err(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.to_string()))?;
     if certs.is_empty() {
         return Err(err("no certificate in the certificate file".into()));
     }

@@ -226,7 +226,9 @@ impl Queue {
         let request = self.catalog.request(id)?;
         let error = match (&request, &status) {
             (Some(r), _) if r.snapshot_id.is_some() => None,
-            (_, Ok(s)) => Some(format!("{} ({s})", if tail.trim().is_empty() { "the run failed before recording its snapshot" } else { tail.trim() })),
+            (_, Ok(s)) => {
+                Some(format!("{} ({s})", if tail.trim().is_empty() { "the run failed before recording its snapshot" } else { tail.trim() }))
+            }
             (_, Err(e)) => Some(format!("the run's exit was lost: {e}")),
         };
         self.catalog.request_finished(id, error.as_deref())?;
@@ -241,7 +243,11 @@ impl Queue {
 fn summarize(resources: &serde_json::Map<String, Value>) -> Value {
     let sum = |key: &str| resources.values().filter_map(|r| r[key].as_u64()).sum::<u64>();
     let expected: Option<u64> = resources.values().map(|r| r["expected"].as_u64()).sum();
-    let eta = resources.values().filter(|r| r["state"] == "running").filter_map(|r| r["eta_seconds"].as_f64()).fold(None, |m: Option<f64>, e| Some(m.map_or(e, |m| m.max(e))));
+    let eta = resources
+        .values()
+        .filter(|r| r["state"] == "running")
+        .filter_map(|r| r["eta_seconds"].as_f64())
+        .fold(None, |m: Option<f64>, e| Some(m.map_or(e, |m| m.max(e))));
     json!({"records": sum("records"), "bytes": sum("bytes"), "expected_records": expected, "eta_seconds": eta, "resources": resources})
 }
 

@@ -2,8 +2,8 @@
 
 use std::process::Stdio;
 
-use axum::extract::State;
 use axum::Json;
+use axum::extract::State;
 
 use super::snapshots::{job_file, validated, write_private};
 use super::views::CreateSnapshot;
@@ -18,7 +18,11 @@ use crate::service::state::AppState;
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 504, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn estimate(State(state): State<AppState>, _admin: Admin, JsonBody(body): JsonBody<CreateSnapshot>) -> Result<Json<serde_json::Value>, ApiError> {
+pub async fn estimate(
+    State(state): State<AppState>,
+    _admin: Admin,
+    JsonBody(body): JsonBody<CreateSnapshot>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let (job, narrowing) = validated(&state, &body)?;
     let path = job_file(&state.config.output_dir, "estimates", &uuid::Uuid::new_v4().to_string());
     let (text, _) = job
@@ -40,7 +44,9 @@ pub async fn estimate(State(state): State<AppState>, _admin: Admin, JsonBody(bod
     };
     let _ = std::fs::remove_file(&path);
     let output = result
-        .map_err(|_| ApiError::Timeout(format!("the estimate took longer than {:?}; raise `limits.estimate_timeout`", state.config.estimate_timeout)))?
+        .map_err(|_| {
+            ApiError::Timeout(format!("the estimate took longer than {:?}; raise `limits.estimate_timeout`", state.config.estimate_timeout))
+        })?
         .map_err(|e| ApiError::Internal(format!("cannot run `ferry plan`: {e}")))?;
     if !output.status.success() {
         let err = String::from_utf8_lossy(&output.stderr);

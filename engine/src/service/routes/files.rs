@@ -3,11 +3,11 @@
 
 use std::path::PathBuf;
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use axum::Json;
 use futures_util::StreamExt as _;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
@@ -27,7 +27,11 @@ const CHUNK: usize = 256 * 1024;
 enum Stored {
     Disk(PathBuf),
     /// Delivered: parts and files in the bucket, the manifest still in `dir`.
-    S3 { job: String, url: crate::s3::S3Url, dir: PathBuf },
+    S3 {
+        job: String,
+        url: crate::s3::S3Url,
+        dir: PathBuf,
+    },
 }
 
 /// The files of a completed, present snapshot: parts, loose files and the manifest.
@@ -36,7 +40,9 @@ fn downloadable(c: &Catalog, id: &str) -> Result<(Vec<FileView>, Stored), ApiErr
     let Some(s) = s else {
         return Err(match r.deleted_at {
             Some(at) => ApiError::Gone(format!("snapshot {id} was deleted at {at}")),
-            None if r.state == crate::catalog::RequestState::Finished => ApiError::Conflict(format!("snapshot {id} failed; it has no files")),
+            None if r.state == crate::catalog::RequestState::Finished => {
+                ApiError::Conflict(format!("snapshot {id} failed; it has no files"))
+            }
             None => ApiError::Conflict(format!("snapshot {id} is not completed yet (pending); poll /api/v1/snapshots/{id}")),
         });
     };
@@ -44,7 +50,10 @@ fn downloadable(c: &Catalog, id: &str) -> Result<(Vec<FileView>, Stored), ApiErr
         return Err(ApiError::Gone(format!("snapshot {id} was deleted at {at}")));
     }
     if s.status != SnapshotStatus::Completed {
-        return Err(ApiError::Conflict(format!("snapshot {id} is {}, not completed; its files can be downloaded once it is", s.status.as_str())));
+        return Err(ApiError::Conflict(format!(
+            "snapshot {id} is {}, not completed; its files can be downloaded once it is",
+            s.status.as_str()
+        )));
     }
     if chrono::DateTime::parse_from_rfc3339(&s.expires_at).is_ok_and(|t| t <= chrono::Utc::now()) {
         return Err(ApiError::Gone(format!("snapshot {id} expired at {} and is due to be purged", s.expires_at)));
@@ -58,7 +67,8 @@ fn downloadable(c: &Catalog, id: &str) -> Result<(Vec<FileView>, Stored), ApiErr
         .filter(|f| f.kind == "part" || f.archive.is_none())
         .map(|f| FileView { url: url(&f.name), kind: f.kind, resource: f.resource, bytes: f.bytes, sha256: f.sha256, name: f.name })
         .collect();
-    let manifest = std::fs::read(dir.join("manifest.json")).map_err(|e| ApiError::Gone(format!("snapshot {id}'s manifest is gone from disk ({e})")))?;
+    let manifest = std::fs::read(dir.join("manifest.json"))
+        .map_err(|e| ApiError::Gone(format!("snapshot {id}'s manifest is gone from disk ({e})")))?;
     files.push(FileView {
         name: "manifest.json".into(),
         kind: "manifest".into(),
@@ -106,7 +116,13 @@ fn check_name(name: &str) -> Result<(), ApiError> {
     if plain {
         Ok(())
     } else {
-        Err(ApiError::field("name", format!("{:?} is not a file name of a snapshot; `GET /api/v1/snapshots/{{id}}/files` lists them", name.chars().take(80).collect::<String>())))
+        Err(ApiError::field(
+            "name",
+            format!(
+                "{:?} is not a file name of a snapshot; `GET /api/v1/snapshots/{{id}}/files` lists them",
+                name.chars().take(80).collect::<String>()
+            ),
+        ))
     }
 }
 
@@ -169,14 +185,22 @@ fn wanted(headers: &HeaderMap, len: u64, etag: &str) -> Result<Wanted, ApiError>
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 410, body = ErrorBody), (status = 416, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn download(State(state): State<AppState>, _caller: Caller, ApiPath((id, name)): ApiPath<(String, String)>, headers: HeaderMap) -> Result<Response, ApiError> {
+pub async fn download(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiPath((id, name)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     check_id(&id)?;
     check_name(&name)?;
     let (id2, name2) = (id.clone(), name.clone());
     let (file, stored) = state
         .db(move |c| {
             let (files, stored) = downloadable(c, &id2)?;
-            let file = files.into_iter().find(|f| f.name == name2).ok_or_else(|| ApiError::NotFound(format!("snapshot {id2} has no file {name2:?}")))?;
+            let file = files
+                .into_iter()
+                .find(|f| f.name == name2)
+                .ok_or_else(|| ApiError::NotFound(format!("snapshot {id2} has no file {name2:?}")))?;
             Ok((file, stored))
         })
         .await?;
@@ -196,7 +220,13 @@ pub async fn download(State(state): State<AppState>, _caller: Caller, ApiPath((i
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert(header::ETAG, HeaderValue::from_str(&etag).map_err(|e| ApiError::Internal(e.to_string()))?);
-    let content_type = if file.kind == "manifest" { "application/json" } else if name.ends_with(".tar") { "application/x-tar" } else { "application/octet-stream" };
+    let content_type = if file.kind == "manifest" {
+        "application/json"
+    } else if name.ends_with(".tar") {
+        "application/x-tar"
+    } else {
+        "application/octet-stream"
+    };
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{name}\"")) {
         h.insert(header::CONTENT_DISPOSITION, v);
@@ -211,7 +241,9 @@ pub async fn download(State(state): State<AppState>, _caller: Caller, ApiPath((i
 
 /// `len` bytes of a file from `start`, read in chunks as the client takes them.
 async fn disk_body(state: &AppState, path: PathBuf, start: u64, len: u64) -> Result<Body, ApiError> {
-    let mut f = tokio::fs::File::open(&path).await.map_err(|e| ApiError::Gone(format!("{} is gone from disk ({e})", path.file_name().unwrap_or_default().to_string_lossy())))?;
+    let mut f = tokio::fs::File::open(&path)
+        .await
+        .map_err(|e| ApiError::Gone(format!("{} is gone from disk ({e})", path.file_name().unwrap_or_default().to_string_lossy())))?;
     f.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| ApiError::Internal(format!("seeking {}: {e}", path.display())))?;
     let stream = tokio_util::io::ReaderStream::with_capacity(f.take(len), CHUNK);
     let st = state.clone();
@@ -243,7 +275,8 @@ async fn s3_body(state: &AppState, job: &str, url: &crate::s3::S3Url, name: &str
         }
     };
     let object = url.key(name);
-    let stream = s3.get_range_stream(&object, range).await.map_err(|e| ApiError::Unavailable(format!("the delivered copy cannot be read: {e}")))?;
+    let stream =
+        s3.get_range_stream(&object, range).await.map_err(|e| ApiError::Unavailable(format!("the delivered copy cannot be read: {e}")))?;
     let st = state.clone();
     Ok(Body::from_stream(stream.map(move |chunk| {
         if let Ok(c) = &chunk {

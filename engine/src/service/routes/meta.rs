@@ -1,9 +1,9 @@
 //! The OpenAPI document, health and metrics.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::Json;
 use utoipa::OpenApi as _;
 
 use crate::service::error::{ApiError, ErrorBody};

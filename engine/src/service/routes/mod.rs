@@ -9,11 +9,11 @@ pub mod views;
 
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::Router;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use super::error::ApiError;
@@ -59,7 +59,11 @@ async fn not_found(req: Request) -> ApiError {
 }
 
 async fn method_not_allowed(req: Request) -> ApiError {
-    ApiError::MethodNotAllowed(format!("{} is not allowed on {}; `GET /api/v1/openapi.json` lists the methods", req.method(), req.uri().path()))
+    ApiError::MethodNotAllowed(format!(
+        "{} is not allowed on {}; `GET /api/v1/openapi.json` lists the methods",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 /// One structured log line per request (never its headers: they carry the token) and

@@ -4,10 +4,10 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 
 use super::views::{CreateSnapshot, ListQuery, SnapshotList, SnapshotView, snapshot_view};
 use crate::catalog::{Catalog, NewRequest, RequestRecord, SnapshotRecord};
@@ -26,7 +26,10 @@ const MAX_PER_PAGE: u64 = 100;
 pub fn check_id(id: &str) -> Result<(), ApiError> {
     match uuid::Uuid::parse_str(id) {
         Ok(u) if u.hyphenated().to_string() == id => Ok(()),
-        _ => Err(ApiError::field("id", format!("{:?} is not a snapshot id; ids are UUIDs such as 0f8e4a52-1c3b-4d7e-9a61-2b5c8d9e0f13", truncate(id, 80)))),
+        _ => Err(ApiError::field(
+            "id",
+            format!("{:?} is not a snapshot id; ids are UUIDs such as 0f8e4a52-1c3b-4d7e-9a61-2b5c8d9e0f13", truncate(id, 80)),
+        )),
     }
 }
 
@@ -60,10 +63,12 @@ fn check_text(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiErr
 
 /// Validates a create/estimate body against its job: the job and the narrowing.
 pub fn validated<'a>(state: &'a AppState, body: &CreateSnapshot) -> Result<(&'a ServiceJob, Narrowing), ApiError> {
-    let job = state
-        .jobs
-        .get(&body.job)
-        .ok_or_else(|| ApiError::field("job", format!("{:?} is not a configured job; the service runs: {}", truncate(&body.job, 80), state.jobs.names().join(", "))))?;
+    let job = state.jobs.get(&body.job).ok_or_else(|| {
+        ApiError::field(
+            "job",
+            format!("{:?} is not a configured job; the service runs: {}", truncate(&body.job, 80), state.jobs.names().join(", ")),
+        )
+    })?;
     check_text("name", body.name.as_deref(), MAX_NAME)?;
     check_text("description", body.description.as_deref(), MAX_DESCRIPTION)?;
     let narrowing = Narrowing { resources: body.resources.clone(), months: body.months.clone(), content: body.content.map(Into::into) };
@@ -94,7 +99,11 @@ pub fn job_file(root: &Path, dir: &str, id: &str) -> PathBuf {
     responses((status = 202, description = "requested; poll its URL", body = SnapshotView),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn create(State(state): State<AppState>, Admin(caller): Admin, JsonBody(body): JsonBody<CreateSnapshot>) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    Admin(caller): Admin,
+    JsonBody(body): JsonBody<CreateSnapshot>,
+) -> Result<Response, ApiError> {
     let st = state.clone();
     let view = state
         .db(move |c| {
@@ -133,7 +142,11 @@ pub async fn create(State(state): State<AppState>, Admin(caller): Admin, JsonBod
 #[utoipa::path(get, path = "/api/v1/snapshots", params(ListQuery),
     responses((status = 200, body = SnapshotList), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(State(state): State<AppState>, _caller: Caller, ApiQuery(q): ApiQuery<ListQuery>) -> Result<Json<SnapshotList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> Result<Json<SnapshotList>, ApiError> {
     let page = q.page.unwrap_or(1);
     let per_page = q.per_page.unwrap_or(20);
     if page == 0 || page > 1_000_000 {
@@ -200,7 +213,9 @@ pub async fn delete(State(state): State<AppState>, Admin(caller): Admin, ApiPath
                 }
                 None if c.cancel_request(&id2)? => {}
                 None if r.state == crate::catalog::RequestState::Finished => {
-                    return Err(ApiError::Conflict(format!("snapshot {id2} failed before it recorded anything; there is nothing to delete")));
+                    return Err(ApiError::Conflict(format!(
+                        "snapshot {id2} failed before it recorded anything; there is nothing to delete"
+                    )));
                 }
                 None => return Err(ApiError::Conflict(format!("snapshot {id2} is starting; wait until it is in progress or done"))),
             }

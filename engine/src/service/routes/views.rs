@@ -193,14 +193,26 @@ fn error(r: &RequestRecord, s: Option<&SnapshotRecord>) -> Option<RunError> {
 pub fn snapshot_view(r: RequestRecord, s: Option<&SnapshotRecord>, history: Option<&[HistoryEntry]>) -> SnapshotView {
     let status = status(&r, s).to_string();
     let status_history = history.map(|h| {
-        let mut changes = vec![StatusChange { status: "pending".into(), at: r.created_at.clone(), detail: r.requested_by.as_ref().map(|n| format!("requested with token {n:?}")) }];
+        let mut changes = vec![StatusChange {
+            status: "pending".into(),
+            at: r.created_at.clone(),
+            detail: r.requested_by.as_ref().map(|n| format!("requested with token {n:?}")),
+        }];
         // The run's own `pending` (loading its plugins) is the request's, already shown.
-        changes.extend(h.iter().filter(|e| e.event != "pending").map(|e| StatusChange { status: e.event.clone(), at: e.at.clone(), detail: e.detail.clone() }));
+        changes.extend(h.iter().filter(|e| e.event != "pending").map(|e| StatusChange {
+            status: e.event.clone(),
+            at: e.at.clone(),
+            detail: e.detail.clone(),
+        }));
         if s.is_none()
             && let Some(at) = &r.finished_at
         {
             let deleted = r.deleted_at.is_some();
-            changes.push(StatusChange { status: if deleted { "deleted" } else { "failed" }.into(), at: at.clone(), detail: r.error.clone() });
+            changes.push(StatusChange {
+                status: if deleted { "deleted" } else { "failed" }.into(),
+                at: at.clone(),
+                detail: r.error.clone(),
+            });
         }
         changes
     });
