@@ -23,7 +23,9 @@
 //!    sink of the runtime) and [`progress`] (counting records as they leave the runtime);
 //! 4. [`job`] (the job file into runtime objects) and [`catalog`] (the snapshot history);
 //! 5. [`run`] (the export pipeline) and [`plan`] (what a run would do, nothing run);
-//! 6. the command line (`main.rs`, `cli/`): the only place that prints for people.
+//! 6. [`service`] (`ferry serve`: the HTTP API; it runs `ferry run` children and reads
+//!    the catalog);
+//! 7. the command line (`main.rs`, `cli/`): the only place that prints for people.
 
 pub mod attachments;
 pub mod catalog;
@@ -36,5 +38,6 @@ pub mod records;
 pub mod run;
 pub mod runtime;
 pub mod s3;
+pub mod service;
 pub mod source;
 pub mod window;

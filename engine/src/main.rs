@@ -91,6 +91,20 @@ enum Command {
         #[arg(long)]
         schemas: bool,
     },
+    /// Serve the snapshot HTTP API: request, track, list and download snapshots.
+    Serve {
+        /// The service config (TOML; examples/service.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// Address to listen on, overriding the config's `listen`.
+        #[arg(long)]
+        listen: Option<String>,
+        /// One log line per request on stderr, as text or JSON.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: cli::serve::LogFormat,
+    },
+    /// The service's API tokens: create (printed once), list, revoke.
+    Tokens(cli::serve::TokensArgs),
 }
 
 /// Exit status of a run that published a snapshot with failed resources left out.
@@ -227,6 +241,8 @@ fn real_main(process_started: Instant) -> Result<()> {
         }
         Command::Snapshots(args) => cli::snapshots::main(args)?,
         Command::Keys(args) => cli::keys::main(args)?,
+        Command::Serve { config, listen, log_format } => cli::serve::serve(config, listen, log_format)?,
+        Command::Tokens(args) => cli::serve::tokens(args)?,
         Command::Plugins { schemas } => {
             let runtime = Runtime::new(runtime::default_cache_dir()).map_err(|e| anyhow::anyhow!("{e}"))?;
             for name in runtime::builtin_names() {

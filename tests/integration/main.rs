@@ -18,4 +18,5 @@ mod sandbox;
 mod integrity;
 mod servers;
 mod trust;
+mod service;
 mod windows;

@@ -16,11 +16,13 @@
 
 mod disk;
 mod recorder;
+mod service;
 
 pub use disk::{PublishedSnapshot, inspect_published};
 
 use disk::Identity;
 pub use recorder::Recorder;
+pub use service::{NewRequest, RequestRecord, RequestState, Role, TokenRecord};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,8 +35,9 @@ use crate::package::{ProcessId, SnapshotLayout};
 
 /// The catalog's file name inside an output root.
 pub const CATALOG_FILE: &str = "catalog.db";
-/// Bumped when the tables change; an older ferry refuses a newer catalog.
-const SCHEMA_VERSION: i64 = 1;
+/// Bumped when the tables change; an older ferry refuses a newer catalog. Version 2 added
+/// the service's tokens and requests (created on open: a version 1 catalog gains them).
+const SCHEMA_VERSION: i64 = 2;
 /// How long a write waits for another ferry process holding the catalog.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -66,6 +69,10 @@ pub enum CatalogError {
     Remove { path: PathBuf, source: std::io::Error },
     #[error("snapshot {id} was published but is not whole: {reason}; it is recorded as failed")]
     NotWhole { id: String, reason: String },
+    #[error("a token named {name:?} already exists; revoke it first (`ferry tokens revoke {name}`) or choose another name")]
+    TokenExists { name: String },
+    #[error("no active token named {name:?}; `ferry tokens list` shows the names")]
+    NoToken { name: String },
 }
 
 /// SQLite's answer for a file that is not a database, or a damaged one.
@@ -334,6 +341,7 @@ impl Catalog {
             return Err(CatalogError::Newer { path, found });
         }
         tx.execute_batch(SCHEMA).map_err(open)?;
+        tx.execute_batch(service::SCHEMA).map_err(open)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(open)?;
         tx.commit().map_err(open)?;
         Ok(Catalog { root: root.into(), path, conn, rebuilt: Vec::new() })

@@ -3,6 +3,7 @@
 pub mod keys;
 pub mod plan;
 pub mod progress;
+pub mod serve;
 pub mod snapshots;
 
 /// A byte count for people: 1.5 MiB.

@@ -164,9 +164,13 @@ impl OutputSection {
         let delivery = s3_url(cx, &self.dir, "output.dir")?;
         // An S3 job still needs a local root for its catalog and staging: a hidden
         // directory beside the job, one per bucket and prefix.
-        let output_dir = match &delivery {
-            Some(u) => cx.base.join(".ferry-s3").join(&u.bucket).join(if u.prefix.is_empty() { "_" } else { u.prefix.as_str() }),
-            None => cx.resolve(self.dir.get_ref()),
+        let output_dir = match (&delivery, &self.local_dir) {
+            (Some(_), Some(local)) => cx.resolve(local.get_ref()),
+            (None, Some(local)) => {
+                return Err(cx.at(local.span(), "output.local_dir", "is set, but `dir` is not an s3:// URL".into(), Some("remove it: a local `dir` is itself the output root")));
+            }
+            (Some(u), None) => cx.base.join(".ferry-s3").join(&u.bucket).join(if u.prefix.is_empty() { "_" } else { u.prefix.as_str() }),
+            (None, None) => cx.resolve(self.dir.get_ref()),
         };
         let part_size = cx.value(&self.part_size, "output.part_size", parse_size)?.unwrap_or(1 << 30);
         if part_size < 4096 {

@@ -118,6 +118,10 @@ pub struct OutputSection {
     /// Sign `manifest.json` (as `manifest.json.minisig`, minisign format) with this
     /// secret key from `ferry keys generate`, relative to the job file.
     pub sign_with: Option<Spanned<String>>,
+    /// For `s3://` output: the local directory of the catalog, staging and each
+    /// snapshot's manifest, relative to the job file; default `.ferry-s3/<bucket>/<prefix>`
+    /// beside the job (`ferry serve` points it at its own output root).
+    pub local_dir: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -120,7 +120,11 @@ pub struct ProcessId {
 
 impl ProcessId {
     pub fn current() -> Self {
-        let pid = std::process::id();
+        Self::of(std::process::id())
+    }
+
+    /// Another process (a child this one started), with its start time.
+    pub fn of(pid: u32) -> Self {
         ProcessId { pid, start: process_start(pid) }
     }
 

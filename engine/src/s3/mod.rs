@@ -168,6 +168,25 @@ impl S3 {
             .map_err(self.err("get", name))
     }
 
+    /// Bytes `range` of an object as a stream of chunks, for a caller already on a tokio
+    /// runtime (`ferry serve` streams delivered snapshots through it; nothing is held whole).
+    pub async fn get_range_stream(
+        &self,
+        name: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<bytes::Bytes, S3Error>>, S3Error> {
+        use futures_util::StreamExt;
+        use object_store::ObjectStore;
+        let path = self.path(name);
+        let options = object_store::GetOptions { range: Some(object_store::GetRange::Bounded(range)), ..Default::default() };
+        let result = self.store.get_opts(&path, options).await.map_err(self.err("get", name))?;
+        let (bucket, key) = (self.url.bucket.clone(), self.url.key(name));
+        Ok(result
+            .into_stream()
+            .map(move |chunk| chunk.map_err(|source| S3Error::Request { op: "get", bucket: bucket.clone(), key: key.clone(), source: Box::new(source) }))
+            .boxed())
+    }
+
     /// Writes a small object in one request.
     pub fn put(&self, name: &str, bytes: Vec<u8>) -> Result<(), S3Error> {
         use object_store::ObjectStoreExt;
