@@ -24,7 +24,12 @@ pub trait Progress: Send + Sync {
 /// The rows a resource's plugin will read from its main table, within its window and
 /// created before `as_of` (microseconds): the count `copy_table` exports, pushed down
 /// exactly as the export's read is.
-pub fn expected_rows(plugin: &Plugin, source: &dyn Source, window: Option<&Range>, as_of: i64) -> Result<Option<u64>, crate::source::SourceError> {
+pub fn expected_rows(
+    plugin: &Plugin,
+    source: &dyn Source,
+    window: Option<&Range>,
+    as_of: i64,
+) -> Result<Option<u64>, crate::source::SourceError> {
     let Some(main) = plugin.info.tables.iter().find(|t| t.table == plugin.info.main_table) else { return Ok(None) };
     let range = window.map(|w| crate::source::Range { column: &w.column, start: w.start, end: w.end });
     let created_before = plugin.info.created_column.as_deref().map(|column| crate::source::Range { column, start: None, end: Some(as_of) });

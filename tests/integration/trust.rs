@@ -58,7 +58,9 @@ fn as_of_leaves_out_every_record_created_at_or_after_it() {
         assert_eq!(r["key"], "guid", "{name}");
         let extra = if name == "transactions" { " AND transacted_at < ?1" } else { "" };
         let (kept, later): (i64, i64) = conn
-            .query_row(&format!("SELECT sum(created_at < ?1{extra}), sum(created_at >= ?1) FROM {name}"), [cut], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(&format!("SELECT sum(created_at < ?1{extra}), sum(created_at >= ?1) FROM {name}"), [cut], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .unwrap();
         assert!(later > 0, "{name}: the demo has no rows created after as_of, so the test proves nothing");
         assert_eq!(r["records"].as_i64().unwrap(), kept, "{name}: records created at or after as_of were exported");
@@ -67,7 +69,13 @@ fn as_of_leaves_out_every_record_created_at_or_after_it() {
     assert!(accounts.contains(&serde_json::json!({"field": "user_guid", "resource": "users", "key": "guid"})), "{accounts:?}");
     let order: Vec<&str> = m["load_order"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     let at = |n: &str| order.iter().position(|o| *o == n).unwrap();
-    assert!(at("users") < at("members") && at("members") < at("accounts") && at("accounts") < at("transactions") && at("accounts") < at("goals"), "{order:?}");
+    assert!(
+        at("users") < at("members")
+            && at("members") < at("accounts")
+            && at("accounts") < at("transactions")
+            && at("accounts") < at("goals"),
+        "{order:?}"
+    );
     assert_eq!(m["consistency"]["method"], "sqlite-wal-snapshot");
     let (ok, text) = verify_relations(&snap);
     assert!(ok, "{text}");
@@ -79,7 +87,11 @@ fn as_of_leaves_out_every_record_created_at_or_after_it() {
 #[test]
 fn a_plugin_built_against_contract_0_1_still_loads_and_exports() {
     let platform = Platform::new(0.05, 3);
-    let job = platform.job("legacy", "", &format!("[[resource]]\nname = \"legacy\"\nplugin = {:?}\n", plugin("ferry-test-legacy-v0-1").display().to_string()));
+    let job = platform.job(
+        "legacy",
+        "",
+        &format!("[[resource]]\nname = \"legacy\"\nplugin = {:?}\n", plugin("ferry-test-legacy-v0-1").display().to_string()),
+    );
     let out = run(&job);
     assert!(out.status.success(), "{}", stderr(&out));
     let m = manifest(&last_snapshot(&platform.out()));
@@ -137,9 +149,15 @@ fn writer_step(d: &Dialect, n: u64) -> Vec<String> {
     let no = d.no;
     let (user, member, account) = (format!("W-USR-{n}"), format!("W-MBR-{n}"), format!("W-ACT-{n}"));
     let mut sql = vec![
-        format!("INSERT INTO users (guid, email_is_verified, is_disabled, phone_is_verified, revision, created_at, updated_at) VALUES ('{user}', {no}, {no}, {no}, 1, {t}, {t})"),
-        format!("INSERT INTO members (guid, user_guid, institution_code, connection_status, name, is_being_aggregated, is_manual, is_oauth, created_at, updated_at) VALUES ('{member}', '{user}', 'mxbank', 'CONNECTED', 'w', {no}, {no}, {no}, {t}, {t})"),
-        format!("INSERT INTO accounts (guid, user_guid, member_guid, type, name, balance, currency_code, is_closed, is_hidden, is_manual, created_at, updated_at) VALUES ('{account}', '{user}', '{member}', 'CHECKING', 'w', '1.00', 'USD', {no}, {no}, {no}, {t}, {t})"),
+        format!(
+            "INSERT INTO users (guid, email_is_verified, is_disabled, phone_is_verified, revision, created_at, updated_at) VALUES ('{user}', {no}, {no}, {no}, 1, {t}, {t})"
+        ),
+        format!(
+            "INSERT INTO members (guid, user_guid, institution_code, connection_status, name, is_being_aggregated, is_manual, is_oauth, created_at, updated_at) VALUES ('{member}', '{user}', 'mxbank', 'CONNECTED', 'w', {no}, {no}, {no}, {t}, {t})"
+        ),
+        format!(
+            "INSERT INTO accounts (guid, user_guid, member_guid, type, name, balance, currency_code, is_closed, is_hidden, is_manual, created_at, updated_at) VALUES ('{account}', '{user}', '{member}', 'CHECKING', 'w', '1.00', 'USD', {no}, {no}, {no}, {t}, {t})"
+        ),
     ];
     for k in 0..3 {
         sql.push(format!(
@@ -149,7 +167,11 @@ fn writer_step(d: &Dialect, n: u64) -> Vec<String> {
     }
     if n.is_multiple_of(3) {
         // Alternately one of the writer's users and one of the platform's own.
-        let victim = if n.is_multiple_of(2) { format!("'W-USR-{}'", n / 2) } else { "(SELECT min(guid) FROM users WHERE guid LIKE 'USR-%')".to_string() };
+        let victim = if n.is_multiple_of(2) {
+            format!("'W-USR-{}'", n / 2)
+        } else {
+            "(SELECT min(guid) FROM users WHERE guid LIKE 'USR-%')".to_string()
+        };
         sql.push(format!(
             "BEGIN; CREATE TEMP TABLE IF NOT EXISTS victim (guid TEXT); DELETE FROM victim; INSERT INTO victim SELECT {victim}; \
              DELETE FROM transactions WHERE user_guid IN (SELECT guid FROM victim); DELETE FROM goals WHERE user_guid IN (SELECT guid FROM victim); \

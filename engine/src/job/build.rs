@@ -105,17 +105,30 @@ impl SnapshotSection {
     fn build(&self, cx: &Cx<'_>) -> Result<Snapshot, JobError> {
         let name = self.name.get_ref().trim().to_string();
         if name.is_empty() {
-            return Err(cx.at(self.name.span(), "snapshot.name", "is empty".into(), Some("give the snapshot a name, e.g. name = \"nightly\"")));
+            return Err(cx.at(
+                self.name.span(),
+                "snapshot.name",
+                "is empty".into(),
+                Some("give the snapshot a name, e.g. name = \"nightly\""),
+            ));
         }
         let as_of = match &self.as_of {
             None => Utc::now(),
-            Some(v) => parse_as_of(v.get_ref()).map_err(|m| cx.at(v.span(), "snapshot.as_of", m, Some("write it like \"2026-03-31T14:30:22Z\", in years 1 to 9999")))?,
+            Some(v) => parse_as_of(v.get_ref())
+                .map_err(|m| cx.at(v.span(), "snapshot.as_of", m, Some("write it like \"2026-03-31T14:30:22Z\", in years 1 to 9999")))?,
         };
         let retention = match &self.retention {
             None => super::DEFAULT_RETENTION,
             Some(r) => match parse_duration(r.get_ref()).and_then(super::check_retention) {
                 Ok(d) if !d.is_zero() => d,
-                Ok(_) => return Err(cx.at(r.span(), "snapshot.retention", "is 0".into(), Some("keep snapshots for a positive time, e.g. retention = \"30d\""))),
+                Ok(_) => {
+                    return Err(cx.at(
+                        r.span(),
+                        "snapshot.retention",
+                        "is 0".into(),
+                        Some("keep snapshots for a positive time, e.g. retention = \"30d\""),
+                    ));
+                }
                 Err(m) => return Err(cx.at(r.span(), "snapshot.retention", m, None)),
             },
         };
@@ -126,8 +139,21 @@ impl SnapshotSection {
 impl SourceSection {
     fn build(&self, cx: &Cx<'_>) -> Result<SourceSpec, JobError> {
         let postgres = match (&self.sqlite, &self.postgres) {
-            (Some(_), Some(p)) => return Err(cx.at(p.span(), "source.postgres", "is set together with `sqlite`".into(), Some("a job reads one database: keep either `sqlite` or `postgres`"))),
-            (None, None) => return Err(cx.whole("source", "names no database", "add `sqlite = \"demo/platform.db\"` or `postgres = \"postgres://user@host/db\"`".into())),
+            (Some(_), Some(p)) => {
+                return Err(cx.at(
+                    p.span(),
+                    "source.postgres",
+                    "is set together with `sqlite`".into(),
+                    Some("a job reads one database: keep either `sqlite` or `postgres`"),
+                ));
+            }
+            (None, None) => {
+                return Err(cx.whole(
+                    "source",
+                    "names no database",
+                    "add `sqlite = \"demo/platform.db\"` or `postgres = \"postgres://user@host/db\"`".into(),
+                ));
+            }
             (_, Some(p)) => Some(PostgresUrl::parse(p.get_ref()).map_err(|e| cx.at(p.span(), "source.postgres", e.to_string(), None))?),
             (Some(_), None) => None,
         };
@@ -139,13 +165,22 @@ impl SourceSection {
             Some(d) => {
                 let (scale, span) = d.scale.as_ref().map(|s| (*s.get_ref(), s.span())).unwrap_or((1.0, 0..0));
                 if !(scale > 0.0 && scale <= 1000.0) {
-                    return Err(cx.at(span, "source.demo.scale", format!("{scale} is out of range"), Some("use a scale above 0 and at most 1000 (1.0 = about 100,000 transactions)")));
+                    return Err(cx.at(
+                        span,
+                        "source.demo.scale",
+                        format!("{scale} is out of range"),
+                        Some("use a scale above 0 and at most 1000 (1.0 = about 100,000 transactions)"),
+                    ));
                 }
                 Some(DemoSpec { seed: d.seed.unwrap_or(42), scale })
             }
         };
         if demo.is_some() && postgres.is_some() {
-            return Err(cx.whole("source.demo", "cannot generate into PostgreSQL on a run", "load the demo with `ferry demo --out DIR --postgres URL` first, then remove [source.demo]".into()));
+            return Err(cx.whole(
+                "source.demo",
+                "cannot generate into PostgreSQL on a run",
+                "load the demo with `ferry demo --out DIR --postgres URL` first, then remove [source.demo]".into(),
+            ));
         }
         let blobs_s3 = self.blobs.as_ref().map(|b| s3_url(cx, b, "source.blobs")).transpose()?.flatten();
         let blobs = self.blobs.as_ref().filter(|_| blobs_s3.is_none()).map(|b| cx.resolve(b.get_ref()));
@@ -157,7 +192,12 @@ impl OutputSection {
     fn build(&self, cx: &Cx<'_>) -> Result<Output, JobError> {
         let price_per_gib = match &self.price_per_gib {
             Some(p) if !(p.get_ref().is_finite() && *p.get_ref() >= 0.0) => {
-                return Err(cx.at(p.span(), "output.price_per_gib", format!("{} is not a price", p.get_ref()), Some("use a price per GiB and month of 0 or more, e.g. 0.023")));
+                return Err(cx.at(
+                    p.span(),
+                    "output.price_per_gib",
+                    format!("{} is not a price", p.get_ref()),
+                    Some("use a price per GiB and month of 0 or more, e.g. 0.023"),
+                ));
             }
             p => p.as_ref().map(|p| *p.get_ref()),
         };
@@ -167,7 +207,12 @@ impl OutputSection {
         let output_dir = match (&delivery, &self.local_dir) {
             (Some(_), Some(local)) => cx.resolve(local.get_ref()),
             (None, Some(local)) => {
-                return Err(cx.at(local.span(), "output.local_dir", "is set, but `dir` is not an s3:// URL".into(), Some("remove it: a local `dir` is itself the output root")));
+                return Err(cx.at(
+                    local.span(),
+                    "output.local_dir",
+                    "is set, but `dir` is not an s3:// URL".into(),
+                    Some("remove it: a local `dir` is itself the output root"),
+                ));
             }
             (Some(u), None) => cx.base.join(".ferry-s3").join(&u.bucket).join(if u.prefix.is_empty() { "_" } else { u.prefix.as_str() }),
             (None, None) => cx.resolve(self.dir.get_ref()),
@@ -175,14 +220,24 @@ impl OutputSection {
         let part_size = cx.value(&self.part_size, "output.part_size", parse_size)?.unwrap_or(1 << 30);
         if part_size < 4096 {
             let span = self.part_size.as_ref().map(|p| p.span()).unwrap_or(0..0);
-            return Err(cx.at(span, "output.part_size", format!("{part_size} bytes is too small for a tar part"), Some("use at least \"4KiB\"; the default is \"1GiB\"")));
+            return Err(cx.at(
+                span,
+                "output.part_size",
+                format!("{part_size} bytes is too small for a tar part"),
+                Some("use at least \"4KiB\"; the default is \"1GiB\""),
+            ));
         }
         let tar_part_size = match self.archive.unwrap_or(Archive::Tar) {
             Archive::Tar => Some(part_size),
             Archive::None => None,
         };
         let split = Split {
-            max_records: positive_count(cx, &self.max_records_per_file, "output.max_records_per_file", "use a positive number, or leave it out for one file per resource")?,
+            max_records: positive_count(
+                cx,
+                &self.max_records_per_file,
+                "output.max_records_per_file",
+                "use a positive number, or leave it out for one file per resource",
+            )?,
             max_bytes: cx.value(&self.max_bytes_per_file, "output.max_bytes_per_file", parse_file_size)?,
         };
         let defaults = ResourceDefaults {
@@ -203,13 +258,23 @@ impl OutputSection {
         let encrypt_to = match &self.encrypt_to {
             None => None,
             Some(list) => Some(crate::package::encrypt::Recipients::parse(list.get_ref()).map_err(|e| {
-                cx.at(list.span(), "output.encrypt_to", e.to_string(), Some("list public keys, e.g. encrypt_to = [\"age1...\"]; `age-keygen -o key.txt` makes a key pair"))
+                cx.at(
+                    list.span(),
+                    "output.encrypt_to",
+                    e.to_string(),
+                    Some("list public keys, e.g. encrypt_to = [\"age1...\"]; `age-keygen -o key.txt` makes a key pair"),
+                )
             })?),
         };
         let sign_with = match &self.sign_with {
             None => None,
             Some(key) => Some(crate::package::sign::SigningKey::read(&cx.resolve(key.get_ref())).map_err(|e| {
-                cx.at(key.span(), "output.sign_with", e.to_string(), Some("the path is relative to the job file; `ferry keys generate` writes ferry.key and ferry.pub"))
+                cx.at(
+                    key.span(),
+                    "output.sign_with",
+                    e.to_string(),
+                    Some("the path is relative to the job file; `ferry keys generate` writes ferry.key and ferry.pub"),
+                )
             })?),
         };
         Ok(super::Trust { encrypt_to, sign_with })
@@ -229,11 +294,22 @@ impl LimitsSection {
 
 impl S3Section {
     fn build(self) -> crate::s3::S3Settings {
-        crate::s3::S3Settings { endpoint: self.endpoint, region: self.region, access_key_id: self.access_key_id, secret_access_key: self.secret_access_key, allow_http: self.allow_http }
+        crate::s3::S3Settings {
+            endpoint: self.endpoint,
+            region: self.region,
+            access_key_id: self.access_key_id,
+            secret_access_key: self.secret_access_key,
+            allow_http: self.allow_http,
+        }
     }
 }
 
-fn build_resources(cx: &Cx<'_>, sections: &[Spanned<ResourceSection>], defaults: &ResourceDefaults, as_of: DateTime<Utc>) -> Result<Vec<ResourceSpec>, JobError> {
+fn build_resources(
+    cx: &Cx<'_>,
+    sections: &[Spanned<ResourceSection>],
+    defaults: &ResourceDefaults,
+    as_of: DateTime<Utc>,
+) -> Result<Vec<ResourceSpec>, JobError> {
     if sections.is_empty() {
         let names = builtin_names().collect::<Vec<_>>().join(", ");
         return Err(cx.whole("resource", "the job exports nothing", format!("add a [[resource]] table with name = one of: {names}")));
@@ -244,7 +320,12 @@ fn build_resources(cx: &Cx<'_>, sections: &[Spanned<ResourceSection>], defaults:
         let r = r.get_ref();
         if let Some(first) = seen.insert(r.name.get_ref(), i) {
             let message = format!("resource {:?} is listed twice (also resource[{first}])", r.name.get_ref());
-            return Err(cx.at(r.name.span(), &format!("resource[{i}].name"), message, Some("export each resource once; remove one of them")));
+            return Err(cx.at(
+                r.name.span(),
+                &format!("resource[{i}].name"),
+                message,
+                Some("export each resource once; remove one of them"),
+            ));
         }
         resources.push(r.build(cx, i, defaults, as_of)?);
     }
@@ -256,13 +337,19 @@ impl ResourceSection {
         let key = |k: &str| format!("resource[{i}].{k}");
         let name = self.name.get_ref().clone();
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-            return Err(cx.at(self.name.span(), &key("name"), format!("{name:?} is not a resource name"), Some("use letters, digits, _ and -")));
+            return Err(cx.at(
+                self.name.span(),
+                &key("name"),
+                format!("{name:?} is not a resource name"),
+                Some("use letters, digits, _ and -"),
+            ));
         }
         let plugin = match &self.plugin {
             Some(p) => PluginRef::Path(cx.resolve(p.get_ref())),
             None if builtin(&name).is_some() => PluginRef::Builtin(name.clone()),
             None => {
-                let help = format!("built-ins are: {}; or set `plugin = \"path/to/plugin.wasm\"`", builtin_names().collect::<Vec<_>>().join(", "));
+                let help =
+                    format!("built-ins are: {}; or set `plugin = \"path/to/plugin.wasm\"`", builtin_names().collect::<Vec<_>>().join(", "));
                 return Err(cx.at(self.name.span(), &key("name"), format!("no built-in plugin exports {name:?}"), Some(&help)));
             }
         };
@@ -270,13 +357,14 @@ impl ResourceSection {
             .months
             .as_ref()
             .map(|m| {
-                Months::parse(m.get_ref())
-                    .and_then(|months| crate::window::check(as_of, months).map(|()| months))
-                    .map_err(|msg| cx.at(m.span(), &key("months"), msg, Some("MX offers the past 1, 2, 3, 6, 12 or 24 months, or all transactions")))
+                Months::parse(m.get_ref()).and_then(|months| crate::window::check(as_of, months).map(|()| months)).map_err(|msg| {
+                    cx.at(m.span(), &key("months"), msg, Some("MX offers the past 1, 2, 3, 6, 12 or 24 months, or all transactions"))
+                })
             })
             .transpose()?;
         let split = Split {
-            max_records: positive_count(cx, &self.max_records_per_file, &key("max_records_per_file"), "use a positive number")?.or(defaults.split.max_records),
+            max_records: positive_count(cx, &self.max_records_per_file, &key("max_records_per_file"), "use a positive number")?
+                .or(defaults.split.max_records),
             max_bytes: cx.value(&self.max_bytes_per_file, &key("max_bytes_per_file"), parse_file_size)?.or(defaults.split.max_bytes),
         };
         let limits = Limits {
@@ -304,7 +392,12 @@ impl ResourceSection {
 fn check_environment(cx: &Cx<'_>, file: &JobFile, source: &SourceSpec, output_dir: &Path) -> Result<(), JobError> {
     if let Some(sq) = &file.source.sqlite {
         if source.sqlite.is_dir() {
-            return Err(cx.at(sq.span(), "source.sqlite", format!("{} is a directory, not a database file", source.sqlite.display()), Some("name the SQLite file itself, e.g. \"demo/platform.db\"")));
+            return Err(cx.at(
+                sq.span(),
+                "source.sqlite",
+                format!("{} is a directory, not a database file", source.sqlite.display()),
+                Some("name the SQLite file itself, e.g. \"demo/platform.db\""),
+            ));
         }
         if source.demo.is_none() && !source.sqlite.is_file() {
             return Err(cx.at(
@@ -319,14 +412,24 @@ fn check_environment(cx: &Cx<'_>, file: &JobFile, source: &SourceSpec, output_di
     let same = |dir: &Path| std::path::absolute(dir).is_ok_and(|d| out_abs.as_ref().is_ok_and(|o| o == &d));
     let inside = |dir: &Path| std::path::absolute(dir).is_ok_and(|d| out_abs.as_ref().is_ok_and(|o| o == &d || o.starts_with(&d)));
     if (source.postgres.is_none() && source.sqlite.parent().is_some_and(same)) || source.blobs.as_deref().is_some_and(inside) {
-        return Err(cx.at(file.output.dir.span(), "output.dir", format!("{} is inside the source", output_dir.display()), Some("write snapshots outside the platform's data directory")));
+        return Err(cx.at(
+            file.output.dir.span(),
+            "output.dir",
+            format!("{} is inside the source", output_dir.display()),
+            Some("write snapshots outside the platform's data directory"),
+        ));
     }
     for (i, r) in file.resources.iter().enumerate() {
         if let Some(p) = &r.get_ref().plugin
             && !cx.resolve(p.get_ref()).is_file()
         {
             let message = format!("{} does not exist", cx.resolve(p.get_ref()).display());
-            return Err(cx.at(p.span(), &format!("resource[{i}].plugin"), message, Some("the path is relative to the job file; build the plugin with `cargo build --release --target wasm32-wasip2`")));
+            return Err(cx.at(
+                p.span(),
+                &format!("resource[{i}].plugin"),
+                message,
+                Some("the path is relative to the job file; build the plugin with `cargo build --release --target wasm32-wasip2`"),
+            ));
         }
     }
     Ok(())

@@ -165,8 +165,7 @@ pub struct ResourceSection {
 impl JobFile {
     /// Parses the TOML; type errors and unknown keys name the key, line and column.
     pub fn parse(path: &Path, text: &str) -> Result<JobFile, JobError> {
-        let de = toml::de::Deserializer::parse(text)
-            .map_err(|e| JobError::at(path, text, e.span(), "", e.message().to_string(), None))?;
+        let de = toml::de::Deserializer::parse(text).map_err(|e| JobError::at(path, text, e.span(), "", e.message().to_string(), None))?;
         serde_path_to_error::deserialize(de).map_err(|e| {
             // `Spanned` values add a private segment to the path; people never wrote it.
             let key = e.path().to_string().replace(".$__serde_spanned_private_value", "");

@@ -2,22 +2,25 @@
 //! staging directory, the manifest last, then an atomic rename.
 
 pub mod archive;
-pub mod layout;
 mod delivery_record;
 pub mod encrypt;
-pub mod sign;
-mod manifest;
-pub mod verify;
-pub mod relations;
 mod extsort;
+pub mod layout;
+mod manifest;
 mod output_file;
 pub mod par_gzip;
+pub mod relations;
 mod resource_files;
+pub mod sign;
 mod staging;
+pub mod verify;
 
-pub use manifest::{place_in_parts, ATTACHMENT_KIND, ArchiveEntry, AsOfEntry, ConsistencyEntry, EncryptionEntry, FileEntry, Manifest, Plaintext, PluginEntry, ReferenceEntry, ResourceEntry, ResourceFailure, Status, StageTimes, WindowEntry, MANIFEST_FORMAT_VERSION};
 pub use delivery_record::{DELIVERY_RECORD, DeliveredObject, DeliveryRecord};
+pub use layout::{MANIFEST, ProcessId, SnapshotLayout};
+pub use manifest::{
+    ATTACHMENT_KIND, ArchiveEntry, AsOfEntry, ConsistencyEntry, EncryptionEntry, FileEntry, MANIFEST_FORMAT_VERSION, Manifest, Plaintext,
+    PluginEntry, ReferenceEntry, ResourceEntry, ResourceFailure, StageTimes, Status, WindowEntry, place_in_parts,
+};
 pub use output_file::{FileStats, OutputFile};
 pub use resource_files::{ResourceFiles, Split, WrittenFile};
-pub use layout::{MANIFEST, ProcessId, SnapshotLayout};
 pub use staging::{Staging, StagingError};

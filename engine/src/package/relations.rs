@@ -34,12 +34,7 @@ pub fn load_order(entries: &[ResourceEntry]) -> Vec<String> {
     let parents: Vec<BTreeSet<&str>> = entries
         .iter()
         .map(|e| {
-            e.references
-                .iter()
-                .filter_map(|r| target(entries, &r.resource))
-                .map(|t| t.name.as_str())
-                .filter(|t| *t != e.name)
-                .collect()
+            e.references.iter().filter_map(|r| target(entries, &r.resource)).map(|t| t.name.as_str()).filter(|t| *t != e.name).collect()
         })
         .collect();
     let mut placed: BTreeSet<&str> = BTreeSet::new();
@@ -86,7 +81,14 @@ pub fn verify_relations(dir: &Path) -> Result<Report, VerifyError> {
         for r in &e.references {
             let subject = format!("{}.{} -> {}.{}", e.name, r.field, r.resource, r.key);
             let Some(t) = target(&manifest.resources, &r.resource) else {
-                report.push(false, subject, format!("resource `{}` is not in the snapshot, so these references cannot resolve; export it in the same job", r.resource));
+                report.push(
+                    false,
+                    subject,
+                    format!(
+                        "resource `{}` is not in the snapshot, so these references cannot resolve; export it in the same job",
+                        r.resource
+                    ),
+                );
                 continue;
             };
             if let Some(error) = &t.error {
@@ -181,7 +183,11 @@ pub fn verify_relations(dir: &Path) -> Result<Report, VerifyError> {
         if dangling == 0 {
             report.push(true, subject, format!("{checked} references{null_note}, all resolve"));
         } else {
-            report.push(false, subject, format!("{dangling} of {checked} references{null_note} resolve to no record, e.g. {}", examples.join(", ")));
+            report.push(
+                false,
+                subject,
+                format!("{dangling} of {checked} references{null_note} resolve to no record, e.g. {}", examples.join(", ")),
+            );
         }
     }
     Ok(report)
@@ -247,7 +253,12 @@ fn with_file(dir: &Path, f: &FileEntry, read: impl FnOnce(&mut dyn Read) -> Resu
 /// Calls `each(i, value)` for field `fields[i]` of every record of the file (by its
 /// name: `.avro`, `.csv` or `.jsonl`, optionally `.gz`). A value is its text (numbers as
 /// decimal text), `None` for null.
-fn each_value(path: &str, raw: &mut dyn Read, fields: &[String], mut each: impl FnMut(usize, Option<Vec<u8>>) -> Result<(), String>) -> Result<(), String> {
+fn each_value(
+    path: &str,
+    raw: &mut dyn Read,
+    fields: &[String],
+    mut each: impl FnMut(usize, Option<Vec<u8>>) -> Result<(), String>,
+) -> Result<(), String> {
     let plain: Box<dyn Read + '_> = match path.strip_suffix(".gz") {
         Some(_) => Box::new(flate2::read::MultiGzDecoder::new(raw)),
         None => Box::new(raw),
@@ -334,7 +345,10 @@ mod tests {
             window: None,
             as_of: None,
             key: Some("guid".into()),
-            references: refs.iter().map(|r| ReferenceEntry { field: format!("{r}_guid"), resource: r.to_string(), key: "guid".into() }).collect(),
+            references: refs
+                .iter()
+                .map(|r| ReferenceEntry { field: format!("{r}_guid"), resource: r.to_string(), key: "guid".into() })
+                .collect(),
             records: 0,
             files: Vec::new(),
             error: None,

@@ -242,7 +242,11 @@ pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
         check_signature(&mut report, dir, key);
     }
     if manifest.format_version > MANIFEST_FORMAT_VERSION {
-        report.push(false, "manifest", format!("format_version {} is newer than this ferry reads ({MANIFEST_FORMAT_VERSION}); upgrade ferry", manifest.format_version));
+        report.push(
+            false,
+            "manifest",
+            format!("format_version {} is newer than this ferry reads ({MANIFEST_FORMAT_VERSION}); upgrade ferry", manifest.format_version),
+        );
         return Ok(report);
     }
     for r in &manifest.resources {
@@ -298,7 +302,11 @@ pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
                     problems.push("the end-of-archive blocks are missing (truncated?)".into());
                 }
                 let ok = problems.is_empty();
-                report.push(ok, archive.name.clone(), if ok { format!("{bytes} bytes, sha256 ok, end-of-archive ok") } else { problems.join("; ") });
+                report.push(
+                    ok,
+                    archive.name.clone(),
+                    if ok { format!("{bytes} bytes, sha256 ok, end-of-archive ok") } else { problems.join("; ") },
+                );
             }
         }
         let members = expected.get(&archive.name).cloned().unwrap_or_default();
@@ -306,7 +314,11 @@ pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
         let mut sealed = match (&archive.plaintext, &keys.identity) {
             (None, _) => None,
             (Some(_), None) => {
-                report.push(true, archive.name.clone(), "encrypted: its members were not checked (pass --identity KEY to decrypt and check them)");
+                report.push(
+                    true,
+                    archive.name.clone(),
+                    "encrypted: its members were not checked (pass --identity KEY to decrypt and check them)",
+                );
                 continue;
             }
             (Some(plain), Some(identity)) => match open_sealed(&part, identity) {
@@ -348,10 +360,14 @@ pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
 
     if let Some(loose) = expected.get("") {
         for (name, f) in loose {
-            match resolve(dir, name).and_then(|(path, len)| File::open(path).map(|file| (file, len)).map_err(|e| format!("is in the manifest but cannot be read: {e}"))) {
+            match resolve(dir, name).and_then(|(path, len)| {
+                File::open(path).map(|file| (file, len)).map_err(|e| format!("is in the manifest but cannot be read: {e}"))
+            }) {
                 Ok((_, len)) if len != f.bytes => report.push(false, name.clone(), format!("{len} bytes, manifest says {}", f.bytes)),
                 // One byte past the stated size, so a file that grows while read still shows it.
-                Ok((file, _)) if f.plaintext.is_some() => check_sealed_file(&mut report, name.clone(), f, file.take(f.bytes + 1), keys.identity.as_ref()),
+                Ok((file, _)) if f.plaintext.is_some() => {
+                    check_sealed_file(&mut report, name.clone(), f, file.take(f.bytes + 1), keys.identity.as_ref())
+                }
                 Ok((file, _)) => check_file(&mut report, name.clone(), f, file.take(f.bytes + 1)),
                 Err(e) => report.push(false, name.clone(), e),
             }
@@ -453,7 +469,11 @@ fn check_sealed_file(report: &mut Report, subject: String, entry: &FileEntry, ra
     let plain = entry.plaintext.as_ref().expect("called for encrypted files");
     let mut stored = Hashing { inner: BufReader::new(raw), hasher: Sha256::new(), bytes: 0 };
     match identity {
-        None => report.push(true, format!("{subject} (decrypted)"), "encrypted: its content was not checked (pass --identity KEY to decrypt and check it)"),
+        None => report.push(
+            true,
+            format!("{subject} (decrypted)"),
+            "encrypted: its content was not checked (pass --identity KEY to decrypt and check it)",
+        ),
         Some(identity) => match identity.decrypt(&mut stored) {
             Ok(reader) => {
                 let inner = FileEntry {

@@ -15,8 +15,8 @@ use ferry_wire::cell::{self, Cell};
 use ferry_wire::decimal;
 use ferry_wire::varint::write_long;
 
-use super::schema::{Kind, RecordSchema};
 use super::Cells;
+use super::schema::{Kind, RecordSchema};
 
 /// What a field can be filled with from one column.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -27,9 +27,16 @@ enum Target {
     Boolean,
     Double,
     /// `long` timestamps, `per_second` units a second, within years 1 to 9999.
-    Timestamp { min: i64, max: i64, per_second: i64 },
+    Timestamp {
+        min: i64,
+        max: i64,
+        per_second: i64,
+    },
     /// `bytes` decimals.
-    Decimal { precision: u32, scale: u32 },
+    Decimal {
+        precision: u32,
+        scale: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +61,9 @@ pub struct CopyPlan {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    #[error("field `{field}` is {what}, which `copy` cannot fill from a column; write these records with `emit` (the kit's `Export::record`)")]
+    #[error(
+        "field `{field}` is {what}, which `copy` cannot fill from a column; write these records with `emit` (the kit's `Export::record`)"
+    )]
     Unsupported { field: String, what: String },
     #[error("`copy` fills field i from column i, so the read needs at least the schema's {fields} columns; it names {columns}")]
     TooFewColumns { fields: usize, columns: usize },
@@ -198,7 +207,8 @@ impl RecordEncoder {
         if self.fault.is_none() {
             let at = std::str::from_utf8(b).err().map_or(0, |e| e.valid_up_to());
             let n = b.len();
-            let why = format!("text that is not valid UTF-8 ({n} bytes, the first bad byte at offset {at}); fix its encoding in the source");
+            let why =
+                format!("text that is not valid UTF-8 ({n} bytes, the first bad byte at offset {at}); fix its encoding in the source");
             self.fault = Some((field, why));
         }
     }
@@ -374,7 +384,8 @@ impl Cells for RecordEncoder {
     }
 
     fn take(&mut self) -> RecordBatch {
-        let fresh = RecordBatch { count: 0, data: Vec::with_capacity(self.batch_bytes + 4096), ends: Vec::with_capacity(self.batch.ends.len()) };
+        let fresh =
+            RecordBatch { count: 0, data: Vec::with_capacity(self.batch_bytes + 4096), ends: Vec::with_capacity(self.batch.ends.len()) };
         std::mem::replace(&mut self.batch, fresh)
     }
 }

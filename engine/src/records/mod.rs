@@ -8,8 +8,8 @@ mod schema;
 mod validate;
 
 pub use cells::Cells;
-pub use fingerprint::SchemaFingerprint;
 pub use copy::{CopyPlan, PlanError, RecordBatch, RecordEncoder};
+pub use fingerprint::SchemaFingerprint;
 pub use schema::{Kind, RecordSchema, SchemaError};
 pub use validate::{BatchError, validate_batch};
 

@@ -19,8 +19,8 @@ mod pack;
 mod writer;
 
 use std::path::PathBuf;
-use std::sync::{Arc, mpsc};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -204,7 +204,13 @@ fn prepare(job: &Job, options: &RunOptions) -> Result<Prepared, RunError> {
     Ok(Prepared { source, runtime, selection, blobs })
 }
 
-fn run_recorded(job: &Job, options: &RunOptions, snapshot_id: &str, record: &mut crate::catalog::Recorder, s3: Option<&crate::s3::S3>) -> Result<RunReport, RunError> {
+fn run_recorded(
+    job: &Job,
+    options: &RunOptions,
+    snapshot_id: &str,
+    record: &mut crate::catalog::Recorder,
+    s3: Option<&crate::s3::S3>,
+) -> Result<RunReport, RunError> {
     let created_at = Utc::now();
     let Prepared { source, runtime, selection, blobs } = prepare(job, options)?;
     let names: Vec<String> = selection.resources.iter().map(|s| s.spec.name.clone()).collect();
@@ -229,7 +235,13 @@ fn run_recorded(job: &Job, options: &RunOptions, snapshot_id: &str, record: &mut
             (results, archives, Some(delivery.into_inner()))
         }
         None => {
-            let (results, archives, _) = export_and_pack(job, &exporter, selection, &stamp, Sealed::new(PartDir(staging.dir().into()), job.trust.encrypt_to.clone()));
+            let (results, archives, _) = export_and_pack(
+                job,
+                &exporter,
+                selection,
+                &stamp,
+                Sealed::new(PartDir(staging.dir().into()), job.trust.encrypt_to.clone()),
+            );
             (results, archives, None)
         }
     };
@@ -281,7 +293,12 @@ fn pack_error(e: std::io::Error, dir: &std::path::Path) -> RunError {
 }
 
 /// Uploads the loose files (those no part holds), then the manifest, last.
-fn deliver(mut delivery: crate::s3::Delivery, staging: &Staging, manifest: &Manifest, signature: Option<&str>) -> Result<crate::s3::Delivered, RunError> {
+fn deliver(
+    mut delivery: crate::s3::Delivery,
+    staging: &Staging,
+    manifest: &Manifest,
+    signature: Option<&str>,
+) -> Result<crate::s3::Delivered, RunError> {
     for e in &manifest.resources {
         for f in e.files.iter().filter(|f| f.archive.is_none()) {
             delivery.upload_file(&staging.dir().join(&f.path), &f.path)?;
@@ -313,7 +330,13 @@ fn settle(names: &[String], results: Vec<Exported>) -> (Vec<ResourceEntry>, Vec<
 /// Exports every resource on `options.parallelism` workers while the packer, on this
 /// thread, packs each finished resource's files in job order into parts handed to
 /// `sink` (when the job packs). Returns the results in job order, the parts, and the sink.
-fn export_and_pack<S: PartSink>(job: &Job, exporter: &Exporter<'_>, selection: Selection, stamp: &str, sink: S) -> (Vec<Exported>, std::io::Result<PackedParts>, S) {
+fn export_and_pack<S: PartSink>(
+    job: &Job,
+    exporter: &Exporter<'_>,
+    selection: Selection,
+    stamp: &str,
+    sink: S,
+) -> (Vec<Exported>, std::io::Result<PackedParts>, S) {
     let spec = job.tar_part_size.map(|max_bytes| PartSpec { stamp, max_bytes, mtime: job.as_of.timestamp().max(0) as u64 });
     let mut parts = Parts::new(sink, exporter.dir, spec);
     let fail_fast = job.on_error == OnError::Fail;
@@ -357,7 +380,8 @@ fn worker(exporter: &Exporter<'_>, resources: &[Selected], next: &AtomicUsize, e
 
 /// The entry of a resource whose plugin did not load (under `on_error = "continue"`).
 fn unloaded(spec: &ResourceSpec, error: LoadError) -> Exported {
-    let plugin = PluginEntry { name: spec.name.clone(), version: String::new(), origin: export::origin_text(&spec.plugin), sha256: String::new() };
+    let plugin =
+        PluginEntry { name: spec.name.clone(), version: String::new(), origin: export::origin_text(&spec.plugin), sha256: String::new() };
     let mut entry = ResourceEntry::new(&spec.name, plugin, "null", spec.format, spec.codec.name(), spec.gzip);
     let error = ResourceError::Load(error);
     entry.fail(error.kind(), error.to_string());

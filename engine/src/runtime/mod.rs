@@ -8,12 +8,12 @@ mod bindings;
 mod blobs;
 mod cache;
 mod crash;
+mod declaration;
 mod host;
 mod limits;
 mod load;
 mod state;
 mod v0_1;
-mod declaration;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -167,7 +167,9 @@ impl Instance {
 
     fn export(&self, store: &mut Store<HostState>, request: &ExportRequest) -> wasmtime::Result<Result<u64, bindings::Error>> {
         match self {
-            Instance::V0_1(i) => Ok(i.call_export(store, &v0_1::export_request(request))?.map(|s| s.records).map_err(|e| v0_1::wit_error(&e))),
+            Instance::V0_1(i) => {
+                Ok(i.call_export(store, &v0_1::export_request(request))?.map(|s| s.records).map_err(|e| v0_1::wit_error(&e)))
+            }
             Instance::V0_2(i) => Ok(i.call_export(store, request)?.map(|s| s.records)),
         }
     }
@@ -177,7 +179,9 @@ impl Instance {
 pub enum PluginError {
     #[error("plugin {origin} is not a WebAssembly component ({reason}); build plugins with `cargo build --release --target wasm32-wasip2`")]
     NotAComponent { origin: Origin, reason: String },
-    #[error("plugin {origin} cannot be started: {reason}; it may import an interface ferry does not offer (ferry speaks ferry:plugin@0.1.0 and @0.2.0, and wasi p2)")]
+    #[error(
+        "plugin {origin} cannot be started: {reason}; it may import an interface ferry does not offer (ferry speaks ferry:plugin@0.1.0 and @0.2.0, and wasi p2)"
+    )]
     Instantiate { origin: Origin, reason: String },
     #[error("plugin {origin} declares an unusable schema: {source}")]
     Schema { origin: Origin, source: SchemaError },
@@ -185,9 +189,13 @@ pub enum PluginError {
     BadDeclaration { origin: Origin, what: String },
     #[error("plugin {origin} declares an inconsistent resource: {what}; fix its describe()")]
     Inconsistent { origin: Origin, what: String },
-    #[error("plugin `{plugin}` ran past its time limit of {limit:?} and was stopped; raise `time_limit` on the resource if it really needs longer")]
+    #[error(
+        "plugin `{plugin}` ran past its time limit of {limit:?} and was stopped; raise `time_limit` on the resource if it really needs longer"
+    )]
     TimeLimit { plugin: String, limit: Duration },
-    #[error("plugin `{plugin}` hit its memory cap of {cap} MiB (it asked for {asked} MiB) and was stopped; raise `memory_limit` on the resource if it really needs more")]
+    #[error(
+        "plugin `{plugin}` hit its memory cap of {cap} MiB (it asked for {asked} MiB) and was stopped; raise `memory_limit` on the resource if it really needs more"
+    )]
     MemoryLimit { plugin: String, cap: u64, asked: u64 },
     #[error("plugin `{plugin}` crashed: {message}{detail}")]
     Trap { plugin: String, message: String, detail: String },
@@ -297,16 +305,19 @@ impl Runtime {
     /// Compiles (or loads from the cache) a plugin and asks it to describe itself.
     pub fn load(&self, origin: Origin, wasm: &[u8]) -> Result<Plugin, PluginError> {
         let sha256 = hex::encode(Sha256::digest(wasm));
-        let component = self.component(&sha256, wasm).map_err(|e| PluginError::NotAComponent { origin: origin.clone(), reason: root_cause(&e) })?;
+        let component =
+            self.component(&sha256, wasm).map_err(|e| PluginError::NotAComponent { origin: origin.clone(), reason: root_cause(&e) })?;
         let plugin_name = origin.to_string();
         let limits = Limits { time: DESCRIBE_TIME, ..Limits::default() };
-        let mut store = self.store(HostState::new(&plugin_name, Arc::new(Grants::new()), Arc::new(NoSource), None, None, Arc::new(NoEvents), limits));
+        let mut store =
+            self.store(HostState::new(&plugin_name, Arc::new(Grants::new()), Arc::new(NoSource), None, None, Arc::new(NoEvents), limits));
         let pre = self
             .linker
             .instantiate_pre(&component)
             .and_then(Pre::new)
             .map_err(|e| PluginError::Instantiate { origin: origin.clone(), reason: root_cause(&e) })?;
-        let instance = pre.instantiate(&mut store).map_err(|e| PluginError::Instantiate { origin: origin.clone(), reason: root_cause(&e) })?;
+        let instance =
+            pre.instantiate(&mut store).map_err(|e| PluginError::Instantiate { origin: origin.clone(), reason: root_cause(&e) })?;
         let info = match instance.describe(&mut store) {
             Ok(info) => info,
             Err(e) => return Err(classify(&plugin_name, e, store.into_data(), limits)),
@@ -345,7 +356,12 @@ impl Runtime {
     }
 
     /// Runs one export whose plugin may store attachments through `attachments`.
-    pub fn export_with(&self, plugin: &Plugin, job: ExportJob, attachments: Option<Box<dyn AttachmentSink>>) -> Result<ExportOutcome, PluginError> {
+    pub fn export_with(
+        &self,
+        plugin: &Plugin,
+        job: ExportJob,
+        attachments: Option<Box<dyn AttachmentSink>>,
+    ) -> Result<ExportOutcome, PluginError> {
         let ExportJob { resource, request, source, sink, events, limits } = job;
         let mut state = HostState::new(&resource, plugin.grants.clone(), source, Some(plugin.schema.clone()), Some(sink), events, limits);
         state.attachments = attachments;

@@ -28,7 +28,9 @@ pub enum BlobError {
     Store { store: String, source: std::io::Error },
     #[error("blob `{key}` is missing from the blob store {store}; check `[source] blobs` points at the platform's blob store")]
     Missing { key: String, store: String },
-    #[error("blob key {key:?} is not a plain relative path inside the store (no `..`, absolute paths, backslashes or NUL); the source row is corrupt or hostile")]
+    #[error(
+        "blob key {key:?} is not a plain relative path inside the store (no `..`, absolute paths, backslashes or NUL); the source row is corrupt or hostile"
+    )]
     BadKey { key: String },
     #[error("blob `{key}` resolves outside the blob store {store} (a symbolic link?); remove the link from the store")]
     Escapes { key: String, store: String },
@@ -45,7 +47,8 @@ pub struct DirBlobStore {
 
 impl DirBlobStore {
     pub fn open(root: &Path) -> Result<Self, BlobError> {
-        let dir = Dir::open_ambient_dir(root, ambient_authority()).map_err(|source| BlobError::Store { store: root.display().to_string(), source })?;
+        let dir = Dir::open_ambient_dir(root, ambient_authority())
+            .map_err(|source| BlobError::Store { store: root.display().to_string(), source })?;
         Ok(DirBlobStore { root: root.to_path_buf(), dir: std::sync::Arc::new(dir) })
     }
 }
@@ -64,7 +67,9 @@ impl BlobStore for DirBlobStore {
         let io = |source| BlobError::Io { key: key.into(), store: self.describe(), source };
         let file = match self.dir.open(key) {
             Ok(file) => file.into_std(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::Missing { key: key.into(), store: self.describe() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(BlobError::Missing { key: key.into(), store: self.describe() });
+            }
             // cap-std's word for a path that would lead out (EXDEV from RESOLVE_BENEATH, or
             // its own check where openat2 is missing).
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && e.to_string().contains("outside") => {

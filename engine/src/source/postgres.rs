@@ -29,7 +29,10 @@ use postgres::{Client, Config, IsolationLevel};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::row_batch::BATCH_BYTES;
-use super::{Cells, ChannelStream, Consistency, RecordStream, RowBatchBuilder, RowSink, RowStream, Source, SourceError, TableQuery, quote_ident, spawn_reader};
+use super::{
+    Cells, ChannelStream, Consistency, RecordStream, RowBatchBuilder, RowSink, RowStream, Source, SourceError, TableQuery, quote_ident,
+    spawn_reader,
+};
 use crate::records::RecordEncoder;
 
 /// Rows fetched from the portal per round trip.
@@ -58,11 +61,7 @@ impl PostgresUrl {
             })
             .unwrap_or_else(|| "localhost".into());
         let port = config.get_ports().first().copied().unwrap_or(5432);
-        let shown = format!(
-            "postgres://{}@{host}:{port}/{}",
-            config.get_user().unwrap_or(""),
-            config.get_dbname().unwrap_or("")
-        );
+        let shown = format!("postgres://{}@{host}:{port}/{}", config.get_user().unwrap_or(""), config.get_dbname().unwrap_or(""));
         Ok(PostgresUrl { url: url.into(), shown })
     }
 
@@ -131,7 +130,10 @@ impl Pin {
         holder.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").map_err(pg)?;
         let snapshot: String = holder.query_one("SELECT pg_export_snapshot()", &[]).map_err(pg)?.get(0);
         if snapshot.is_empty() || !snapshot.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
-            return Err(SourceError::PgPool { target: url.to_string(), reason: format!("the server exported a snapshot named {snapshot:?}, which ferry does not trust") });
+            return Err(SourceError::PgPool {
+                target: url.to_string(),
+                reason: format!("the server exported a snapshot named {snapshot:?}, which ferry does not trust"),
+            });
         }
         Ok(Pin { snapshot, _holder: std::sync::Mutex::new(holder) })
     }
@@ -210,7 +212,10 @@ impl PostgresSource {
                 .columns
                 .iter()
                 .map(|c| {
-                    let col = columns.iter().find(|k| &k.name == c).ok_or_else(|| SourceError::NoColumn { table: query.table.into(), column: c.clone() })?;
+                    let col = columns
+                        .iter()
+                        .find(|k| &k.name == c)
+                        .ok_or_else(|| SourceError::NoColumn { table: query.table.into(), column: c.clone() })?;
                     if !supported(&col.ty) {
                         return Err(SourceError::PgType { table: query.table.into(), column: c.clone(), ty: col.ty.name().into() });
                     }
@@ -248,7 +253,9 @@ impl PostgresSource {
             }
             // A row with no creation time is read (and refused by its field's type if that
             // is not nullable), never dropped unseen.
-            if query.created_before.as_ref().is_some_and(|c| std::ptr::eq(c, range)) && let Some(last) = conds.pop() {
+            if query.created_before.as_ref().is_some_and(|c| std::ptr::eq(c, range))
+                && let Some(last) = conds.pop()
+            {
                 conds.push(format!("({last} OR {col} IS NULL)"));
             }
         }
@@ -281,9 +288,8 @@ impl PostgresSource {
         let mut client = self.client()?;
         let (sql, params) = self.read_sql(&mut client, query)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
-        let rows = client
-            .query(&format!("EXPLAIN {sql}"), &refs)
-            .map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
+        let rows =
+            client.query(&format!("EXPLAIN {sql}"), &refs).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
     }
 }
@@ -375,11 +381,21 @@ impl PostgresSource {
         let table = query.table.to_string();
         let pin = self.pin.clone();
         let window_column = query.range.filter(|r| r.start.is_some() || r.end.is_some()).map(|r| r.column.to_string());
-        Ok(spawn_reader(format!("ferry-pg-{table}"), query.table, cells, move |sink| read_rows(client, &pin, &sql, &params, &table, window_column.as_deref(), sink)))
+        Ok(spawn_reader(format!("ferry-pg-{table}"), query.table, cells, move |sink| {
+            read_rows(client, &pin, &sql, &params, &table, window_column.as_deref(), sink)
+        }))
     }
 }
 
-fn read_rows<C: Cells>(mut client: Pooled, pin: &Pin, sql: &str, params: &[Param], table: &str, window_column: Option<&str>, sink: &mut RowSink<C>) -> Result<(), SourceError> {
+fn read_rows<C: Cells>(
+    mut client: Pooled,
+    pin: &Pin,
+    sql: &str,
+    params: &[Param],
+    table: &str,
+    window_column: Option<&str>,
+    sink: &mut RowSink<C>,
+) -> Result<(), SourceError> {
     let pg = |e| SourceError::PgQuery { table: table.into(), source: e };
     // The run's snapshot for the whole read, and a portal only lives inside a transaction.
     let mut txn = pin.begin(&mut client).map_err(pg)?;

@@ -20,7 +20,10 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ffi};
 
 use super::row_batch::BATCH_BYTES;
-use super::{Cells, ChannelStream, Consistency, Range, RecordStream, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident, spawn_reader};
+use super::{
+    Cells, ChannelStream, Consistency, Range, RecordStream, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident,
+    spawn_reader,
+};
 use crate::records::RecordEncoder;
 
 #[derive(Debug, Clone)]
@@ -74,9 +77,8 @@ impl SqliteSource {
         // Reading the schema fails early on a file that is not a database.
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
             .map_err(|e| SourceError::Open { path: path.into(), source: e })?;
-        let encoding: String = conn
-            .query_row("PRAGMA encoding", [], |r| r.get(0))
-            .map_err(|e| SourceError::Open { path: path.into(), source: e })?;
+        let encoding: String =
+            conn.query_row("PRAGMA encoding", [], |r| r.get(0)).map_err(|e| SourceError::Open { path: path.into(), source: e })?;
         source.utf8 = encoding == "UTF-8";
         drop(conn);
         source.pin = Some(Arc::new(source.take_pin()?));
@@ -112,7 +114,8 @@ impl SqliteSource {
     /// One transaction that rewrites the header's `user_version` with its own value: the
     /// database is unchanged, and its WAL holds a transaction to take a snapshot of.
     fn write_nothing(&self) -> Result<(), Hinted> {
-        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(Hinted)?;
+        let conn =
+            Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(Hinted)?;
         conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(Hinted)?;
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(Hinted)?;
         conn.execute_batch(&format!("BEGIN IMMEDIATE; PRAGMA user_version = {version}; COMMIT;")).map_err(Hinted)
@@ -140,10 +143,8 @@ impl SqliteSource {
 
     fn connect(&self) -> Result<Connection, SourceError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&self.path, flags)
-            .map_err(|e| SourceError::Open { path: self.path.clone(), source: e })?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))
-            .map_err(|e| SourceError::Open { path: self.path.clone(), source: e })?;
+        let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| SourceError::Open { path: self.path.clone(), source: e })?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(|e| SourceError::Open { path: self.path.clone(), source: e })?;
         // A small page cache: reads are sequential scans, an index walk or a count, which
         // revisit only the few interior pages, so SQLite's default 2 MiB per connection
         // bought no speed (measured: the same time for a full scan and a 3-month index
@@ -230,9 +231,11 @@ fn select_sql(conn: &Connection, query: &TableQuery) -> Result<(String, Vec<i64>
         let (min, max): (Option<f64>, Option<f64>) = conn
             // Two subqueries: SQLite answers a lone min() or max() from the index, but
             // scans the table for both in one SELECT.
-            .query_row(&format!("SELECT (SELECT min({col}) FROM {table}), (SELECT max({col}) FROM {table})", table = quote_ident(query.table)?), [], |r| {
-                Ok((r.get(0).ok(), r.get(1).ok()))
-            })
+            .query_row(
+                &format!("SELECT (SELECT min({col}) FROM {table}), (SELECT max({col}) FROM {table})", table = quote_ident(query.table)?),
+                [],
+                |r| Ok((r.get(0).ok(), r.get(1).ok())),
+            )
             .map_err(err)?;
         let (Some(min), Some(max)) = (min, max) else { return Ok(true) };
         let lo = range.start.map_or(min, |s| (s as f64).max(min));
@@ -299,9 +302,8 @@ impl SqliteSource {
 impl Source for SqliteSource {
     fn columns(&self, table: &str) -> Result<Option<Vec<String>>, SourceError> {
         let conn = self.connect()?;
-        let mut stmt = conn
-            .prepare("SELECT name FROM pragma_table_info(?1)")
-            .map_err(|e| SourceError::Query { table: table.into(), source: e })?;
+        let mut stmt =
+            conn.prepare("SELECT name FROM pragma_table_info(?1)").map_err(|e| SourceError::Query { table: table.into(), source: e })?;
         let cols = stmt
             .query_map([table], |r| r.get::<_, String>(0))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
@@ -518,7 +520,11 @@ mod tests {
     #[test]
     fn reads_see_the_moment_the_source_was_opened() {
         // SAFETY: a static, NUL-terminated option name.
-        assert_eq!(unsafe { ffi::sqlite3_compileoption_used(c"ENABLE_SNAPSHOT".as_ptr()) }, 1, "LIBSQLITE3_FLAGS lost SQLITE_ENABLE_SNAPSHOT");
+        assert_eq!(
+            unsafe { ffi::sqlite3_compileoption_used(c"ENABLE_SNAPSHOT".as_ptr()) },
+            1,
+            "LIBSQLITE3_FLAGS lost SQLITE_ENABLE_SNAPSHOT"
+        );
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("p.db");
         let writer = Connection::open(&db).unwrap();

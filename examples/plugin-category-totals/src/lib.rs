@@ -27,7 +27,8 @@ impl Resource for CategoryTotals {
         let mut totals: BTreeMap<Option<String>, (i64, i128, i128)> = BTreeMap::new();
         let mut rows = cx.read("transactions", &["category", "type", "amount"], cx.window().cloned())?;
         while let Some(row) = rows.next()? {
-            let amount = row.cell(2).decimal(18, 2).ok_or_else(|| Error::bad_data(format!("amount {} is not a decimal", row.cell(2).describe())))?;
+            let amount =
+                row.cell(2).decimal(18, 2).ok_or_else(|| Error::bad_data(format!("amount {} is not a decimal", row.cell(2).describe())))?;
             let t = totals.entry(row.cell(0).text().map(str::to_string)).or_default();
             t.0 += 1;
             match row.cell(1).text() {

@@ -43,9 +43,12 @@ fn text(row: &Row, table: &str, column: &str) -> Result<String> {
 }
 
 fn integer(row: &Row, table: &str, column: &str) -> Result<i64> {
-    row.get(column)?
-        .integer()
-        .ok_or_else(|| Error::bad_data(format!("table `{table}` column `{column}`: {} is not an integer", row.get(column).map(|c| c.describe()).unwrap_or_default())))
+    row.get(column)?.integer().ok_or_else(|| {
+        Error::bad_data(format!(
+            "table `{table}` column `{column}`: {} is not an integer",
+            row.get(column).map(|c| c.describe()).unwrap_or_default()
+        ))
+    })
 }
 
 fn attachment(row: &Row) -> Result<Attachment> {

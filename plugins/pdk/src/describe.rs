@@ -35,9 +35,9 @@ impl Type {
             Type::Boolean => r#""boolean""#.into(),
             Type::Double => r#""double""#.into(),
             Type::TimestampMicros => r#"{"type":"long","logicalType":"timestamp-micros"}"#.into(),
-            Type::Decimal { precision, scale } => format!(
-                r#"{{"type":"bytes","logicalType":"decimal","precision":{precision},"scale":{scale}}}"#
-            ),
+            Type::Decimal { precision, scale } => {
+                format!(r#"{{"type":"bytes","logicalType":"decimal","precision":{precision},"scale":{scale}}}"#)
+            }
         }
     }
 }
@@ -207,11 +207,7 @@ impl Describe {
 
     pub(crate) fn to_wit(&self) -> ResourceInfo {
         let mut tables = vec![TableGrant { table: self.table.clone(), columns: self.columns() }];
-        tables.extend(
-            self.extra_tables
-                .iter()
-                .map(|(table, columns)| TableGrant { table: table.clone(), columns: columns.clone() }),
-        );
+        tables.extend(self.extra_tables.iter().map(|(table, columns)| TableGrant { table: table.clone(), columns: columns.clone() }));
         ResourceInfo {
             name: self.name.clone(),
             version: self.version.clone(),

@@ -45,13 +45,8 @@ impl<'a> Export<'a> {
     /// Opens a read of a granted table.
     pub fn read(&self, table: &str, columns: &[&str], range: Option<Range>) -> Result<Rows> {
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        let cursor = source::open(&source::TableRequest {
-            table: table.into(),
-            columns: columns.clone(),
-            range,
-            order_by: None,
-        })
-        .map_err(Error::from_wit)?;
+        let cursor = source::open(&source::TableRequest { table: table.into(), columns: columns.clone(), range, order_by: None })
+            .map_err(Error::from_wit)?;
         Ok(Rows::new(table, columns, cursor))
     }
 
@@ -114,12 +109,8 @@ impl<'a> Export<'a> {
         }
         // Records written before stay before the copied ones.
         self.flush()?;
-        let request = source::TableRequest {
-            table: d.table.clone(),
-            columns: d.columns(),
-            range: self.request.window.clone(),
-            order_by: None,
-        };
+        let request =
+            source::TableRequest { table: d.table.clone(), columns: d.columns(), range: self.request.window.clone(), order_by: None };
         let copied = records::copy(&request, d.key_column()).map_err(Error::from_wit)?;
         self.emitted += copied;
         progress::report(copied, Some(copied));

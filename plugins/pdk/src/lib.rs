@@ -65,10 +65,7 @@ pub trait Resource {
 
 /// Everything a plugin needs, in one import.
 pub mod prelude {
-    pub use crate::{
-        export_resource, Cell, Describe, Error, Export, Range, RecordWriter, Resource, Result, Row,
-        Type,
-    };
+    pub use crate::{Cell, Describe, Error, Export, Range, RecordWriter, Resource, Result, Row, Type, export_resource};
 }
 
 /// Makes `$ty` (a [`Resource`]) the component's export.
@@ -90,10 +87,7 @@ impl<R: Resource> bindings::Guest for Plugin<R> {
 
     fn export(
         request: bindings::ferry::plugin::types::ExportRequest,
-    ) -> core::result::Result<
-        bindings::ferry::plugin::types::ExportSummary,
-        bindings::ferry::plugin::types::Error,
-    > {
+    ) -> core::result::Result<bindings::ferry::plugin::types::ExportSummary, bindings::ferry::plugin::types::Error> {
         let describe = R::describe();
         let mut cx = Export::new(&describe, request);
         R::export(&mut cx).map_err(Error::into_wit)?;

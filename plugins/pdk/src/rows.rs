@@ -39,16 +39,7 @@ pub struct Row<'a> {
 
 impl Rows {
     pub(crate) fn new(table: &str, columns: Vec<String>, cursor: source::Cursor) -> Self {
-        Rows {
-            table: table.into(),
-            columns,
-            cursor,
-            batch: Vec::new(),
-            pos: 0,
-            left: 0,
-            cells: Vec::new(),
-            done: false,
-        }
+        Rows { table: table.into(), columns, cursor, batch: Vec::new(), pos: 0, left: 0, cells: Vec::new(), done: false }
     }
 
     /// The next row, or `None` at the end of the table. Not an `Iterator`: each row
@@ -118,9 +109,11 @@ impl<'a> Row<'a> {
 
     /// The cell of the named column.
     pub fn get(&self, column: &str) -> Result<Cell<'a>> {
-        let i = self.columns.iter().position(|c| c == column).ok_or_else(|| {
-            Error::InvalidArgument(format!("column `{column}` was not requested from `{}`", self.table))
-        })?;
+        let i = self
+            .columns
+            .iter()
+            .position(|c| c == column)
+            .ok_or_else(|| Error::InvalidArgument(format!("column `{column}` was not requested from `{}`", self.table)))?;
         Ok(self.cell(i))
     }
 

@@ -9,12 +9,8 @@ use ferry_pdk::prelude::*;
 struct Sneaky;
 
 fn copy(table: &str, columns: &[&str], key: Option<&str>) -> Result<()> {
-    let request = TableRequest {
-        table: table.into(),
-        columns: columns.iter().map(|c| c.to_string()).collect(),
-        range: None,
-        order_by: None,
-    };
+    let request =
+        TableRequest { table: table.into(), columns: columns.iter().map(|c| c.to_string()).collect(), range: None, order_by: None };
     records::copy(&request, key).map(drop).map_err(Error::from_wit)
 }
 
