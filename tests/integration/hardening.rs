@@ -399,3 +399,23 @@ fn control_characters_in_a_snapshot_name_are_printed_escaped() {
         assert!(text.contains("evil\\u{1b}"), "{text}");
     }
 }
+
+/// Issue 22 item 8: peak memory must not grow with the number of `[[resource]]`s (two run
+/// at once). One plugin named by many resources is compiled and described once, and the
+/// entries waiting for the manifest keep only small things. Before the fix each resource
+/// added ~320 KB (360 more resources: ~115 MB); the bound here is 100 KB a resource.
+#[test]
+fn peak_memory_does_not_grow_with_the_number_of_resources() {
+    let p = Platform::new(0.01, 23);
+    let goals = crate::common::plugin("ferry-plugin-goals");
+    let job = |n: usize| {
+        let resources: Vec<String> =
+            (0..n).map(|i| format!("[[resource]]\nname = \"goals{i}\"\nplugin = \"{}\"\n", goals.display())).collect();
+        p.job(&format!("many{n}"), "", &resources.join("\n"))
+    };
+    let (few_ok, few_err, few) = crate::attachments::run_measured(&job(40));
+    let (many_ok, many_err, many) = crate::attachments::run_measured(&job(400));
+    assert!(few_ok && many_ok, "{few_err}{many_err}");
+    let per_resource = many.saturating_sub(few) / 360;
+    assert!(per_resource < 100 * 1024, "peak RSS {few} bytes with 40 resources, {many} with 400: {per_resource} bytes more per resource");
+}

@@ -332,28 +332,15 @@ fn avro_text(v: &apache_avro::types::Value) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::package::{PluginEntry, ReferenceEntry, StageTimes};
+    use crate::package::{PluginEntry, ReferenceEntry};
 
     fn entry(name: &str, refs: &[&str]) -> ResourceEntry {
-        ResourceEntry {
-            name: name.into(),
-            plugin: PluginEntry { name: name.into(), version: "1".into(), origin: "builtin".into(), sha256: String::new() },
-            schema: serde_json::Value::Null,
-            format: "avro".into(),
-            codec: None,
-            gzip: false,
-            window: None,
-            as_of: None,
-            key: Some("guid".into()),
-            references: refs
-                .iter()
-                .map(|r| ReferenceEntry { field: format!("{r}_guid"), resource: r.to_string(), key: "guid".into() })
-                .collect(),
-            records: 0,
-            files: Vec::new(),
-            error: None,
-            timings: StageTimes::default(),
-        }
+        let plugin = PluginEntry { name: name.into(), version: "1".into(), origin: "builtin".into(), sha256: String::new() };
+        let mut entry = ResourceEntry::new(name, plugin, "null", crate::formats::Format::Avro, "null", false);
+        entry.key = Some("guid".into());
+        entry.references =
+            refs.iter().map(|r| ReferenceEntry { field: format!("{r}_guid"), resource: r.to_string(), key: "guid".into() }).collect();
+        entry
     }
 
     #[test]
