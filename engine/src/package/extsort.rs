@@ -104,7 +104,8 @@ fn write_key(out: &mut impl Write, key: &[u8]) -> io::Result<()> {
     out.write_all(key)
 }
 
-fn read_key(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
+/// The next length-prefixed key of a run file, `None` at its end.
+pub(crate) fn read_key(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
     let mut len = [0u8; 4];
     match input.read_exact(&mut len) {
         Ok(()) => {}

@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Component, Path};
 
-use super::extsort::{Merged, Sorter};
+use super::extsort::{Merged, Sorter, read_key};
 use super::verify::{Report, VerifyError, load_manifest};
 use super::{FileEntry, ResourceEntry};
 
@@ -213,18 +213,6 @@ fn join(mut values: Merged, keys: &mut impl Read) -> io::Result<(u64, u64, Vec<S
         }
     }
     Ok((checked, dangling, examples))
-}
-
-fn read_key(input: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
-    let mut len = [0u8; 4];
-    match input.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let mut key = vec![0u8; u32::from_le_bytes(len) as usize];
-    input.read_exact(&mut key)?;
-    Ok(Some(key))
 }
 
 /// Runs `read` over a file's bytes, loose or inside its tar part. Names that would leave
