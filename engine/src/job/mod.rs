@@ -9,10 +9,10 @@ mod error;
 mod file;
 mod values;
 
+pub use crate::package::Split;
 pub use error::JobError;
 pub use file::JobFile;
 pub use values::{parse_duration, parse_size};
-pub use crate::package::Split;
 
 use std::path::{Path, PathBuf};
 
@@ -59,6 +59,8 @@ pub enum Archive {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AvroCodec {
+    /// No compression (`null`, or `none`, Parquet's word).
+    #[serde(alias = "none")]
     Null,
     Deflate,
     Snappy,

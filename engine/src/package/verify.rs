@@ -1,7 +1,7 @@
 //! `ferry verify DIR`: checks a snapshot the way its recipient would, with nothing but
 //! the snapshot: every part's size and sha256 and its end-of-archive blocks, every member
 //! in exactly the part the manifest names, every file's size and sha256, gzip integrity,
-//! and every Avro/CSV/JSONL file decoded to count its records. Everything streams.
+//! and every Avro/CSV/JSONL/Parquet file decoded to count its records. Everything streams.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -108,8 +108,29 @@ fn count_records(path: &str, raw: impl Read) -> Result<u64, String> {
             }
             Ok(n)
         }
+        "parquet" => count_parquet(plain).map_err(|e| what(&e)),
         other => Err(format!("unknown file type .{other}")),
     }
+}
+
+/// Decodes every row of a Parquet file. Its footer is at the end, so the stream is staged
+/// to an unnamed temporary file (disk bounded by the file's size, memory by a page); the
+/// rows decoded must also match the footer's count.
+fn count_parquet(mut plain: impl Read) -> Result<u64, String> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut staged = tempfile::tempfile().map_err(|e| format!("cannot stage the file in the temporary directory: {e}"))?;
+    io::copy(&mut plain, &mut staged).map_err(|e| e.to_string())?;
+    let reader = SerializedFileReader::new(staged).map_err(|e| e.to_string())?;
+    let footer = reader.metadata().file_metadata().num_rows();
+    let mut n = 0u64;
+    for row in reader.get_row_iter(None).map_err(|e| e.to_string())? {
+        row.map_err(|e| e.to_string())?;
+        n += 1;
+    }
+    if i64::try_from(n).ok() != Some(footer) {
+        return Err(format!("{n} rows decoded, the footer says {footer}"));
+    }
+    Ok(n)
 }
 
 /// Checks one file's bytes against its manifest entry.
@@ -217,7 +238,11 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
     let manifest: Manifest = serde_json::from_slice(&text).map_err(|source| VerifyError::ManifestJson { path, source })?;
     let mut report = Report { status: Some(manifest.status), ..Report::default() };
     if manifest.format_version > MANIFEST_FORMAT_VERSION {
-        report.push(false, "manifest", format!("format_version {} is newer than this ferry reads ({MANIFEST_FORMAT_VERSION}); upgrade ferry", manifest.format_version));
+        report.push(
+            false,
+            "manifest",
+            format!("format_version {} is newer than this ferry reads ({MANIFEST_FORMAT_VERSION}); upgrade ferry", manifest.format_version),
+        );
         return Ok(report);
     }
     for r in &manifest.resources {
@@ -273,7 +298,11 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
                     problems.push("the end-of-archive blocks are missing (truncated?)".into());
                 }
                 let ok = problems.is_empty();
-                report.push(ok, archive.name.clone(), if ok { format!("{bytes} bytes, sha256 ok, end-of-archive ok") } else { problems.join("; ") });
+                report.push(
+                    ok,
+                    archive.name.clone(),
+                    if ok { format!("{bytes} bytes, sha256 ok, end-of-archive ok") } else { problems.join("; ") },
+                );
             }
         }
         let members = expected.get(&archive.name).cloned().unwrap_or_default();
@@ -302,7 +331,9 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
 
     if let Some(loose) = expected.get("") {
         for (name, f) in loose {
-            match resolve(dir, name).and_then(|(path, len)| File::open(path).map(|file| (file, len)).map_err(|e| format!("is in the manifest but cannot be read: {e}"))) {
+            match resolve(dir, name).and_then(|(path, len)| {
+                File::open(path).map(|file| (file, len)).map_err(|e| format!("is in the manifest but cannot be read: {e}"))
+            }) {
                 Ok((_, len)) if len != f.bytes => report.push(false, name.clone(), format!("{len} bytes, manifest says {}", f.bytes)),
                 // One byte past the stated size, so a file that grows while read still shows it.
                 Ok((file, _)) => check_file(&mut report, name.clone(), f, file.take(f.bytes + 1)),
