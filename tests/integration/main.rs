@@ -12,6 +12,7 @@ mod hardening;
 mod hostile;
 mod job_errors;
 mod packaging;
+mod parquet;
 mod postgres;
 mod s3;
 mod sandbox;

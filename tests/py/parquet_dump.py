@@ -59,8 +59,10 @@ def polars_rows():
 
 def schema():
     import pyarrow.parquet as pq
-    s = pq.ParquetFile(path).schema
-    out = {}
+    f = pq.ParquetFile(path)
+    s = f.schema
+    meta = f.metadata
+    out = {"_compression": meta.row_group(0).column(0).compression if meta.num_row_groups else None, "_row_groups": meta.num_row_groups}
     for i in range(len(s)):
         c = s.column(i)
         out[c.name] = {"physical": c.physical_type, "logical": str(c.logical_type), "nullable": c.max_definition_level > 0}
