@@ -274,7 +274,15 @@ fn inspect(dir: &std::path::Path, resource: Option<&str>, against: Option<&std::
         println!("  {:<28} {:<20} {:>10} {:>10}  {:<32} {}", "column", "type", "nulls", "distinct~", "min", "max");
         for c in &r.columns {
             let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-            println!("  {:<28} {:<20} {:>10} {:>10}  {:<32} {}", c.name, c.type_name, c.nulls, c.distinct_estimate, show(&c.min), show(&c.max));
+            println!(
+                "  {:<28} {:<20} {:>10} {:>10}  {:<32} {}",
+                c.name,
+                c.type_name,
+                c.nulls,
+                c.distinct_estimate,
+                show(&c.min),
+                show(&c.max)
+            );
         }
         for (month, n) in &r.per_month {
             println!("  {month}: {n}");

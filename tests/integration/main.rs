@@ -10,6 +10,7 @@ mod end_to_end;
 mod formats;
 mod hardening;
 mod hostile;
+mod inspect;
 mod job_errors;
 mod packaging;
 mod parquet;

@@ -50,7 +50,8 @@ fn assert_schema(resource: &Value, schema: &Map<String, Value>) {
 #[test]
 fn parquet_reads_back_exactly_in_pyarrow_duckdb_and_polars() {
     let p = Platform::new(0.05, 41);
-    let resources = "[[resource]]\nname = \"users\"\n\n[[resource]]\nname = \"accounts\"\n\n[[resource]]\nname = \"transactions\"\nmonths = \"all\"";
+    let resources =
+        "[[resource]]\nname = \"users\"\n\n[[resource]]\nname = \"accounts\"\n\n[[resource]]\nname = \"transactions\"\nmonths = \"all\"";
     let out = run(&p.job("pq", "format = \"parquet\"", resources));
     assert!(out.status.success(), "{}", stderr(&out));
     let snap = &snapshots(&p.out())[0];
@@ -96,7 +97,11 @@ fn parquet_reads_back_exactly_in_pyarrow_duckdb_and_polars() {
 #[test]
 fn a_windowed_parquet_export_splits_into_tar_parts_that_verify_and_read_back() {
     let p = Platform::new(0.05, 42);
-    let job = p.job("pqw", "format = \"parquet\"\ncodec = \"snappy\"\narchive = \"tar\"\nmax_records_per_file = 300", "[[resource]]\nname = \"transactions\"\nmonths = 3");
+    let job = p.job(
+        "pqw",
+        "format = \"parquet\"\ncodec = \"snappy\"\narchive = \"tar\"\nmax_records_per_file = 300",
+        "[[resource]]\nname = \"transactions\"\nmonths = 3",
+    );
     let out = run(&job);
     assert!(out.status.success(), "{}", stderr(&out));
     let snap = &snapshots(&p.out())[0];
@@ -133,7 +138,10 @@ fn a_windowed_parquet_export_splits_into_tar_parts_that_verify_and_read_back() {
 #[test]
 fn gzip_or_deflate_with_parquet_is_a_job_error_that_says_why() {
     let p = Platform::new(0.01, 43);
-    for (extra, key, says) in [("format = \"parquet\"\ngzip = true", "output.gzip", "gzip = true with format = \"parquet\""), ("format = \"parquet\"\ncodec = \"deflate\"", "output.codec", "not offered for Parquet")] {
+    for (extra, key, says) in [
+        ("format = \"parquet\"\ngzip = true", "output.gzip", "gzip = true with format = \"parquet\""),
+        ("format = \"parquet\"\ncodec = \"deflate\"", "output.codec", "not offered for Parquet"),
+    ] {
         let out = run(&p.job("bad", extra, "[[resource]]\nname = \"users\""));
         let err = stderr(&out);
         assert!(!out.status.success(), "{extra}: should fail");

@@ -50,9 +50,13 @@ impl Cell {
             (Cell::Int(n), Kind::Timestamp { per_second }) => {
                 let n = *n as i64;
                 let nanos = n.rem_euclid(*per_second) * (1_000_000_000 / per_second);
-                chrono::DateTime::from_timestamp(n.div_euclid(*per_second), nanos as u32).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)).unwrap_or_else(|| n.to_string())
+                chrono::DateTime::from_timestamp(n.div_euclid(*per_second), nanos as u32)
+                    .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                    .unwrap_or_else(|| n.to_string())
             }
-            (Cell::Int(n), Kind::Date) => chrono::DateTime::from_timestamp(*n as i64 * 86_400, 0).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_else(|| n.to_string()),
+            (Cell::Int(n), Kind::Date) => chrono::DateTime::from_timestamp(*n as i64 * 86_400, 0)
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_else(|| n.to_string()),
             (Cell::Null, _) => "null".into(),
             (Cell::Bool(b), _) => b.to_string(),
             (Cell::Int(n), _) => n.to_string(),
@@ -65,7 +69,9 @@ impl Cell {
 /// The kind of a present value: the non-null branch of a `[null, T]` union.
 fn plain(kind: &Kind) -> &Kind {
     match kind {
-        Kind::Union(b) if b.len() == 2 && b.iter().any(|k| matches!(k, Kind::Null)) => b.iter().find(|k| !matches!(k, Kind::Null)).unwrap_or(kind),
+        Kind::Union(b) if b.len() == 2 && b.iter().any(|k| matches!(k, Kind::Null)) => {
+            b.iter().find(|k| !matches!(k, Kind::Null)).unwrap_or(kind)
+        }
         k => k,
     }
 }
@@ -118,7 +124,10 @@ fn unscaled(text: &str, scale: u32) -> Option<i128> {
 
 /// A value as CSV or JSONL text shows it (`csv`: an empty field is null).
 pub fn from_text(kind: &Kind, text: &str, csv: bool) -> Cell {
-    if csv && text.is_empty() && !matches!(plain(kind), Kind::String | Kind::Uuid | Kind::Enum(_)) {
+    // CSV writes null as an empty field: in a nullable column that is null (an empty
+    // string reads back as null too; CSV cannot tell them apart).
+    let nullable = !std::ptr::eq(plain(kind), kind);
+    if csv && text.is_empty() && (nullable || !matches!(kind, Kind::String | Kind::Uuid | Kind::Enum(_))) {
         return Cell::Null;
     }
     let parsed = match plain(kind) {
@@ -130,7 +139,9 @@ pub fn from_text(kind: &Kind, text: &str, csv: bool) -> Cell {
             let micros = t.timestamp_micros() as i128;
             Cell::Int(micros * *per_second as i128 / 1_000_000)
         }),
-        Kind::Date => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().map(|d| Cell::Int((d - chrono::NaiveDate::default()).num_days().into())),
+        Kind::Date => chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .ok()
+            .map(|d| Cell::Int((d - chrono::NaiveDate::default()).num_days().into())),
         _ => None,
     };
     parsed.unwrap_or_else(|| Cell::Text(text.to_string()))
@@ -154,19 +165,29 @@ fn avro_cell(v: Avro) -> Cell {
         Avro::Null => Cell::Null,
         Avro::Boolean(b) => Cell::Bool(b),
         Avro::Int(n) | Avro::Date(n) | Avro::TimeMillis(n) => Cell::Int(n.into()),
-        Avro::Long(n) | Avro::TimestampMicros(n) | Avro::TimestampMillis(n) | Avro::TimestampNanos(n) | Avro::TimeMicros(n) | Avro::LocalTimestampMicros(n) | Avro::LocalTimestampMillis(n) | Avro::LocalTimestampNanos(n) => Cell::Int(n.into()),
+        Avro::Long(n)
+        | Avro::TimestampMicros(n)
+        | Avro::TimestampMillis(n)
+        | Avro::TimestampNanos(n)
+        | Avro::TimeMicros(n)
+        | Avro::LocalTimestampMicros(n)
+        | Avro::LocalTimestampMillis(n)
+        | Avro::LocalTimestampNanos(n) => Cell::Int(n.into()),
         Avro::Float(f) => Cell::Float(f.into()),
         Avro::Double(f) => Cell::Float(f),
         Avro::String(s) | Avro::Enum(_, s) => Cell::Text(s),
         Avro::Uuid(u) => Cell::Text(u.to_string()),
         Avro::Bytes(b) | Avro::Fixed(_, b) => Cell::Text(hex::encode(b)),
-        Avro::Decimal(d) => Vec::<u8>::try_from(d).ok().map(|be| {
-            let mut v: i128 = if be.first().is_some_and(|b| b & 0x80 != 0) { -1 } else { 0 };
-            for b in be {
-                v = (v << 8) | b as i128;
-            }
-            Cell::Int(v)
-        }).unwrap_or(Cell::Null),
+        Avro::Decimal(d) => Vec::<u8>::try_from(d)
+            .ok()
+            .map(|be| {
+                let mut v: i128 = if be.first().is_some_and(|b| b & 0x80 != 0) { -1 } else { 0 };
+                for b in be {
+                    v = (v << 8) | b as i128;
+                }
+                Cell::Int(v)
+            })
+            .unwrap_or(Cell::Null),
         Avro::Union(_, inner) => avro_cell(*inner),
         other => Cell::Text(format!("{other:?}")),
     }

@@ -88,7 +88,8 @@ struct Inspection<'a> {
 
 impl<'a> Inspection<'a> {
     fn new(entry: &'a ResourceEntry) -> Result<Self, InspectError> {
-        let schema = RecordSchema::parse(entry.schema.get()).map_err(|e| InspectError::Schema { resource: entry.name.clone(), detail: e.to_string() })?;
+        let schema = RecordSchema::parse(entry.schema.get())
+            .map_err(|e| InspectError::Schema { resource: entry.name.clone(), detail: e.to_string() })?;
         let window = entry.window.as_ref().and_then(|w| schema.fields.iter().position(|(n, _)| *n == w.column));
         let columns = schema.fields.iter().map(|_| ColumnStats::default()).collect();
         Ok(Inspection { entry, fields: schema.fields, columns, window, per_month: BTreeMap::new(), records: 0 })
@@ -135,7 +136,8 @@ impl<'a> Inspection<'a> {
             "jsonl" => {
                 for line in BufReader::new(plain).lines() {
                     let line = line.map_err(|e| derr(e.to_string()))?;
-                    let mut obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line).map_err(|e| derr(e.to_string()))?;
+                    let mut obj: serde_json::Map<String, serde_json::Value> =
+                        serde_json::from_str(&line).map_err(|e| derr(e.to_string()))?;
                     let cells = self.fields.iter().map(|(n, k)| cell::from_json(k, obj.remove(n).unwrap_or_default())).collect();
                     self.row(cells);
                 }
@@ -173,7 +175,14 @@ impl<'a> Inspection<'a> {
                 distinct_estimate: s.distinct(),
             })
             .collect();
-        ResourceReport { name: self.entry.name.clone(), format: self.entry.format.clone(), records: self.records, manifest_records: self.entry.records, columns, per_month: self.per_month }
+        ResourceReport {
+            name: self.entry.name.clone(),
+            format: self.entry.format.clone(),
+            records: self.records,
+            manifest_records: self.entry.records,
+            columns,
+            per_month: self.per_month,
+        }
     }
 }
 
@@ -237,7 +246,8 @@ pub struct ResourceChange {
 }
 
 fn columns(entry: &ResourceEntry) -> Result<Vec<(String, String)>, InspectError> {
-    let schema = RecordSchema::parse(entry.schema.get()).map_err(|e| InspectError::Schema { resource: entry.name.clone(), detail: e.to_string() })?;
+    let schema = RecordSchema::parse(entry.schema.get())
+        .map_err(|e| InspectError::Schema { resource: entry.name.clone(), detail: e.to_string() })?;
     Ok(schema.fields.iter().map(|(n, k)| (n.clone(), cell::type_name(k))).collect())
 }
 
