@@ -271,7 +271,7 @@ fn inspect(dir: &std::path::Path, resource: Option<&str>, against: Option<&std::
     for r in reports {
         let note = if r.records == r.manifest_records { String::new() } else { format!(" (manifest says {})", r.manifest_records) };
         println!("{} ({}): {} records{note}", r.name, r.format, r.records);
-        println!("  {:<28} {:<20} {:>10} {:>10}  {:<32} {}", "column", "type", "nulls", "distinct~", "min", "max");
+        println!("  {:<28} {:<20} {:>10} {:>10}  {:<32} max", "column", "type", "nulls", "distinct~", "min");
         for c in &r.columns {
             let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
             println!(

@@ -91,7 +91,7 @@ impl FileFormat {
             Format::Avro => Box::new(avro::AvroFileWriter::new(&self.schema.avro, self.codec, self.marker, w)?),
             Format::Csv => Box::new(csv::CsvWriter::new(self.schema.clone(), w)?),
             Format::Jsonl => Box::new(jsonl::JsonlWriter::new(self.schema.clone(), w)),
-            Format::Parquet => Box::new(parquet::ParquetWriter::new(self.schema.clone(), self.codec.clone(), w)?),
+            Format::Parquet => Box::new(parquet::ParquetWriter::new(self.schema.clone(), self.codec, w)?),
         })
     }
 }
