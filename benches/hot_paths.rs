@@ -106,16 +106,7 @@ fn tar_writing(c: &mut Criterion) {
             for n in &names {
                 std::fs::write(dir.path().join(n), &payload).unwrap();
             }
-            let parts = ferry::package::archive::pack(
-                dir.path(),
-                &names,
-                "tables",
-                "2026-03-31-143022",
-                8 << 20,
-                0,
-                &mut ferry::package::archive::PartDir(dir.path().into()),
-            )
-            .unwrap();
+            let parts = ferry::package::archive::pack(dir.path(), &names, "tables", "2026-03-31-143022", 8 << 20, 0, &mut ferry::package::archive::PartDir(dir.path().into())).unwrap();
             for p in parts {
                 std::fs::remove_file(dir.path().join(p.name)).unwrap();
             }

@@ -59,33 +59,17 @@ fn main() {
 fn build_workspace(workspace: &Path, target_dir: &Path) {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace).args(["build", "--release", "--locked", "--target", TARGET, "--target-dir"]).arg(target_dir);
+    cmd.current_dir(workspace)
+        .args(["build", "--release", "--locked", "--target", TARGET, "--target-dir"])
+        .arg(target_dir);
     // The outer build's settings are for the host; none of them may leak into the
     // plugins' build (flags, target, and the variables cargo sets for build scripts).
     for (key, _) in env::vars_os() {
         let key = key.to_string_lossy();
-        let leaks = [
-            "CARGO_ENCODED_RUSTFLAGS",
-            "RUSTFLAGS",
-            "CARGO_BUILD_RUSTFLAGS",
-            "CARGO_BUILD_TARGET",
-            "CARGO_TARGET_DIR",
-            "CARGO_BUILD_TARGET_DIR",
-            "RUSTC_WORKSPACE_WRAPPER",
-            "TARGET",
-            "HOST",
-            "OPT_LEVEL",
-            "PROFILE",
-            "DEBUG",
-            "OUT_DIR",
-            "NUM_JOBS",
-            "CARGO_PRIMARY_PACKAGE",
-            "CARGO_MANIFEST_DIR",
-            "CARGO_MANIFEST_PATH",
-            "CARGO_MANIFEST_LINKS",
-            "RUSTC_LINKER",
-            "CARGO_CRATE_NAME",
-        ]
+        let leaks = ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS", "CARGO_BUILD_TARGET",
+            "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET_DIR", "RUSTC_WORKSPACE_WRAPPER", "TARGET", "HOST",
+            "OPT_LEVEL", "PROFILE", "DEBUG", "OUT_DIR", "NUM_JOBS", "CARGO_PRIMARY_PACKAGE", "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH", "CARGO_MANIFEST_LINKS", "RUSTC_LINKER", "CARGO_CRATE_NAME"]
         .contains(&key.as_ref())
             || ["CARGO_CFG_", "CARGO_FEATURE_", "CARGO_PKG_", "DEP_"].iter().any(|p| key.starts_with(p));
         if leaks {
@@ -107,7 +91,10 @@ fn builtin_plugins(plugins: &Path) -> Vec<(String, String)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(plugins).unwrap().flatten() {
         let Ok(manifest) = std::fs::read_to_string(entry.path().join("Cargo.toml")) else { continue };
-        let name = manifest.lines().find_map(|l| l.trim().strip_prefix("name = \"").and_then(|r| r.strip_suffix('"'))).map(str::to_string);
+        let name = manifest
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("name = \"").and_then(|r| r.strip_suffix('"')))
+            .map(str::to_string);
         if let Some(name) = name
             && let Some(resource) = name.strip_prefix("ferry-plugin-")
         {
@@ -131,12 +118,8 @@ fn ensure_target(root: &Path) {
             .output()
             .ok()
             .filter(|o| o.status.success())
-            .map(|o| {
-                PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("libstd.rlib").exists()
-                    || std::fs::read_dir(String::from_utf8_lossy(&o.stdout).trim())
-                        .map(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd-"))))
-                        .unwrap_or(false)
-            })
+            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()).join("libstd.rlib").exists()
+                || std::fs::read_dir(String::from_utf8_lossy(&o.stdout).trim()).map(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd-")))).unwrap_or(false))
             .unwrap_or(false)
     };
     if installed() {

@@ -173,11 +173,7 @@ fn real_main(process_started: Instant) -> Result<()> {
                     let bytes: u64 = r.files.iter().map(|f| f.bytes).sum();
                     let t = &r.timings;
                     let (records, bytes) = (cli::count(r.records), cli::size(bytes));
-                    writeln!(
-                        out,
-                        "{:<24} {records:>10} {bytes:>12} {:>9.3} {:>9.3} {:>9.3}",
-                        r.name, t.plugin_seconds, t.write_seconds, t.wall_seconds
-                    )?;
+                    writeln!(out, "{:<24} {records:>10} {bytes:>12} {:>9.3} {:>9.3} {:>9.3}", r.name, t.plugin_seconds, t.write_seconds, t.wall_seconds)?;
                 }
                 if let Some(first) = m.resources.iter().filter_map(|r| r.timings.first_record_seconds).reduce(f64::min) {
                     writeln!(out, "start-up to first record: {:.1} ms", first * 1000.0)?;

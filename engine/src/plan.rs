@@ -98,8 +98,7 @@ pub struct Cost {
 pub fn plan(job: &Job, runtime: &Runtime, parallelism: usize) -> Result<Plan, PlanError> {
     let source = job.source.open()?;
     // History is optional: an output root with no catalog yet plans from the defaults.
-    let catalog =
-        if job.output_dir.join(crate::catalog::CATALOG_FILE).is_file() { Some(Catalog::open_existing(&job.output_dir)?) } else { None };
+    let catalog = if job.output_dir.join(crate::catalog::CATALOG_FILE).is_file() { Some(Catalog::open_existing(&job.output_dir)?) } else { None };
     let mut resources = Vec::new();
     for spec in &job.resources {
         let plugin = runtime.load_resource(&spec.name, &spec.plugin)?;
@@ -123,24 +122,22 @@ pub fn plan(job: &Job, runtime: &Runtime, parallelism: usize) -> Result<Plan, Pl
             ),
             None => ((rows as f64 * DEFAULT_BYTES_PER_RECORD).ceil() as u64, DEFAULT_RECORDS_PER_SECOND, Basis::Default),
         };
-        let files = [spec.split.max_records.map(|m| rows.div_ceil(m)), spec.split.max_bytes.map(|m| estimated_bytes.div_ceil(m.max(1)))]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(1)
-            .max(1);
+        let files = [
+            spec.split.max_records.map(|m| rows.div_ceil(m)),
+            spec.split.max_bytes.map(|m| estimated_bytes.div_ceil(m.max(1))),
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(1)
+        .max(1);
         let micros = |t: i64| DateTime::<Utc>::from_timestamp_micros(t).map(crate::catalog::timestamp).unwrap_or_default();
         resources.push(ResourcePlan {
             name: spec.name.clone(),
             plugin: plugin.info.name.clone(),
             table: plugin.info.tables.first().map(|t| t.table.clone()),
             window: window.as_ref().map(|w| {
-                format!(
-                    "{} [{}, {})",
-                    w.column,
-                    w.start.map(micros).unwrap_or_else(|| "the beginning".into()),
-                    w.end.map(micros).unwrap_or_default()
-                )
+                format!("{} [{}, {})", w.column, w.start.map(micros).unwrap_or_else(|| "the beginning".into()), w.end.map(micros).unwrap_or_default())
             }),
             rows,
             estimated_bytes,

@@ -43,10 +43,7 @@ pub fn check(as_of: DateTime<Utc>, months: Months) -> Result<(), String> {
     let Months::Last(n) = months else { return Ok(()) };
     match as_of.checked_sub_months(chrono::Months::new(n)) {
         Some(start) if chrono::Datelike::year(&start) >= 1 => Ok(()),
-        _ => Err(format!(
-            "months = {n} would start the window before year 1 (as_of is {}); use a later as_of or fewer months",
-            as_of.to_rfc3339()
-        )),
+        _ => Err(format!("months = {n} would start the window before year 1 (as_of is {}); use a later as_of or fewer months", as_of.to_rfc3339())),
     }
 }
 
@@ -55,7 +52,10 @@ pub fn resolve(as_of: DateTime<Utc>, months: Months) -> Bounds {
     let start = match months {
         Months::All => None,
         Months::Last(n) => Some(
-            as_of.checked_sub_months(chrono::Months::new(n)).expect("as_of minus at most 24 months is a valid time").timestamp_micros(),
+            as_of
+                .checked_sub_months(chrono::Months::new(n))
+                .expect("as_of minus at most 24 months is a valid time")
+                .timestamp_micros(),
         ),
     };
     Bounds { start, end: as_of.timestamp_micros() }
@@ -93,12 +93,7 @@ pub enum WindowError {
 /// The window a resource exports: none when its plugin has no window column, else the
 /// job's `months` (all time when unset) against `as_of`. `ferry run` and `ferry plan`
 /// both resolve it here, so they count and read the same rows.
-pub fn for_resource(
-    plugin: &str,
-    window_column: Option<&str>,
-    months: Option<Months>,
-    as_of: DateTime<Utc>,
-) -> Result<Option<Window>, WindowError> {
+pub fn for_resource(plugin: &str, window_column: Option<&str>, months: Option<Months>, as_of: DateTime<Utc>) -> Result<Option<Window>, WindowError> {
     match (window_column, months) {
         (None, Some(_)) => Err(WindowError::NoWindowColumn { plugin: plugin.to_string() }),
         (None, None) => Ok(None),

@@ -101,8 +101,7 @@ fn manifest(snapshot: &Path) -> serde_json::Value {
 #[test]
 fn every_version_archived_once_byte_identical_indexed_and_safe() {
     let p = Platform::new(0.05, 11);
-    let job =
-        p.job("att", "archive = \"tar\"\npart_size = \"256KiB\"", "[[resource]]\nname = \"users\"\n\n[[resource]]\nname = \"attachments\"");
+    let job = p.job("att", "archive = \"tar\"\npart_size = \"256KiB\"", "[[resource]]\nname = \"users\"\n\n[[resource]]\nname = \"attachments\"");
     let out = run(&job);
     assert!(out.status.success(), "{}", stderr(&out));
     let snap = snapshots(&p.out()).pop().unwrap();
@@ -122,10 +121,7 @@ fn every_version_archived_once_byte_identical_indexed_and_safe() {
     for f in &files {
         assert!(root.join(f).canonicalize().unwrap().starts_with(&canonical), "{f} escaped");
         for part in f.split('/') {
-            assert!(
-                !part.is_empty() && part != ".." && part != "." && part.len() <= 255 && !part.contains(['\\', '\0']),
-                "unsafe segment {part:?} in {f}"
-            );
+            assert!(!part.is_empty() && part != ".." && part != "." && part.len() <= 255 && !part.contains(['\\', '\0']), "unsafe segment {part:?} in {f}");
         }
     }
     // No two folders fold together on a case-insensitive disk.
@@ -153,28 +149,14 @@ fn every_version_archived_once_byte_identical_indexed_and_safe() {
         assert_eq!(string(&r["uid"]).unwrap(), v.uid);
         // The index keeps the name as uploaded, hostile bytes and all.
         assert_eq!(string(&r["file_name"]).unwrap(), v.file_name);
-        assert!(
-            path.starts_with(&format!("attachments/{}_", v.uid))
-                && path.ends_with(&format!("/{}_{}", v.sid, r["version"].clone().pipe_long())),
-            "{path}"
-        );
+        assert!(path.starts_with(&format!("attachments/{}_", v.uid)) && path.ends_with(&format!("/{}_{}", v.sid, r["version"].clone().pipe_long())), "{path}");
     }
     // The index is complete: every archived attachment path is indexed, and nothing else is there.
     let indexed: BTreeSet<String> = index.iter().map(|r| string(&r["path"]).unwrap()).collect();
     let archived: BTreeSet<String> = files.iter().filter(|f| f.starts_with("attachments/")).cloned().collect();
     assert_eq!(indexed, archived);
     let names: BTreeSet<&str> = rows.iter().map(|r| r.file_name.as_str()).collect();
-    for hostile in [
-        "../../etc/passwd",
-        "/etc/shadow",
-        "con\\nul.txt",
-        "",
-        "nul\0byte.txt",
-        "REPORT.pdf",
-        "report.pdf",
-        "Résumé.pdf",
-        "Re\u{301}sume\u{301}.pdf",
-    ] {
+    for hostile in ["../../etc/passwd", "/etc/shadow", "con\\nul.txt", "", "nul\0byte.txt", "REPORT.pdf", "report.pdf", "Résumé.pdf", "Re\u{301}sume\u{301}.pdf"] {
         assert!(names.contains(hostile), "the demo platform lost its hostile name {hostile:?}");
     }
     // Every attachment has its versions JSON, listing exactly its versions.
@@ -208,11 +190,7 @@ fn content_picks_tables_or_attachments() {
     let p = Platform::new(0.02, 3);
     let resources = "[[resource]]\nname = \"users\"\n\n[[resource]]\nname = \"attachments\"";
     for (content, want) in [("attachments", vec!["attachments"]), ("tables", vec!["users"]), ("both", vec!["users", "attachments"])] {
-        let text = std::fs::read_to_string(p.job("c", "", resources)).unwrap().replacen(
-            "[snapshot]\n",
-            &format!("[snapshot]\ncontent = \"{content}\"\n"),
-            1,
-        );
+        let text = std::fs::read_to_string(p.job("c", "", resources)).unwrap().replacen("[snapshot]\n", &format!("[snapshot]\ncontent = \"{content}\"\n"), 1);
         let job = p.dir.path().join(format!("content-{content}.toml"));
         std::fs::write(&job, text).unwrap();
         let out = run(&job);
@@ -224,11 +202,7 @@ fn content_picks_tables_or_attachments() {
         assert_eq!(snap.join("attachments").is_dir(), content != "tables", "{content}: attachments folder");
         assert_eq!(snap.join("users.avro.gz").is_file(), content != "attachments", "{content}: users");
     }
-    let text = std::fs::read_to_string(p.job("c", "", "[[resource]]\nname = \"users\"")).unwrap().replacen(
-        "[snapshot]\n",
-        "[snapshot]\ncontent = \"attachments\"\n",
-        1,
-    );
+    let text = std::fs::read_to_string(p.job("c", "", "[[resource]]\nname = \"users\"")).unwrap().replacen("[snapshot]\n", "[snapshot]\ncontent = \"attachments\"\n", 1);
     let job = p.dir.path().join("nothing.toml");
     std::fs::write(&job, text).unwrap();
     let out = run(&job);
@@ -319,13 +293,8 @@ pub fn add_sparse_attachment(p: &Platform, size: u64, sha256: &str) -> PathBuf {
     std::fs::create_dir_all(blob.parent().unwrap()).unwrap();
     std::fs::File::create(&blob).unwrap().set_len(size).unwrap();
     let conn = rusqlite::Connection::open(p.db()).unwrap();
-    conn.execute("INSERT INTO attachments VALUES ('ATT-BIG', 'disk image.iso', 'application/octet-stream', 'run', 'RUN-1', 0, 0)", [])
-        .unwrap();
-    conn.execute(
-        "INSERT INTO attachment_versions VALUES ('VER-BIG', 'ATT-BIG', 1, ?1, ?2, 0, 'big/zeros')",
-        rusqlite::params![size as i64, sha256],
-    )
-    .unwrap();
+    conn.execute("INSERT INTO attachments VALUES ('ATT-BIG', 'disk image.iso', 'application/octet-stream', 'run', 'RUN-1', 0, 0)", []).unwrap();
+    conn.execute("INSERT INTO attachment_versions VALUES ('VER-BIG', 'ATT-BIG', 1, ?1, ?2, 0, 'big/zeros')", rusqlite::params![size as i64, sha256]).unwrap();
     blob
 }
 
@@ -341,13 +310,7 @@ fn two_gib_sparse_blob_streams_in_bounded_memory() {
     let copy = snap.join("attachments/ATT-BIG_disk image.iso/VER-BIG_1");
     assert_eq!(std::fs::metadata(&copy).unwrap().len(), TWO_GIB);
     let m = manifest(&snap);
-    let entry = m["resources"][0]["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["path"] == "attachments/ATT-BIG_disk image.iso/VER-BIG_1")
-        .unwrap()
-        .clone();
+    let entry = m["resources"][0]["files"].as_array().unwrap().iter().find(|f| f["path"] == "attachments/ATT-BIG_disk image.iso/VER-BIG_1").unwrap().clone();
     assert_eq!(entry["sha256"], ZEROS_2GIB_SHA256);
     assert_eq!(entry["kind"], "attachment");
     // wasmtime, cranelift and the writer account for well under 300 MiB; a blob held

@@ -28,7 +28,10 @@ fn text_in_an_integer_column_names_the_table_row_and_column() {
     let p = Platform::new(SCALE, 21);
     let guid = third_user(&p);
     let err = users_after(&p, &format!("UPDATE users SET credit_score = 'high' WHERE guid = '{guid}'"));
-    assert!(err.contains(&format!("table `users` row {guid:?} column `credit_score`: text \"high\" does not fit int (32-bit)")), "{err}");
+    assert!(
+        err.contains(&format!("table `users` row {guid:?} column `credit_score`: text \"high\" does not fit int (32-bit)")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -82,8 +85,16 @@ fn a_full_disk_fails_with_a_clear_error_and_publishes_nothing() {
     let job = p.job("full", "gzip = false", "[[resource]]\nname = \"users\"\n\n[[resource]]\nname = \"accounts\"");
     // A 64 KiB file-size limit: writes past it fail with EFBIG (SIGXFSZ ignored), as
     // on a full disk. The plugin cache is warm from other tests or simply not written.
-    let script = format!("trap '' XFSZ; ulimit -f 64; exec '{}' run '{}'", env!("CARGO_BIN_EXE_ferry"), job.display());
-    let out = std::process::Command::new("bash").args(["-c", &script]).env("FERRY_CACHE_DIR", crate::common::cache_dir()).output().unwrap();
+    let script = format!(
+        "trap '' XFSZ; ulimit -f 64; exec '{}' run '{}'",
+        env!("CARGO_BIN_EXE_ferry"),
+        job.display()
+    );
+    let out = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .env("FERRY_CACHE_DIR", crate::common::cache_dir())
+        .output()
+        .unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("failed: writing"), "{err}");

@@ -146,10 +146,8 @@ fn a_plugin_that_cannot_load_fails_the_snapshot_from_pending() {
 fn a_failed_resource_fails_the_snapshot_from_in_progress_or_marks_it_incomplete() {
     let p = Platform::new(0.02, 10);
     let hostile = plugin("ferry-test-hostile");
-    let resources = format!(
-        "{USERS_ACCOUNTS}\n[[resource]]\nname = \"hostile\"\nplugin = \"{}\"\noptions = {{ mode = \"panic\" }}\n",
-        hostile.display()
-    );
+    let resources =
+        format!("{USERS_ACCOUNTS}\n[[resource]]\nname = \"hostile\"\nplugin = \"{}\"\noptions = {{ mode = \"panic\" }}\n", hostile.display());
     let out = run(&p.job("fails", "", &resources));
     assert!(!out.status.success());
     assert_nothing_published(&p.out());
@@ -178,7 +176,9 @@ fn wait_in_progress(out: &Path, child: &mut std::process::Child) -> String {
         if out.join("catalog.db").is_file() {
             let conn = rusqlite::Connection::open_with_flags(out.join("catalog.db"), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
             conn.busy_timeout(Duration::from_secs(10)).unwrap();
-            let id: Option<String> = conn.query_row("SELECT id FROM snapshots WHERE status = 'in_progress'", [], |r| r.get(0)).ok();
+            let id: Option<String> = conn
+                .query_row("SELECT id FROM snapshots WHERE status = 'in_progress'", [], |r| r.get(0))
+                .ok();
             if let Some(id) = id
                 && out.join(format!(".staging-{id}")).is_dir()
             {
@@ -248,8 +248,7 @@ fn a_run_killed_after_publishing_is_settled_completed_from_disk() {
     let id = list(&p.out(), false).iter().find(|r| r["name"] == "broken").unwrap()["id"].as_str().unwrap().to_string();
     std::fs::remove_file(p.out().join(&id).join("users.avro.gz")).unwrap();
     let conn = rusqlite::Connection::open(p.out().join("catalog.db")).unwrap();
-    conn.execute("UPDATE snapshots SET status = 'in_progress', pid = ?2, pid_start = NULL WHERE id = ?1", rusqlite::params![id, dead.id()])
-        .unwrap();
+    conn.execute("UPDATE snapshots SET status = 'in_progress', pid = ?2, pid_start = NULL WHERE id = ?1", rusqlite::params![id, dead.id()]).unwrap();
     conn.execute("DELETE FROM files WHERE snapshot_id = ?1", [&id]).unwrap();
     drop(conn);
     let s = show(&p.out(), &id);
@@ -386,9 +385,7 @@ fn plan_counts_exactly_what_the_run_exports_windows_included() {
     }
     // The window cuts transactions: fewer than the table holds, and more than none.
     let tx = &planned[3];
-    let all: u64 =
-        rusqlite::Connection::open(p.db()).unwrap().query_row("SELECT count(*) FROM transactions", [], |r| r.get::<_, i64>(0)).unwrap()
-            as u64;
+    let all: u64 = rusqlite::Connection::open(p.db()).unwrap().query_row("SELECT count(*) FROM transactions", [], |r| r.get::<_, i64>(0)).unwrap() as u64;
     assert!(tx["rows"].as_u64().unwrap() > 0 && tx["rows"].as_u64().unwrap() < all, "{tx}");
     assert!(tx["window"].as_str().unwrap().starts_with("transacted_at [2025-12-31T14:30:22"), "{tx}");
     let cost = plan["cost"]["per_month"].as_f64().unwrap();

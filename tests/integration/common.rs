@@ -75,8 +75,11 @@ pub fn stderr(out: &Output) -> String {
 /// Published snapshot directories under an output root (staging directories excluded).
 pub fn snapshots(out_dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(out_dir) else { return Vec::new() };
-    let mut dirs: Vec<PathBuf> =
-        entries.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.')).collect();
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
     dirs.sort();
     dirs
 }
@@ -85,7 +88,8 @@ pub fn snapshots(out_dir: &Path) -> Vec<PathBuf> {
 /// output root's catalog, which records the failure, is expected).
 pub fn assert_nothing_published(out_dir: &Path) {
     if let Ok(entries) = std::fs::read_dir(out_dir) {
-        let left: Vec<_> = entries.flatten().map(|e| e.file_name()).filter(|n| !n.to_string_lossy().starts_with("catalog.db")).collect();
+        let left: Vec<_> =
+            entries.flatten().map(|e| e.file_name()).filter(|n| !n.to_string_lossy().starts_with("catalog.db")).collect();
         assert!(left.is_empty(), "a failed run left {left:?} in {}", out_dir.display());
     }
 }

@@ -6,8 +6,9 @@ use sha2::{Digest, Sha256};
 
 use crate::common::Platform;
 
-const TABLES: &[&str] =
-    &["users", "members", "accounts", "transactions", "devices", "goals", "notification_profiles", "attachments", "attachment_versions"];
+const TABLES: &[&str] = &[
+    "users", "members", "accounts", "transactions", "devices", "goals", "notification_profiles", "attachments", "attachment_versions",
+];
 
 /// A digest of every row of every table, in rowid order, and of every blob file.
 fn fingerprint(p: &Platform) -> (Vec<(String, u64)>, String) {
@@ -71,8 +72,7 @@ fn scale_drives_the_row_counts() {
     // About 100 transactions per user at any scale.
     assert!((10_000..30_000).contains(&txns), "{txns} transactions at scale 0.2");
     // Transactions span 36 months before 2026-04-01 and a few days after it.
-    let (min, max): (i64, i64) =
-        conn.query_row("SELECT min(transacted_at), max(transacted_at) FROM transactions", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+    let (min, max): (i64, i64) = conn.query_row("SELECT min(transacted_at), max(transacted_at) FROM transactions", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
     assert!(min >= ferry::source::DEMO_NOW_MICROS - 1096 * 86_400_000_000);
     assert!(max > ferry::source::DEMO_NOW_MICROS, "some transactions lie after the platform's now");
 }

@@ -170,8 +170,12 @@ fn users_and_accounts_match_the_source_in_two_independent_readers() {
         assert!(first > 0.0 && first < run_seconds, "{name}: first record after {first}s of a {run_seconds}s run");
         assert_eq!(r["plugin"]["origin"], "builtin");
         assert_eq!(r["plugin"]["sha256"].as_str().unwrap().len(), 64);
-        let fields: Vec<(String, Kind)> =
-            r["schema"]["fields"].as_array().unwrap().iter().map(|f| (f["name"].as_str().unwrap().to_string(), kind(&f["type"]))).collect();
+        let fields: Vec<(String, Kind)> = r["schema"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["name"].as_str().unwrap().to_string(), kind(&f["type"])))
+            .collect();
         let files = r["files"].as_array().unwrap();
         assert_eq!(files.len(), 1);
         let entry = &files[0];
@@ -203,12 +207,7 @@ fn avro_codecs_without_gzip_read_everywhere() {
     }
     let fields_of = |snap: &Path| -> Vec<(String, Kind)> {
         let m: Value = serde_json::from_slice(&std::fs::read(snap.join("manifest.json")).unwrap()).unwrap();
-        m["resources"][0]["schema"]["fields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| (f["name"].as_str().unwrap().into(), kind(&f["type"])))
-            .collect()
+        m["resources"][0]["schema"]["fields"].as_array().unwrap().iter().map(|f| (f["name"].as_str().unwrap().into(), kind(&f["type"]))).collect()
     };
     let snaps = snapshots(&p.out());
     assert_eq!(snaps.len(), 4);

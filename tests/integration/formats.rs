@@ -55,8 +55,7 @@ fn as_text(rows: Vec<Map<String, Value>>, fields: &[(String, Kind)], csv: bool) 
 #[test]
 fn csv_and_jsonl_read_back_with_pythons_own_modules() {
     let p = Platform::new(0.05, 31);
-    let resources =
-        "[[resource]]\nname = \"users\"\n\n[[resource]]\nname = \"accounts\"\n\n[[resource]]\nname = \"transactions\"\nmonths = \"all\"";
+    let resources = "[[resource]]\nname = \"users\"\n\n[[resource]]\nname = \"accounts\"\n\n[[resource]]\nname = \"transactions\"\nmonths = \"all\"";
     for format in ["csv", "jsonl"] {
         let out = run(&p.job(format, &format!("format = \"{format}\"\ngzip = true"), resources));
         assert!(out.status.success(), "{format}: {}", stderr(&out));
@@ -95,11 +94,7 @@ fn csv_and_jsonl_read_back_with_pythons_own_modules() {
 #[test]
 fn a_resource_splits_into_numbered_files_each_complete() {
     let p = Platform::new(0.05, 32);
-    let out = run(&p.job(
-        "split",
-        "gzip = true\nmax_records_per_file = 1000",
-        "[[resource]]\nname = \"transactions\"\n\n[[resource]]\nname = \"users\"\nformat = \"csv\"",
-    ));
+    let out = run(&p.job("split", "gzip = true\nmax_records_per_file = 1000", "[[resource]]\nname = \"transactions\"\n\n[[resource]]\nname = \"users\"\nformat = \"csv\""));
     assert!(out.status.success(), "{}", stderr(&out));
     let snap = &snapshots(&p.out())[0];
     let m = manifest(snap);
@@ -135,11 +130,7 @@ fn a_resource_splits_into_numbered_files_each_complete() {
 fn an_out_of_tree_plugin_loads_by_path_and_computes_its_records() {
     let p = Platform::new(0.05, 33);
     let wasm = plugin("ferry-example-category-totals");
-    let out = run(&p.job(
-        "totals",
-        "format = \"jsonl\"\ngzip = false",
-        &format!("[[resource]]\nname = \"category_totals\"\nplugin = \"{}\"\nmonths = 6", wasm.display()),
-    ));
+    let out = run(&p.job("totals", "format = \"jsonl\"\ngzip = false", &format!("[[resource]]\nname = \"category_totals\"\nplugin = \"{}\"\nmonths = 6", wasm.display())));
     assert!(out.status.success(), "{}", stderr(&out));
     let snap = &snapshots(&p.out())[0];
     let m = manifest(snap);
@@ -152,12 +143,9 @@ fn an_out_of_tree_plugin_loads_by_path_and_computes_its_records() {
         chrono::DateTime::parse_from_rfc3339("2026-03-31T14:30:22Z").unwrap().timestamp_micros(),
     );
     let conn = rusqlite::Connection::open(p.db()).unwrap();
-    let mut stmt =
-        conn.prepare("SELECT category, type, amount FROM transactions WHERE transacted_at >= ?1 AND transacted_at < ?2").unwrap();
+    let mut stmt = conn.prepare("SELECT category, type, amount FROM transactions WHERE transacted_at >= ?1 AND transacted_at < ?2").unwrap();
     let mut want: BTreeMap<Option<String>, (i64, i128, i128)> = BTreeMap::new();
-    for row in
-        stmt.query_map([start, end], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))).unwrap()
-    {
+    for row in stmt.query_map([start, end], |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))).unwrap() {
         let (category, kind, amount) = row.unwrap();
         let (int, frac) = amount.split_once('.').unwrap();
         let cents: i128 = format!("{int}{frac:0<2}").parse().unwrap();
@@ -168,10 +156,7 @@ fn an_out_of_tree_plugin_loads_by_path_and_computes_its_records() {
     let want: Vec<Map<String, Value>> = want
         .into_iter()
         .map(|(c, (n, d, cr))| {
-            json!({"category": c, "transactions": n, "debits": decimal_string(d, 2), "credits": decimal_string(cr, 2)})
-                .as_object()
-                .unwrap()
-                .clone()
+            json!({"category": c, "transactions": n, "debits": decimal_string(d, 2), "credits": decimal_string(cr, 2)}).as_object().unwrap().clone()
         })
         .collect();
     assert!(want.len() >= 5);

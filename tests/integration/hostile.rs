@@ -96,7 +96,8 @@ fn contained(mode: &str, kind: &str, expect: &[&str], memory: &str) -> String {
     assert_eq!(failed["files"].as_array().unwrap().len(), 0);
     assert_eq!(failed["records"], 0);
     assert_users_intact(&p, dir, &m);
-    let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     names.sort();
     assert_eq!(names, ["manifest.json", "users.avro.gz"], "{mode}: the failed plugin left a file");
     err
@@ -153,12 +154,7 @@ fn records_that_do_not_match_the_schema_are_refused_even_when_the_plugin_ignores
 
 #[test]
 fn a_batch_that_lies_about_its_length_is_refused() {
-    contained(
-        "short-batch",
-        "bad-batch",
-        &["do not match its declared schema", "record 1 of the batch", "is the record count right?"],
-        "32MiB",
-    );
+    contained("short-batch", "bad-batch", &["do not match its declared schema", "record 1 of the batch", "is the record count right?"], "32MiB");
 }
 
 #[test]

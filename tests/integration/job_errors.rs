@@ -17,8 +17,8 @@ fn every_bad_job_fixture_fails_with_its_message() {
     entries.sort();
     for toml in entries.iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
         let name = toml.file_stem().unwrap().to_string_lossy().to_string();
-        let expected =
-            std::fs::read_to_string(toml.with_extension("expected")).unwrap_or_else(|_| panic!("{name}.toml has no {name}.expected"));
+        let expected = std::fs::read_to_string(toml.with_extension("expected"))
+            .unwrap_or_else(|_| panic!("{name}.toml has no {name}.expected"));
         let job = work.path().join(format!("{name}.toml"));
         std::fs::copy(toml, &job).unwrap();
         let out = ferry().arg("run").arg(&job).output().unwrap();

@@ -37,14 +37,10 @@ fn python_listing(part: &Path) -> Vec<(String, u64)> {
     let code = "import sys,tarfile\nfor m in tarfile.open(sys.argv[1]).getmembers(): print(m.name, m.size)";
     let out = Command::new(python()).args(["-c", code]).arg(part).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let (n, s) = l.rsplit_once(' ').unwrap();
-            (n.to_string(), s.parse().unwrap())
-        })
-        .collect()
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| {
+        let (n, s) = l.rsplit_once(' ').unwrap();
+        (n.to_string(), s.parse().unwrap())
+    }).collect()
 }
 
 #[test]
@@ -126,13 +122,10 @@ fn the_same_job_gives_byte_identical_parts() {
         assert_eq!(digests[0], digests[1], "{variant}: two runs gave different parts");
         for s in &snaps {
             assert!(verify(s).0, "{variant}: {} does not verify", s.display());
-            assert!(
-                std::fs::read_dir(s).unwrap().all(|e| {
-                    let n = e.unwrap().file_name().into_string().unwrap();
-                    n == "manifest.json" || n.ends_with(".tar")
-                }),
-                "{variant}: files left beside the parts"
-            );
+            assert!(std::fs::read_dir(s).unwrap().all(|e| {
+                let n = e.unwrap().file_name().into_string().unwrap();
+                n == "manifest.json" || n.ends_with(".tar")
+            }), "{variant}: files left beside the parts");
         }
         if variant == "split" {
             let m = manifest(&snaps[0]);
@@ -237,11 +230,7 @@ fn verify_catches_every_kind_of_damage() {
 #[test]
 fn sigkill_at_any_moment_never_leaves_a_snapshot_that_lies() {
     let p = Platform::new(0.3, 48);
-    let job = p.job(
-        "kill",
-        "archive = \"tar\"\npart_size = \"1MiB\"",
-        &format!("{RESOURCES}\n\n[[resource]]\nname = \"members\"\n\n[[resource]]\nname = \"devices\""),
-    );
+    let job = p.job("kill", "archive = \"tar\"\npart_size = \"1MiB\"", &format!("{RESOURCES}\n\n[[resource]]\nname = \"members\"\n\n[[resource]]\nname = \"devices\""));
     let mut interrupted = 0;
     for delay_ms in [20, 120, 300, 600, 1000, 1600] {
         let before = snapshots(&p.out()).len();

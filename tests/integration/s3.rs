@@ -82,11 +82,7 @@ fn assert_manifest_true(s3: &ferry::s3::S3, id: &str, objects: &[(String, u64, c
         .collect();
     for r in manifest["resources"].as_array().unwrap() {
         for f in r["files"].as_array().unwrap().iter().filter(|f| f["archive"].is_null()) {
-            expected.push((
-                f["path"].as_str().unwrap().to_string(),
-                f["bytes"].as_u64().unwrap(),
-                f["sha256"].as_str().unwrap().to_string(),
-            ));
+            expected.push((f["path"].as_str().unwrap().to_string(), f["bytes"].as_u64().unwrap(), f["sha256"].as_str().unwrap().to_string()));
         }
     }
     assert!(expected.len() > 1, "the test wants several parts: {manifest}");
@@ -135,10 +131,7 @@ fn s3_delivery_uploads_every_part_then_the_manifest_last() {
     for f in files.as_array().unwrap() {
         let url = f["url"].as_str().unwrap();
         assert!(url.starts_with(&prefix), "{url} is not in a delivered part ({prefix}...)");
-        assert!(
-            objects.iter().any(|o| url[format!("s3://{bucket}/exports/{id}/").len()..].split('#').next() == Some(o.0.as_str())),
-            "{url} names no delivered object"
-        );
+        assert!(objects.iter().any(|o| url[format!("s3://{bucket}/exports/{id}/").len()..].split('#').next() == Some(o.0.as_str())), "{url} names no delivered object");
     }
 }
 
@@ -163,11 +156,7 @@ fn a_delivery_that_fails_is_recorded_failed_and_leaves_nothing_behind() {
     assert!(err.contains(&missing), "the error does not name the bucket: {err}");
     assert!(!err.contains(S3_SECRET), "the secret key was printed");
     let root = platform.dir.path().join(".ferry-s3").join(&missing).join("exports");
-    let ids: Vec<_> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| !n.starts_with("catalog.db"))
-        .collect();
+    let ids: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).filter(|n| !n.starts_with("catalog.db")).collect();
     assert!(ids.is_empty(), "a failed delivery left {ids:?} locally");
     let list = ferry().args(["snapshots", "list", "--all", "--json", "--dir"]).arg(&root).output().unwrap();
     let rows: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();

@@ -44,11 +44,7 @@ fn a_host_side_copy_is_refused_what_a_read_would_be() {
         ("copy-column", "denied: column `users.email` was not declared"),
         ("copy-key", "key column `email` is not one of the read's columns"),
     ] {
-        let job = p.job(
-            attempt,
-            "",
-            &format!("[[resource]]\nname = \"sneaky\"\nplugin = \"{}\"\noptions = {{ try = \"{attempt}\" }}", sneaky.display()),
-        );
+        let job = p.job(attempt, "", &format!("[[resource]]\nname = \"sneaky\"\nplugin = \"{}\"\noptions = {{ try = \"{attempt}\" }}", sneaky.display()));
         let out = run(&job);
         let err = stderr(&out);
         assert!(!out.status.success(), "{attempt}: the run succeeded");

@@ -8,10 +8,7 @@ fn server(var: &str, test: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
         _ => {
-            assert!(
-                std::env::var("FERRY_REQUIRE_SERVERS").is_err(),
-                "{var} is not set but FERRY_REQUIRE_SERVERS is: tests/servers.sh did not start the server"
-            );
+            assert!(std::env::var("FERRY_REQUIRE_SERVERS").is_err(), "{var} is not set but FERRY_REQUIRE_SERVERS is: tests/servers.sh did not start the server");
             eprintln!("SKIPPED: {test} needs {var}; run `bash tests/run.sh`, which starts PostgreSQL and an S3 server");
             None
         }
@@ -22,12 +19,7 @@ fn server(var: &str, test: &str) -> Option<String> {
 pub fn postgres(test: &str) -> Option<String> {
     static N: AtomicUsize = AtomicUsize::new(0);
     let url = server("FERRY_TEST_POSTGRES_URL", test)?;
-    let name = format!(
-        "ferry_{}_{}_{}",
-        test.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
+    let name = format!("ferry_{}_{}_{}", test.replace(|c: char| !c.is_ascii_alphanumeric(), "_"), std::process::id(), N.fetch_add(1, Ordering::Relaxed));
     let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connecting to the test PostgreSQL");
     client.batch_execute(&format!("CREATE DATABASE \"{name}\"")).unwrap();
     let (base, _) = url.rsplit_once('/').unwrap();
@@ -41,8 +33,7 @@ pub fn s3(test: &str) -> Option<(String, String)> {
     let bucket = format!("ferry-{}-{}-{}", test.replace('_', "-"), std::process::id(), N.fetch_add(1, Ordering::Relaxed));
     let bucket: String = bucket.chars().take(63).collect::<String>().trim_end_matches('-').to_string();
     // moto takes an unsigned bucket creation; object_store cannot create buckets.
-    let out =
-        std::process::Command::new("curl").args(["-sf", "-X", "PUT", &format!("{endpoint}/{bucket}")]).output().expect("running curl");
+    let out = std::process::Command::new("curl").args(["-sf", "-X", "PUT", &format!("{endpoint}/{bucket}")]).output().expect("running curl");
     assert!(out.status.success(), "creating bucket {bucket}: {}", String::from_utf8_lossy(&out.stderr));
     Some((endpoint, bucket))
 }

@@ -74,11 +74,7 @@ fn every_mx_window_exports_exactly_the_rows_in_it() {
 
     let windows: Vec<(&str, Option<&str>)> = STARTS.iter().map(|(m, s)| (*m, Some(*s))).chain([("\"all\"", None)]).collect();
     for (months, start) in windows {
-        let job = p.job(
-            &format!("w{}", months.trim_matches('"')),
-            "gzip = false",
-            &format!("[[resource]]\nname = \"transactions\"\nmonths = {months}"),
-        );
+        let job = p.job(&format!("w{}", months.trim_matches('"')), "gzip = false", &format!("[[resource]]\nname = \"transactions\"\nmonths = {months}"));
         let out = run(&job);
         assert!(out.status.success(), "months = {months}: {}", stderr(&out));
         let snap = snapshots(&p.out()).into_iter().find(|s| {

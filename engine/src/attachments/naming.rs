@@ -105,8 +105,7 @@ mod tests {
     #[test]
     fn hostile_names_become_plain_segments() {
         let long = "x".repeat(300) + ".pdf";
-        let cases =
-            ["../../etc/passwd", "/etc/shadow", "con\\nul.txt", "", "nul\0byte.txt", "..", ".", "a\nb", "ab. . ", &long, "\u{202E}gpj.exe"];
+        let cases = ["../../etc/passwd", "/etc/shadow", "con\\nul.txt", "", "nul\0byte.txt", "..", ".", "a\nb", "ab. . ", &long, "\u{202E}gpj.exe"];
         for name in cases {
             let f = folder("ATT-1", name);
             assert!(plain(&f), "{name:?} became {f:?}");

@@ -44,13 +44,9 @@ pub enum CatalogError {
     CreateRoot { path: PathBuf, source: std::io::Error },
     #[error("cannot open the snapshot catalog {path}: {source}; check that the output directory is writable{}", io_hint(source))]
     Open { path: PathBuf, source: rusqlite::Error },
-    #[error(
-        "the snapshot catalog {path} is not a file (a directory?); move it aside: ferry then rebuilds the catalog from the snapshots' manifests"
-    )]
+    #[error("the snapshot catalog {path} is not a file (a directory?); move it aside: ferry then rebuilds the catalog from the snapshots' manifests")]
     NotAFile { path: PathBuf },
-    #[error(
-        "the snapshot catalog {path} is not a readable SQLite database (corrupt or overwritten: {source}); move it aside (`mv {path} {path}.bad`): ferry then rebuilds the catalog from the snapshots' manifests"
-    )]
+    #[error("the snapshot catalog {path} is not a readable SQLite database (corrupt or overwritten: {source}); move it aside (`mv {path} {path}.bad`): ferry then rebuilds the catalog from the snapshots' manifests")]
     Corrupt { path: PathBuf, source: rusqlite::Error },
     #[error("no snapshot catalog at {path}; run a job whose `[output] dir` is {}, or pass the right --dir", path.parent().map(|p| p.display().to_string()).unwrap_or_default())]
     Missing { path: PathBuf },
@@ -204,6 +200,8 @@ fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     chrono::Duration::from_std(d).ok().and_then(|d| t.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
+
+
 /// An open catalog.
 pub struct Catalog {
     root: PathBuf,
@@ -311,9 +309,7 @@ impl Catalog {
                 {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                Err(CatalogError::Open { path, source }) if is_not_a_database(&source) => {
-                    return Err(CatalogError::Corrupt { path, source });
-                }
+                Err(CatalogError::Open { path, source }) if is_not_a_database(&source) => return Err(CatalogError::Corrupt { path, source }),
                 other => return other,
             }
         }
@@ -397,8 +393,7 @@ impl Catalog {
     /// Every snapshot, oldest first; deleted ones only when asked.
     pub fn list(&self, include_deleted: bool) -> Result<Vec<SnapshotRecord>, CatalogError> {
         let filter = if include_deleted { "" } else { "WHERE deleted_at IS NULL" };
-        let mut stmt =
-            self.conn.prepare(&format!("SELECT {COLUMNS} FROM snapshots {filter} ORDER BY created_at, id")).map_err(self.sql())?;
+        let mut stmt = self.conn.prepare(&format!("SELECT {COLUMNS} FROM snapshots {filter} ORDER BY created_at, id")).map_err(self.sql())?;
         let rows = stmt.query_map([], |r| self.row(r)).and_then(|rows| rows.collect::<Result<Vec<_>, _>>()).map_err(self.sql())?;
         Ok(rows)
     }
@@ -406,10 +401,8 @@ impl Catalog {
     /// A snapshot by its id or a unique prefix of it.
     pub fn get(&self, id: &str) -> Result<SnapshotRecord, CatalogError> {
         let pattern = format!("{}%", id.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {COLUMNS} FROM snapshots WHERE id = ?1 OR id LIKE ?2 ESCAPE '\\' ORDER BY id = ?1 DESC"))
-            .map_err(self.sql())?;
+        let mut stmt =
+            self.conn.prepare(&format!("SELECT {COLUMNS} FROM snapshots WHERE id = ?1 OR id LIKE ?2 ESCAPE '\\' ORDER BY id = ?1 DESC")).map_err(self.sql())?;
         let rows = stmt
             .query_map(params![id, pattern], |r| self.row(r))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
@@ -425,8 +418,7 @@ impl Catalog {
 
     /// A snapshot's status changes and removals, in order.
     pub fn history(&self, id: &str) -> Result<Vec<HistoryEntry>, CatalogError> {
-        let mut stmt =
-            self.conn.prepare("SELECT event, at, detail FROM history WHERE snapshot_id = ?1 ORDER BY seq").map_err(self.sql())?;
+        let mut stmt = self.conn.prepare("SELECT event, at, detail FROM history WHERE snapshot_id = ?1 ORDER BY seq").map_err(self.sql())?;
         let rows = stmt
             .query_map([id], |r| Ok(HistoryEntry { event: r.get(0)?, at: r.get(1)?, detail: r.get(2)? }))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
@@ -455,9 +447,7 @@ impl Catalog {
                     kind: r.get(0)?,
                     resource: r.get(1)?,
                     url: match &delivered {
-                        Some(d) => {
-                            format!("{}{}", d.url, archive.as_deref().map(|a| format!("{a}#{name}")).unwrap_or_else(|| name.clone()))
-                        }
+                        Some(d) => format!("{}{}", d.url, archive.as_deref().map(|a| format!("{a}#{name}")).unwrap_or_else(|| name.clone())),
                         None => format!("file://{}{}", abs.display(), archive.as_ref().map(|_| format!("#{name}")).unwrap_or_default()),
                     },
                     name,
@@ -500,8 +490,10 @@ impl Catalog {
     /// a crash interrupted. Returns the ids it settled.
     pub fn reconcile(&mut self) -> Result<Vec<String>, CatalogError> {
         self.rebuild_lost()?;
-        let mut stmt =
-            self.conn.prepare("SELECT id, pid, pid_start FROM snapshots WHERE status IN ('pending', 'in_progress')").map_err(self.sql())?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, pid, pid_start FROM snapshots WHERE status IN ('pending', 'in_progress')")
+            .map_err(self.sql())?;
         let open: Vec<(String, Option<i64>, Option<i64>)> = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())

@@ -115,9 +115,11 @@ impl Progress for Display {
         let bar = self.multi.as_ref().map(|m| {
             let bar = match expected {
                 Some(n) => ProgressBar::new(n).with_style(
-                    ProgressStyle::with_template("{prefix:>14.bold} [{bar:32.cyan/blue}] {human_pos:>9}/{human_len:<9} {msg} eta {eta:>3}")
-                        .expect("a valid template")
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "{prefix:>14.bold} [{bar:32.cyan/blue}] {human_pos:>9}/{human_len:<9} {msg} eta {eta:>3}",
+                    )
+                    .expect("a valid template")
+                    .progress_chars("=> "),
                 ),
                 None => ProgressBar::new_spinner().with_style(
                     ProgressStyle::with_template("{prefix:>14.bold} {spinner} {human_pos:>9} records {msg}").expect("a valid template"),
@@ -145,11 +147,7 @@ impl Progress for Display {
         if let Some(bar) = &r.bar {
             bar.set_position(records);
             // indicatif's own {per_sec} prints a float with all its digits; this is a count.
-            bar.set_message(format!(
-                "{:>10} {:>8} rec/s",
-                HumanBytes(bytes).to_string(),
-                HumanCount(rate(records, r.started) as u64).to_string()
-            ));
+            bar.set_message(format!("{:>10} {:>8} rec/s", HumanBytes(bytes).to_string(), HumanCount(rate(records, r.started) as u64).to_string()));
             return;
         }
         let every = if self.mode == Mode::Json { JSON_EVERY } else { PLAIN_EVERY };
@@ -164,17 +162,9 @@ impl Progress for Display {
                 "bytes": bytes, "records_per_second": per_second.round(), "eta_seconds": eta.map(|e| (e * 10.0).round() / 10.0),
             })),
             Mode::Plain => {
-                let of = r
-                    .expected
-                    .map(|e| format!("/{} ({:.0}%)", HumanCount(e), records as f64 * 100.0 / e.max(1) as f64))
-                    .unwrap_or_default();
+                let of = r.expected.map(|e| format!("/{} ({:.0}%)", HumanCount(e), records as f64 * 100.0 / e.max(1) as f64)).unwrap_or_default();
                 let eta = eta.map(|e| format!(", eta {e:.0}s")).unwrap_or_default();
-                self.line(&format!(
-                    "[{resource}] {}{of} records, {}, {} records/s{eta}",
-                    HumanCount(records),
-                    HumanBytes(bytes),
-                    HumanCount(per_second as u64)
-                ));
+                self.line(&format!("[{resource}] {}{of} records, {}, {} records/s{eta}", HumanCount(records), HumanBytes(bytes), HumanCount(per_second as u64)));
             }
             _ => {}
         }

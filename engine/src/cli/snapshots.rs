@@ -142,9 +142,7 @@ pub fn main(args: SnapshotsArgs) -> Result<()> {
         }
         Action::Purge { dry_run, retention, json, now } => {
             let now = match now {
-                Some(t) => {
-                    DateTime::parse_from_rfc3339(&t).with_context(|| format!("--now {t:?} is not an RFC 3339 time"))?.with_timezone(&Utc)
-                }
+                Some(t) => DateTime::parse_from_rfc3339(&t).with_context(|| format!("--now {t:?} is not an RFC 3339 time"))?.with_timezone(&Utc),
                 None => Utc::now(),
             };
             let retention = match retention {
@@ -194,10 +192,7 @@ fn status_text(r: &SnapshotRecord) -> String {
 }
 
 fn print_table(rows: &[SnapshotRecord]) {
-    println!(
-        "{:<36}  {:<14} {:<12} {:>10} {:>6} {:>10}  {:<19}  {:<19}",
-        "id", "name", "status", "records", "files", "size", "created (UTC)", "expires (UTC)"
-    );
+    println!("{:<36}  {:<14} {:<12} {:>10} {:>6} {:>10}  {:<19}  {:<19}", "id", "name", "status", "records", "files", "size", "created (UTC)", "expires (UTC)");
     for r in rows {
         let opt = |n: Option<u64>, f: fn(u64) -> String| n.map(f).unwrap_or_else(|| "-".into());
         println!(

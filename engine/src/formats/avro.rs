@@ -14,6 +14,7 @@ use apache_avro::{Codec, Schema, Writer};
 /// Datums are gathered into blocks of about this size before compression.
 pub const BLOCK_BYTES: usize = 256 * 1024;
 
+
 /// Writes an Avro container file of already validated datums.
 pub struct AvroFileWriter<W: Write> {
     inner: W,
@@ -67,6 +68,7 @@ impl<W: Write> AvroFileWriter<W> {
         self.block_records = 0;
         Ok(())
     }
+
 }
 
 impl<W: Write + Send> DatumWriter<W> for AvroFileWriter<W> {
@@ -80,3 +82,4 @@ impl<W: Write + Send> DatumWriter<W> for AvroFileWriter<W> {
         Ok(self.inner)
     }
 }
+

@@ -48,14 +48,7 @@ impl fmt::Display for Invalid {
 }
 
 impl JobError {
-    pub(crate) fn at(
-        path: &std::path::Path,
-        text: &str,
-        span: Option<std::ops::Range<usize>>,
-        key: &str,
-        message: impl Into<String>,
-        help: Option<String>,
-    ) -> Self {
+    pub(crate) fn at(path: &std::path::Path, text: &str, span: Option<std::ops::Range<usize>>, key: &str, message: impl Into<String>, help: Option<String>) -> Self {
         JobError::Invalid(Box::new(Invalid {
             path: path.into(),
             at: span.map(|s| line_col(text, s.start)),

@@ -9,10 +9,10 @@ use toml::Spanned;
 
 use super::values::{parse_duration, parse_size};
 use super::{Archive, AvroCodec, Job, JobError, OnError, PluginRef, ResourceSpec, SourceSpec, Split};
+use crate::window::Months;
 use crate::formats::Format;
 use crate::runtime::{Limits, builtin, builtin_names};
 use crate::source::DemoSpec;
-use crate::window::Months;
 
 /// A ferry job: what to export, from where, to where.
 #[derive(Debug, Deserialize)]
@@ -160,7 +160,8 @@ pub struct ResourceSection {
 impl JobFile {
     /// Parses the TOML; type errors and unknown keys name the key, line and column.
     pub fn parse(path: &Path, text: &str) -> Result<JobFile, JobError> {
-        let de = toml::de::Deserializer::parse(text).map_err(|e| JobError::at(path, text, e.span(), "", e.message().to_string(), None))?;
+        let de = toml::de::Deserializer::parse(text)
+            .map_err(|e| JobError::at(path, text, e.span(), "", e.message().to_string(), None))?;
         serde_path_to_error::deserialize(de).map_err(|e| {
             // `Spanned` values add a private segment to the path; people never wrote it.
             let key = e.path().to_string().replace(".$__serde_spanned_private_value", "");
@@ -187,67 +188,31 @@ impl JobFile {
 
         let name = self.snapshot.name.get_ref().trim().to_string();
         if name.is_empty() {
-            return Err(err(
-                self.snapshot.name.span(),
-                "snapshot.name",
-                "is empty".into(),
-                Some("give the snapshot a name, e.g. name = \"nightly\""),
-            ));
+            return Err(err(self.snapshot.name.span(), "snapshot.name", "is empty".into(), Some("give the snapshot a name, e.g. name = \"nightly\"")));
         }
         let as_of = match &self.snapshot.as_of {
             None => Utc::now(),
-            Some(v) => parse_as_of(v.get_ref())
-                .map_err(|m| err(v.span(), "snapshot.as_of", m, Some("write it like \"2026-03-31T14:30:22Z\", in years 1 to 9999")))?,
+            Some(v) => parse_as_of(v.get_ref()).map_err(|m| err(v.span(), "snapshot.as_of", m, Some("write it like \"2026-03-31T14:30:22Z\", in years 1 to 9999")))?,
         };
 
         let retention = match &self.snapshot.retention {
             None => super::DEFAULT_RETENTION,
             Some(r) => match parse_duration(r.get_ref()).and_then(super::check_retention) {
                 Ok(d) if !d.is_zero() => d,
-                Ok(_) => {
-                    return Err(err(
-                        r.span(),
-                        "snapshot.retention",
-                        "is 0".into(),
-                        Some("keep snapshots for a positive time, e.g. retention = \"30d\""),
-                    ));
-                }
+                Ok(_) => return Err(err(r.span(), "snapshot.retention", "is 0".into(), Some("keep snapshots for a positive time, e.g. retention = \"30d\""))),
                 Err(m) => return Err(err(r.span(), "snapshot.retention", m, None)),
             },
         };
         let price_per_gib = match &self.output.price_per_gib {
             Some(p) if !(p.get_ref().is_finite() && *p.get_ref() >= 0.0) => {
-                return Err(err(
-                    p.span(),
-                    "output.price_per_gib",
-                    format!("{} is not a price", p.get_ref()),
-                    Some("use a price per GiB and month of 0 or more, e.g. 0.023"),
-                ));
+                return Err(err(p.span(), "output.price_per_gib", format!("{} is not a price", p.get_ref()), Some("use a price per GiB and month of 0 or more, e.g. 0.023")));
             }
             p => p.as_ref().map(|p| *p.get_ref()),
         };
         let postgres = match (&self.source.sqlite, &self.source.postgres) {
-            (Some(_), Some(p)) => {
-                return Err(err(
-                    p.span(),
-                    "source.postgres",
-                    "is set together with `sqlite`".into(),
-                    Some("a job reads one database: keep either `sqlite` or `postgres`"),
-                ));
-            }
-            (None, None) => {
-                return Err(JobError::at(
-                    path,
-                    text,
-                    None,
-                    "source",
-                    "names no database",
-                    Some("add `sqlite = \"demo/platform.db\"` or `postgres = \"postgres://user@host/db\"`".into()),
-                ));
-            }
-            (_, Some(p)) => {
-                Some(crate::source::PostgresUrl::parse(p.get_ref()).map_err(|e| err(p.span(), "source.postgres", e.to_string(), None))?)
-            }
+            (Some(_), Some(p)) => return Err(err(p.span(), "source.postgres", "is set together with `sqlite`".into(), Some("a job reads one database: keep either `sqlite` or `postgres`"))),
+            (None, None) => return Err(JobError::at(path, text, None, "source", "names no database", Some("add `sqlite = \"demo/platform.db\"` or `postgres = \"postgres://user@host/db\"`".into()))),
+            (_, Some(p)) => Some(crate::source::PostgresUrl::parse(p.get_ref()).map_err(|e| err(p.span(), "source.postgres", e.to_string(), None))?),
             (Some(_), None) => None,
         };
         // With PostgreSQL there is no SQLite file; the demo generator's default place for
@@ -258,48 +223,27 @@ impl JobFile {
             Some(d) => {
                 let scale = d.scale.as_ref().map(|s| (*s.get_ref(), s.span())).unwrap_or((1.0, 0..0));
                 if !(scale.0 > 0.0 && scale.0 <= 1000.0) {
-                    return Err(err(
-                        scale.1,
-                        "source.demo.scale",
-                        format!("{} is out of range", scale.0),
-                        Some("use a scale above 0 and at most 1000 (1.0 = about 100,000 transactions)"),
-                    ));
+                    return Err(err(scale.1, "source.demo.scale", format!("{} is out of range", scale.0), Some("use a scale above 0 and at most 1000 (1.0 = about 100,000 transactions)")));
                 }
                 Some(DemoSpec { seed: d.seed.unwrap_or(42), scale: scale.0 })
             }
         };
         if self.source.demo.is_some() && postgres.is_some() {
-            return Err(JobError::at(
-                path,
-                text,
-                None,
-                "source.demo",
-                "cannot generate into PostgreSQL on a run",
-                Some("load the demo with `ferry demo --out DIR --postgres URL` first, then remove [source.demo]".into()),
-            ));
+            return Err(JobError::at(path, text, None, "source.demo", "cannot generate into PostgreSQL on a run", Some("load the demo with `ferry demo --out DIR --postgres URL` first, then remove [source.demo]".into())));
         }
         if let (Some(sq), true) = (&self.source.sqlite, sqlite.is_dir()) {
-            return Err(err(
-                sq.span(),
-                "source.sqlite",
-                format!("{} is a directory, not a database file", sqlite.display()),
-                Some("name the SQLite file itself, e.g. \"demo/platform.db\""),
-            ));
+            return Err(err(sq.span(), "source.sqlite", format!("{} is a directory, not a database file", sqlite.display()), Some("name the SQLite file itself, e.g. \"demo/platform.db\"")));
         }
         if let (Some(sq), true) = (&self.source.sqlite, demo.is_none() && !sqlite.is_file()) {
             return Err(err(
                 sq.span(),
                 "source.sqlite",
                 format!("{} does not exist", sqlite.display()),
-                Some(
-                    "fix the path (it is relative to the job file), generate a platform with `ferry demo --out DIR`, or add a [source.demo] table to generate it on first run",
-                ),
+                Some("fix the path (it is relative to the job file), generate a platform with `ferry demo --out DIR`, or add a [source.demo] table to generate it on first run"),
             ));
         }
         let s3_url = |v: &Spanned<String>, key: &str| -> Result<Option<crate::s3::S3Url>, JobError> {
-            crate::s3::S3Url::parse(v.get_ref())
-                .transpose()
-                .map_err(|m| err(v.span(), key, m, Some("write it like \"s3://bucket/prefix\"")))
+            crate::s3::S3Url::parse(v.get_ref()).transpose().map_err(|m| err(v.span(), key, m, Some("write it like \"s3://bucket/prefix\"")))
         };
         let blobs_s3 = match &self.source.blobs {
             Some(b) => s3_url(b, "source.blobs")?,
@@ -315,26 +259,13 @@ impl JobFile {
         };
         let s3 = self
             .s3
-            .map(|s| crate::s3::S3Settings {
-                endpoint: s.endpoint,
-                region: s.region,
-                access_key_id: s.access_key_id,
-                secret_access_key: s.secret_access_key,
-                allow_http: s.allow_http,
-            })
+            .map(|s| crate::s3::S3Settings { endpoint: s.endpoint, region: s.region, access_key_id: s.access_key_id, secret_access_key: s.secret_access_key, allow_http: s.allow_http })
             .unwrap_or_default();
         // Writing into the platform's own data would export the export next time.
         let out_abs = absolute(&output_dir);
         let inside = |dir: &Path| absolute(dir).is_ok_and(|d| out_abs.as_ref().is_ok_and(|o| o == &d || o.starts_with(&d)));
-        if (postgres.is_none() && sqlite.parent().is_some_and(|d| absolute(d).ok() == out_abs.as_ref().ok().cloned()))
-            || blobs.as_deref().is_some_and(inside)
-        {
-            return Err(err(
-                self.output.dir.span(),
-                "output.dir",
-                format!("{} is inside the source", output_dir.display()),
-                Some("write snapshots outside the platform's data directory"),
-            ));
+        if (postgres.is_none() && sqlite.parent().is_some_and(|d| absolute(d).ok() == out_abs.as_ref().ok().cloned())) || blobs.as_deref().is_some_and(inside) {
+            return Err(err(self.output.dir.span(), "output.dir", format!("{} is inside the source", output_dir.display()), Some("write snapshots outside the platform's data directory")));
         }
 
         let default_limits = Limits::default();
@@ -346,12 +277,7 @@ impl JobFile {
         let part_size = parse_limit(&self.output.part_size, "output.part_size", parse_size, &err)?.unwrap_or(1 << 30);
         if part_size < 4096 {
             let span = self.output.part_size.as_ref().map(|p| p.span()).unwrap_or(0..0);
-            return Err(err(
-                span,
-                "output.part_size",
-                format!("{part_size} bytes is too small for a tar part"),
-                Some("use at least \"4KiB\"; the default is \"1GiB\""),
-            ));
+            return Err(err(span, "output.part_size", format!("{part_size} bytes is too small for a tar part"), Some("use at least \"4KiB\"; the default is \"1GiB\"")));
         }
         let archive = match self.output.archive.unwrap_or(Archive::Tar) {
             Archive::Tar => Some(part_size),
@@ -360,25 +286,13 @@ impl JobFile {
         let max_bytes = parse_limit(&self.output.max_bytes_per_file, "output.max_bytes_per_file", parse_file_size, &err)?;
         let max_records = match &self.output.max_records_per_file {
             Some(n) if *n.get_ref() == 0 => {
-                return Err(err(
-                    n.span(),
-                    "output.max_records_per_file",
-                    "is 0".into(),
-                    Some("use a positive number, or leave it out for one file per resource"),
-                ));
+                return Err(err(n.span(), "output.max_records_per_file", "is 0".into(), Some("use a positive number, or leave it out for one file per resource")));
             }
             n => n.as_ref().map(|n| *n.get_ref()),
         };
 
         if self.resources.is_empty() {
-            return Err(JobError::at(
-                path,
-                text,
-                None,
-                "resource",
-                "the job exports nothing",
-                Some(format!("add a [[resource]] table with name = one of: {}", builtin_names().collect::<Vec<_>>().join(", "))),
-            ));
+            return Err(JobError::at(path, text, None, "resource", "the job exports nothing", Some(format!("add a [[resource]] table with name = one of: {}", builtin_names().collect::<Vec<_>>().join(", ")))));
         }
         let mut seen: HashMap<String, usize> = HashMap::new();
         let mut resources = Vec::new();
@@ -387,47 +301,22 @@ impl JobFile {
             let key = |k: &str| format!("resource[{i}].{k}");
             let rname = r.name.get_ref().clone();
             if let Some(first) = seen.insert(rname.clone(), i) {
-                return Err(err(
-                    r.name.span(),
-                    &key("name"),
-                    format!("resource {rname:?} is listed twice (also resource[{first}])"),
-                    Some("export each resource once; remove one of them"),
-                ));
+                return Err(err(r.name.span(), &key("name"), format!("resource {rname:?} is listed twice (also resource[{first}])"), Some("export each resource once; remove one of them")));
             }
             if rname.is_empty() || !rname.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-                return Err(err(
-                    r.name.span(),
-                    &key("name"),
-                    format!("{rname:?} is not a resource name"),
-                    Some("use letters, digits, _ and -"),
-                ));
+                return Err(err(r.name.span(), &key("name"), format!("{rname:?} is not a resource name"), Some("use letters, digits, _ and -")));
             }
             let plugin = match &r.plugin {
                 Some(p) => {
                     let pp = resolve(p.get_ref());
                     if !pp.is_file() {
-                        return Err(err(
-                            p.span(),
-                            &key("plugin"),
-                            format!("{} does not exist", pp.display()),
-                            Some(
-                                "the path is relative to the job file; build the plugin with `cargo build --release --target wasm32-wasip2`",
-                            ),
-                        ));
+                        return Err(err(p.span(), &key("plugin"), format!("{} does not exist", pp.display()), Some("the path is relative to the job file; build the plugin with `cargo build --release --target wasm32-wasip2`")));
                     }
                     PluginRef::Path(pp)
                 }
                 None if builtin(&rname).is_some() => PluginRef::Builtin(rname.clone()),
                 None => {
-                    return Err(err(
-                        r.name.span(),
-                        &key("name"),
-                        format!("no built-in plugin exports {rname:?}"),
-                        Some(&format!(
-                            "built-ins are: {}; or set `plugin = \"path/to/plugin.wasm\"`",
-                            builtin_names().collect::<Vec<_>>().join(", ")
-                        )),
-                    ));
+                    return Err(err(r.name.span(), &key("name"), format!("no built-in plugin exports {rname:?}"), Some(&format!("built-ins are: {}; or set `plugin = \"path/to/plugin.wasm\"`", builtin_names().collect::<Vec<_>>().join(", ")))));
                 }
             };
             let memory_bytes = parse_limit(&r.memory_limit, &key("memory_limit"), parse_memory, &err)?.unwrap_or(job_memory);
@@ -436,16 +325,14 @@ impl JobFile {
                 .months
                 .as_ref()
                 .map(|m| {
-                    Months::parse(m.get_ref()).and_then(|months| crate::window::check(as_of, months).map(|_| months)).map_err(|msg| {
-                        err(m.span(), &key("months"), msg, Some("MX offers the past 1, 2, 3, 6, 12 or 24 months, or all transactions"))
-                    })
+                    Months::parse(m.get_ref())
+                        .and_then(|months| crate::window::check(as_of, months).map(|_| months))
+                        .map_err(|msg| err(m.span(), &key("months"), msg, Some("MX offers the past 1, 2, 3, 6, 12 or 24 months, or all transactions")))
                 })
                 .transpose()?;
             let split = Split {
                 max_records: match &r.max_records_per_file {
-                    Some(n) if *n.get_ref() == 0 => {
-                        return Err(err(n.span(), &key("max_records_per_file"), "is 0".into(), Some("use a positive number")));
-                    }
+                    Some(n) if *n.get_ref() == 0 => return Err(err(n.span(), &key("max_records_per_file"), "is 0".into(), Some("use a positive number"))),
                     Some(n) => Some(*n.get_ref()),
                     None => max_records,
                 },
@@ -453,11 +340,9 @@ impl JobFile {
             };
             let rformat = r.format.as_ref().map(|f| *f.get_ref()).unwrap_or(format);
             let (gzip, codec) = if rformat == Format::Parquet {
-                {
-                    // gzip and codec carry no span: point at the format that makes them wrong.
-                    let span = r.format.as_ref().or(self.output.format.as_ref()).map(|f| f.span()).unwrap_or(0..0);
-                    parquet_settings(r, &self.output, &key).map_err(|(k, msg, hint)| err(span, &k, msg, Some(hint)))?
-                }
+                // gzip and codec carry no span: point at the format that makes them wrong.
+                let span = r.format.as_ref().or(self.output.format.as_ref()).map(|f| f.span()).unwrap_or(0..0);
+                parquet_settings(r, &self.output, &key).map_err(|(k, msg, hint)| err(span, &k, msg, Some(hint)))?
             } else {
                 (r.gzip.unwrap_or(gzip), r.codec.unwrap_or(codec))
             };
@@ -499,12 +384,7 @@ fn absolute(p: &Path) -> std::io::Result<PathBuf> {
 
 type ErrFn<'a> = dyn Fn(std::ops::Range<usize>, &str, String, Option<&str>) -> JobError + 'a;
 
-fn parse_limit<T>(
-    value: &Option<Spanned<String>>,
-    key: &str,
-    parse: fn(&str) -> Result<T, String>,
-    err: &ErrFn,
-) -> Result<Option<T>, JobError> {
+fn parse_limit<T>(value: &Option<Spanned<String>>, key: &str, parse: fn(&str) -> Result<T, String>, err: &ErrFn) -> Result<Option<T>, JobError> {
     value.as_ref().map(|v| parse(v.get_ref()).map_err(|m| err(v.span(), key, m, None))).transpose()
 }
 
@@ -557,11 +437,7 @@ fn parse_file_size(text: &str) -> Result<u64, String> {
 /// A Parquet resource's gzip and codec. A Parquet file is compressed per page and never
 /// gzipped again: `gzip = true` is an error rather than a silently different file. The
 /// codec defaults to zstd; `deflate` is Avro's only.
-fn parquet_settings(
-    r: &ResourceSection,
-    output: &OutputSection,
-    key: &dyn Fn(&str) -> String,
-) -> Result<(bool, AvroCodec), (String, String, &'static str)> {
+fn parquet_settings(r: &ResourceSection, output: &OutputSection, key: &dyn Fn(&str) -> String) -> Result<(bool, AvroCodec), (String, String, &'static str)> {
     let (gzip_key, gzip) = match (r.gzip, output.gzip) {
         (Some(g), _) => (key("gzip"), g),
         (None, Some(g)) => ("output.gzip".to_string(), g),
@@ -580,11 +456,7 @@ fn parquet_settings(
         (None, None) => (String::new(), AvroCodec::Zstd),
     };
     if codec == AvroCodec::Deflate {
-        return Err((
-            codec_key,
-            "codec = \"deflate\" is not offered for Parquet".into(),
-            "use codec = \"zstd\" (the default for Parquet), \"snappy\" or \"none\"",
-        ));
+        return Err((codec_key, "codec = \"deflate\" is not offered for Parquet".into(), "use codec = \"zstd\" (the default for Parquet), \"snappy\" or \"none\""));
     }
     Ok((false, codec))
 }

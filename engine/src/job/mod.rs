@@ -9,10 +9,10 @@ mod error;
 mod file;
 mod values;
 
-pub use crate::package::Split;
 pub use error::JobError;
 pub use file::JobFile;
 pub use values::{parse_duration, parse_size};
+pub use crate::package::Split;
 
 use std::path::{Path, PathBuf};
 

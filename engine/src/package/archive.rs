@@ -59,15 +59,7 @@ impl PartSink for PartDir {
 
 /// Packs `files` (names in `dir`, in this order) into parts of at most `max_bytes`
 /// named `snapshot_{kind}_part{N}_{stamp}.tar`, handed to `sink`.
-pub fn pack<S: PartSink>(
-    dir: &Path,
-    files: &[String],
-    kind: &str,
-    stamp: &str,
-    max_bytes: u64,
-    mtime: u64,
-    sink: &mut S,
-) -> io::Result<Vec<Part>> {
+pub fn pack<S: PartSink>(dir: &Path, files: &[String], kind: &str, stamp: &str, max_bytes: u64, mtime: u64, sink: &mut S) -> io::Result<Vec<Part>> {
     let mut packer = Packer::new(kind, stamp, max_bytes, mtime);
     for name in files {
         packer.add(sink, dir, name)?;

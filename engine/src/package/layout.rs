@@ -174,9 +174,7 @@ mod tests {
         assert_eq!(names.whole(), "transactions.avro.gz");
         assert_eq!(names.numbered(7), "transactions-00007.avro.gz");
         assert!(names.owns("transactions.avro.gz") && names.owns("transactions-00007.avro.gz"));
-        for other in
-            ["transactions.avro", "transactions-7.avro.gz", "transactions_index.avro.gz", "transactions-0000x.avro.gz", "users.avro.gz"]
-        {
+        for other in ["transactions.avro", "transactions-7.avro.gz", "transactions_index.avro.gz", "transactions-0000x.avro.gz", "users.avro.gz"] {
             assert!(!names.owns(other), "{other}");
         }
     }

@@ -128,15 +128,7 @@ impl FileEntry {
 
     /// An attachment's file (a version's bytes, or its versions JSON).
     pub fn attachment(path: &str, bytes: u64, sha256: &str) -> Self {
-        FileEntry {
-            path: path.into(),
-            archive: None,
-            records: 0,
-            bytes,
-            uncompressed_bytes: None,
-            sha256: sha256.into(),
-            kind: Some(ATTACHMENT_KIND.into()),
-        }
+        FileEntry { path: path.into(), archive: None, records: 0, bytes, uncompressed_bytes: None, sha256: sha256.into(), kind: Some(ATTACHMENT_KIND.into()) }
     }
 }
 
@@ -178,10 +170,7 @@ pub fn place_in_parts(resources: &mut [ResourceEntry], parts: Vec<(&str, super::
     for file in resources.iter_mut().flat_map(|r| r.files.iter_mut()) {
         file.archive = part_of.get(file.path.as_str()).map(|p| p.to_string());
     }
-    parts
-        .into_iter()
-        .map(|(kind, p)| ArchiveEntry { name: p.name, bytes: p.bytes, sha256: p.sha256, kind: kind.into(), part: p.number })
-        .collect()
+    parts.into_iter().map(|(kind, p)| ArchiveEntry { name: p.name, bytes: p.bytes, sha256: p.sha256, kind: kind.into(), part: p.number }).collect()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

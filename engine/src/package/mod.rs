@@ -2,21 +2,18 @@
 //! staging directory, the manifest last, then an atomic rename.
 
 pub mod archive;
-mod delivery_record;
 pub mod layout;
+mod delivery_record;
 mod manifest;
+pub mod verify;
 mod output_file;
 pub mod par_gzip;
 mod resource_files;
 mod staging;
-pub mod verify;
 
+pub use manifest::{place_in_parts, ATTACHMENT_KIND, ArchiveEntry, FileEntry, Manifest, PluginEntry, ResourceEntry, ResourceFailure, Status, StageTimes, WindowEntry, MANIFEST_FORMAT_VERSION};
 pub use delivery_record::{DELIVERY_RECORD, DeliveredObject, DeliveryRecord};
-pub use layout::{MANIFEST, ProcessId, SnapshotLayout};
-pub use manifest::{
-    ATTACHMENT_KIND, ArchiveEntry, FileEntry, MANIFEST_FORMAT_VERSION, Manifest, PluginEntry, ResourceEntry, ResourceFailure, StageTimes,
-    Status, WindowEntry, place_in_parts,
-};
 pub use output_file::{FileStats, OutputFile};
 pub use resource_files::{ResourceFiles, Split, WrittenFile};
+pub use layout::{MANIFEST, ProcessId, SnapshotLayout};
 pub use staging::{Staging, StagingError};

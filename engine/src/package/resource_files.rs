@@ -64,17 +64,7 @@ pub struct ResourceFiles {
 
 impl ResourceFiles {
     pub fn new(dir: &Path, resource: &str, gzip: bool, format: FileFormat, split: Split) -> Self {
-        ResourceFiles {
-            dir: dir.into(),
-            resource: resource.into(),
-            gzip,
-            format,
-            split,
-            current: None,
-            done: Vec::new(),
-            finished: false,
-            on_close: None,
-        }
+        ResourceFiles { dir: dir.into(), resource: resource.into(), gzip, format, split, current: None, done: Vec::new(), finished: false, on_close: None }
     }
 
     /// Calls `on_close` with each file's name once the file is whole.

@@ -69,11 +69,8 @@ impl Staging {
             fs::File::open(&self.dir)?.sync_all()
         };
         write().map_err(|source| StagingError::Write { path: path.clone(), source })?;
-        fs::rename(&self.dir, &self.final_dir).map_err(|source| StagingError::Publish {
-            from: self.dir.clone(),
-            to: self.final_dir.clone(),
-            source,
-        })?;
+        fs::rename(&self.dir, &self.final_dir)
+            .map_err(|source| StagingError::Publish { from: self.dir.clone(), to: self.final_dir.clone(), source })?;
         if let Some(parent) = self.final_dir.parent() {
             let _ = fs::File::open(parent).and_then(|d| d.sync_all());
         }

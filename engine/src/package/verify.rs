@@ -238,11 +238,7 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
     let manifest: Manifest = serde_json::from_slice(&text).map_err(|source| VerifyError::ManifestJson { path, source })?;
     let mut report = Report { status: Some(manifest.status), ..Report::default() };
     if manifest.format_version > MANIFEST_FORMAT_VERSION {
-        report.push(
-            false,
-            "manifest",
-            format!("format_version {} is newer than this ferry reads ({MANIFEST_FORMAT_VERSION}); upgrade ferry", manifest.format_version),
-        );
+        report.push(false, "manifest", format!("format_version {} is newer than this ferry reads ({MANIFEST_FORMAT_VERSION}); upgrade ferry", manifest.format_version));
         return Ok(report);
     }
     for r in &manifest.resources {
@@ -298,11 +294,7 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
                     problems.push("the end-of-archive blocks are missing (truncated?)".into());
                 }
                 let ok = problems.is_empty();
-                report.push(
-                    ok,
-                    archive.name.clone(),
-                    if ok { format!("{bytes} bytes, sha256 ok, end-of-archive ok") } else { problems.join("; ") },
-                );
+                report.push(ok, archive.name.clone(), if ok { format!("{bytes} bytes, sha256 ok, end-of-archive ok") } else { problems.join("; ") });
             }
         }
         let members = expected.get(&archive.name).cloned().unwrap_or_default();
@@ -331,9 +323,7 @@ pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
 
     if let Some(loose) = expected.get("") {
         for (name, f) in loose {
-            match resolve(dir, name).and_then(|(path, len)| {
-                File::open(path).map(|file| (file, len)).map_err(|e| format!("is in the manifest but cannot be read: {e}"))
-            }) {
+            match resolve(dir, name).and_then(|(path, len)| File::open(path).map(|file| (file, len)).map_err(|e| format!("is in the manifest but cannot be read: {e}"))) {
                 Ok((_, len)) if len != f.bytes => report.push(false, name.clone(), format!("{len} bytes, manifest says {}", f.bytes)),
                 // One byte past the stated size, so a file that grows while read still shows it.
                 Ok((file, _)) => check_file(&mut report, name.clone(), f, file.take(f.bytes + 1)),

@@ -10,10 +10,10 @@
 //! batch validator: they are the host's own output, not the plugin's (debug builds run
 //! the validator over them anyway, so every test cross-checks this encoder).
 
-use super::Cells;
 use super::schema::{Kind, RecordSchema};
-use super::validate::{MAX_SECONDS, MIN_SECONDS};
+use super::Cells;
 use crate::source::row_batch::{TAG_BLOB, TAG_INTEGER, TAG_NULL, TAG_REAL, TAG_TEXT};
+use super::validate::{MAX_SECONDS, MIN_SECONDS};
 use crate::varint::{read_long, write_long};
 
 /// What a field can be filled with from one column.
@@ -25,16 +25,9 @@ enum Target {
     Boolean,
     Double,
     /// `long` timestamps, `per_second` units a second, within years 1 to 9999.
-    Timestamp {
-        min: i64,
-        max: i64,
-        per_second: i64,
-    },
+    Timestamp { min: i64, max: i64, per_second: i64 },
     /// `bytes` decimals.
-    Decimal {
-        precision: u32,
-        scale: u32,
-    },
+    Decimal { precision: u32, scale: u32 },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -59,9 +52,7 @@ pub struct CopyPlan {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    #[error(
-        "field `{field}` is {what}, which `copy` cannot fill from a column; write these records with `emit` (the kit's `Export::record`)"
-    )]
+    #[error("field `{field}` is {what}, which `copy` cannot fill from a column; write these records with `emit` (the kit's `Export::record`)")]
     Unsupported { field: String, what: String },
     #[error("`copy` fills field i from column i, so the read needs at least the schema's {fields} columns; it names {columns}")]
     TooFewColumns { fields: usize, columns: usize },
@@ -94,9 +85,11 @@ impl CopyPlan {
                     Kind::Int => Target::Int,
                     Kind::Boolean => Target::Boolean,
                     Kind::Double => Target::Double,
-                    &Kind::Timestamp { per_second } => {
-                        Target::Timestamp { min: MIN_SECONDS * per_second, max: MAX_SECONDS * per_second + (per_second - 1), per_second }
-                    }
+                    &Kind::Timestamp { per_second } => Target::Timestamp {
+                        min: MIN_SECONDS * per_second,
+                        max: MAX_SECONDS * per_second + (per_second - 1),
+                        per_second,
+                    },
                     &Kind::Decimal { precision, scale, fixed: None } => Target::Decimal { precision, scale },
                     other => return Err(unsupported(format!("{other:?}").to_lowercase())),
                 };
@@ -374,11 +367,11 @@ impl Cells for RecordEncoder {
     }
 
     fn take(&mut self) -> RecordBatch {
-        let fresh =
-            RecordBatch { count: 0, data: Vec::with_capacity(self.batch_bytes + 4096), ends: Vec::with_capacity(self.batch.ends.len()) };
+        let fresh = RecordBatch { count: 0, data: Vec::with_capacity(self.batch_bytes + 4096), ends: Vec::with_capacity(self.batch.ends.len()) };
         std::mem::replace(&mut self.batch, fresh)
     }
 }
+
 
 /// One cell of a row batch (see `wit/ferry.wit`).
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -7,8 +7,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
-use crate::records::Cells;
 use crate::records::validate_batch;
+use crate::records::Cells;
 use crate::source::RowBatchBuilder;
 
 const MIN_MICROS: i64 = -62_135_596_800_000_000;
@@ -62,54 +62,13 @@ fn push(b: &mut impl Cells, cell: &Src) {
 /// Mostly values that fit, and the edges where they stop fitting.
 fn cell(rng: &mut ChaCha8Rng) -> Src {
     const INTS: &[i64] = &[
-        0,
-        1,
-        2,
-        -1,
-        127,
-        128,
-        -129,
-        i32::MAX as i64,
-        i32::MIN as i64,
-        i32::MAX as i64 + 1,
-        i32::MIN as i64 - 1,
-        MIN_MICROS,
-        MAX_MICROS,
-        MIN_MICROS - 1,
-        MAX_MICROS + 1,
-        i64::MAX,
-        i64::MIN,
-        99_999,
-        1_000,
+        0, 1, 2, -1, 127, 128, -129, i32::MAX as i64, i32::MIN as i64, i32::MAX as i64 + 1, i32::MIN as i64 - 1,
+        MIN_MICROS, MAX_MICROS, MIN_MICROS - 1, MAX_MICROS + 1, i64::MAX, i64::MIN, 99_999, 1_000,
     ];
     const TEXTS: &[&str] = &[
-        "",
-        "0",
-        "-0",
-        "+1",
-        "1.",
-        ".5",
-        ".",
-        "-",
-        "12.3",
-        "-0.05",
-        "1.234",
-        "1e3",
-        " 1",
-        "1,5",
-        "999",
-        "1000",
-        "99999999999999999999999999.9999999999",
-        "999999999999.99",
-        "1000000000000.00",
-        "123456789012345678",
-        "1234567890123456789",
-        "99999999999999999999999999999999999999",
-        "0.000001",
-        "-9.999999",
-        "10.000000",
-        "héllo",
-        "日本",
+        "", "0", "-0", "+1", "1.", ".5", ".", "-", "12.3", "-0.05", "1.234", "1e3", " 1", "1,5", "999", "1000",
+        "99999999999999999999999999.9999999999", "999999999999.99", "1000000000000.00", "123456789012345678", "1234567890123456789",
+        "99999999999999999999999999999999999999", "0.000001", "-9.999999", "10.000000", "héllo", "日本",
     ];
     match rng.random_range(0..10) {
         0 => Src::Null,
@@ -203,10 +162,7 @@ fn check_rows(seed: u64) {
         match expected.iter().position(Option::is_none) {
             Some(field) => {
                 let e = got.expect_err("a value that does not fit was copied");
-                assert!(
-                    e.contains(&format!("column `c{field}`")) && e.ends_with(&format!("(field `f{field}`)")),
-                    "{fields:?} {cells:?}: {e}"
-                );
+                assert!(e.contains(&format!("column `c{field}`")) && e.ends_with(&format!("(field `f{field}`)")), "{fields:?} {cells:?}: {e}");
                 // The encoder is spent after a refusal; the export stops there.
                 encoder = CopyPlan::new(&schema, "t", &columns, Some("c0")).unwrap().encoder(1 << 16);
             }
@@ -266,9 +222,7 @@ fn misfits_say_what_the_value_is_and_what_the_field_wants() {
 #[test]
 fn decimals_take_the_fewest_bytes() {
     let ty = TYPES[9];
-    for (v, bytes) in
-        [(0, vec![0]), (-1, vec![0xff]), (127, vec![0x7f]), (128, vec![0x00, 0x80]), (-128, vec![0x80]), (-129, vec![0xff, 0x7f])]
-    {
+    for (v, bytes) in [(0, vec![0]), (-1, vec![0xff]), (127, vec![0x7f]), (128, vec![0x00, 0x80]), (-128, vec![0x80]), (-129, vec![0xff, 0x7f])] {
         let mut expected = vec![(bytes.len() * 2) as u8];
         expected.extend(&bytes);
         assert_eq!(copy_one(ty, Src::Integer(v)), Ok(expected), "{v}");
@@ -295,8 +249,7 @@ fn plans_refuse_fields_a_column_cannot_fill() {
 
 #[test]
 fn a_refused_row_is_named_by_its_key() {
-    let schema =
-        RecordSchema::parse(r#"{"type":"record","name":"r","fields":[{"name":"n","type":"int"},{"name":"id","type":"string"}]}"#).unwrap();
+    let schema = RecordSchema::parse(r#"{"type":"record","name":"r","fields":[{"name":"n","type":"int"},{"name":"id","type":"string"}]}"#).unwrap();
     let columns = ["amount".to_string(), "guid".to_string(), "num".to_string()];
     for (key, expected) in [("guid", r#" row "USR-1""#), ("num", " row 7")] {
         let mut encoder = CopyPlan::new(&schema, "users", &columns, Some(key)).unwrap().encoder(64);

@@ -21,15 +21,9 @@ pub enum Kind {
     /// `int` days since the epoch, within years 1..=9999.
     Date,
     /// `long` since the epoch at this many units per second, within years 1..=9999.
-    Timestamp {
-        per_second: i64,
-    },
+    Timestamp { per_second: i64 },
     /// `bytes` (or `fixed(n)`) holding a two's-complement unscaled value below 10^precision.
-    Decimal {
-        precision: u32,
-        scale: u32,
-        fixed: Option<usize>,
-    },
+    Decimal { precision: u32, scale: u32, fixed: Option<usize> },
     /// The symbols, in index order.
     Enum(Vec<String>),
     Array(Box<Kind>),
@@ -54,9 +48,7 @@ pub enum SchemaError {
     Parse(#[from] apache_avro::Error),
     #[error("the declared schema must be a record, found {0}")]
     NotARecord(String),
-    #[error(
-        "field `{field}` uses {what}, which ferry does not export; use a primitive, logical, enum, array, map, union or nested record type"
-    )]
+    #[error("field `{field}` uses {what}, which ferry does not export; use a primitive, logical, enum, array, map, union or nested record type")]
     Unsupported { field: String, what: String },
     #[error("field `{field}` declares decimal precision {precision}; ferry supports 1 to 38")]
     Precision { field: String, precision: usize },
@@ -70,8 +62,11 @@ impl RecordSchema {
         let Schema::Record(record) = &avro else {
             return Err(SchemaError::NotARecord(format!("{:?}", apache_avro::schema::SchemaKind::from(&avro))));
         };
-        let fields =
-            record.fields.iter().map(|f| Ok((f.name.clone(), compile(&f.name, &f.schema)?))).collect::<Result<Vec<_>, SchemaError>>()?;
+        let fields = record
+            .fields
+            .iter()
+            .map(|f| Ok((f.name.clone(), compile(&f.name, &f.schema)?)))
+            .collect::<Result<Vec<_>, SchemaError>>()?;
         // The validator's work is bounded by the batch's size because every record and
         // every array item takes at least one byte.
         if fields.iter().all(|(_, k)| zero_width(k)) {

@@ -144,10 +144,9 @@ fn value(kind: &Kind, data: &[u8], pos: usize) -> Check<usize> {
         }
         Kind::Union(branches) => {
             let (i, p) = long(data, pos)?;
-            let branch = usize::try_from(i)
-                .ok()
-                .and_then(|i| branches.get(i))
-                .ok_or_else(|| format!("union branch {i} does not exist (the field has {} branches)", branches.len()))?;
+            let branch = usize::try_from(i).ok().and_then(|i| branches.get(i)).ok_or_else(|| {
+                format!("union branch {i} does not exist (the field has {} branches)", branches.len())
+            })?;
             value(branch, data, p)?
         }
         Kind::Record(fields) => {
@@ -269,8 +268,7 @@ mod tests {
         assert!(matches!(refused(""), Err(SchemaError::NoData)));
         assert!(matches!(refused(r#"{"name":"n","type":"null"}"#), Err(SchemaError::NoData)));
         // Zero-width values beside real data, and maps of them (each entry has a key), are fine.
-        let ok =
-            refused(r#"{"name":"n","type":"null"},{"name":"m","type":{"type":"map","values":"null"}},{"name":"i","type":"int"}"#).unwrap();
+        let ok = refused(r#"{"name":"n","type":"null"},{"name":"m","type":{"type":"map","values":"null"}},{"name":"i","type":"int"}"#).unwrap();
         // i64::MAX map entries in ten bytes: refused at the first missing key, at once.
         let huge = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
         assert!(validate_batch(&ok, 1, &huge).is_err());
@@ -279,9 +277,7 @@ mod tests {
 
     #[test]
     fn uuid_strings_must_parse() {
-        let s =
-            RecordSchema::parse(r#"{"type":"record","name":"t","fields":[{"name":"u","type":{"type":"string","logicalType":"uuid"}}]}"#)
-                .unwrap();
+        let s = RecordSchema::parse(r#"{"type":"record","name":"t","fields":[{"name":"u","type":{"type":"string","logicalType":"uuid"}}]}"#).unwrap();
         let datum = |text: &str| [&[(text.len() * 2) as u8][..], text.as_bytes()].concat();
         let good = datum("67e55044-10b1-426f-9247-bb680e5fe0c8");
         assert_eq!(validate_batch(&s, 1, &good), Ok(vec![good.len() as u32]));

@@ -12,9 +12,7 @@ use crate::source::{BlobError, BlobStore, DirBlobStore};
 pub enum ContentError {
     #[error("content = \"{content}\" leaves nothing to export: {why}")]
     NothingSelected { content: &'static str, why: String },
-    #[error(
-        "resource `{resource}` exports attachments, but the job has no blob store; set `[source] blobs = \"path/to/blobs\"` or `\"s3://bucket/prefix\"`"
-    )]
+    #[error("resource `{resource}` exports attachments, but the job has no blob store; set `[source] blobs = \"path/to/blobs\"` or `\"s3://bucket/prefix\"`")]
     NoBlobStore { resource: String },
     #[error("cannot open the blob store: {0}")]
     Store(#[from] BlobError),
@@ -62,9 +60,7 @@ pub fn select(job: &Job, plugins: Vec<Result<Plugin, LoadError>>) -> Result<Sele
     }
     if selection.resources.is_empty() {
         let (content, why) = match job.content {
-            Content::Attachments => {
-                ("attachments", "no resource exports attachments; add `[[resource]] name = \"attachments\"`".to_string())
-            }
+            Content::Attachments => ("attachments", "no resource exports attachments; add `[[resource]] name = \"attachments\"`".to_string()),
             Content::Tables => ("tables", "every resource exports attachments; add a table resource or set content = \"both\"".to_string()),
             Content::Both => ("both", "the job lists no resources".to_string()),
         };

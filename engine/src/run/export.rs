@@ -27,9 +27,7 @@ use crate::window::{self, Window};
 pub enum GrantError {
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error(
-        "the plugin reads table `{table}`, which the source does not have; check that `[source] {setting}` points at the right platform"
-    )]
+    #[error("the plugin reads table `{table}`, which the source does not have; check that `[source] {setting}` points at the right platform")]
     NoTable { table: String, setting: &'static str },
     #[error("the plugin reads column `{table}.{column}`, which the source does not have (it has: {have})")]
     NoColumn { table: String, column: String, have: String },
@@ -53,8 +51,7 @@ impl Exporter<'_> {
     /// Exports resource `index` (whose plugin loaded), telling `events` of each file it
     /// closes. The entry travels with the error: a failed resource is still listed.
     pub fn export(&self, index: usize, spec: &ResourceSpec, plugin: &Plugin, events: &Sender<Event>) -> Exported {
-        let mut entry =
-            ResourceEntry::new(&spec.name, plugin_entry(plugin), &plugin.schema.json, spec.format, spec.codec.name(), spec.gzip);
+        let mut entry = ResourceEntry::new(&spec.name, plugin_entry(plugin), &plugin.schema.json, spec.format, spec.codec.name(), spec.gzip);
         let output = Output::new(self.dir, spec, plugin.uses_blobs);
         match self.try_export(index, spec, plugin, &output, events, &mut entry) {
             Ok(()) => Exported { entry, error: None },
@@ -66,22 +63,13 @@ impl Exporter<'_> {
         }
     }
 
-    fn try_export(
-        &self,
-        index: usize,
-        spec: &ResourceSpec,
-        plugin: &Plugin,
-        output: &Output,
-        events: &Sender<Event>,
-        entry: &mut ResourceEntry,
-    ) -> Result<(), ResourceError> {
+    fn try_export(&self, index: usize, spec: &ResourceSpec, plugin: &Plugin, output: &Output, events: &Sender<Event>, entry: &mut ResourceEntry) -> Result<(), ResourceError> {
         let started = Instant::now();
         self.check_grants(plugin)?;
         let window = window::for_resource(&plugin.info.name, plugin.info.window_column.as_deref(), spec.months, self.as_of)?;
         entry.window = window.as_ref().map(window_entry);
         let attachments = self.attachment_writer(spec, plugin)?;
-        let (outcome, (written, write_seconds), first_record) =
-            self.run_plugin(index, spec, plugin, output, window.as_ref(), events, attachments.clone())?;
+        let (outcome, (written, write_seconds), first_record) = self.run_plugin(index, spec, plugin, output, window.as_ref(), events, attachments.clone())?;
         entry.records = outcome.records;
         entry.files = written.into_iter().map(|f| FileEntry::records(f, spec.gzip)).collect();
         if let Some(writer) = attachments {
@@ -118,14 +106,7 @@ impl Exporter<'_> {
         let (writer, channel) = FileWriter::spawn(&spec.name, files, self.options.started).map_err(output_error)?;
         let first_record = channel.first_record();
         let range = window.map(Range::from);
-        let sink = crate::progress::track(
-            self.options.progress.clone(),
-            &spec.name,
-            plugin,
-            self.source.as_ref(),
-            range.as_ref(),
-            Box::new(channel),
-        );
+        let sink = crate::progress::track(self.options.progress.clone(), &spec.name, plugin, self.source.as_ref(), range.as_ref(), Box::new(channel));
         let job = ExportJob {
             resource: spec.name.clone(),
             request: ExportRequest { as_of: self.as_of.timestamp_micros(), window: range, options: spec.options.clone() },
@@ -146,8 +127,7 @@ impl Exporter<'_> {
     /// Checks the plugin's declared tables and columns against the source.
     fn check_grants(&self, plugin: &Plugin) -> Result<(), GrantError> {
         for (table, columns) in plugin.grants.iter() {
-            let have =
-                self.source.columns(table)?.ok_or_else(|| GrantError::NoTable { table: table.clone(), setting: self.source_setting })?;
+            let have = self.source.columns(table)?.ok_or_else(|| GrantError::NoTable { table: table.clone(), setting: self.source_setting })?;
             if let Some(missing) = columns.iter().find(|c| !have.contains(c)) {
                 return Err(GrantError::NoColumn { table: table.clone(), column: missing.clone(), have: have.join(", ") });
             }
@@ -200,12 +180,7 @@ impl<'a> Output<'a> {
 
 /// The manifest's entry of a plugin.
 pub(super) fn plugin_entry(plugin: &Plugin) -> PluginEntry {
-    PluginEntry {
-        name: plugin.info.name.clone(),
-        version: plugin.info.version.clone(),
-        origin: origin_text(&plugin.origin),
-        sha256: plugin.sha256.clone(),
-    }
+    PluginEntry { name: plugin.info.name.clone(), version: plugin.info.version.clone(), origin: origin_text(&plugin.origin), sha256: plugin.sha256.clone() }
 }
 
 pub(super) fn origin_text(origin: &Origin) -> String {

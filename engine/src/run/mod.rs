@@ -19,8 +19,8 @@ mod pack;
 mod writer;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -199,13 +199,7 @@ fn prepare(job: &Job, options: &RunOptions) -> Result<Prepared, RunError> {
     Ok(Prepared { source, runtime, selection, blobs })
 }
 
-fn run_recorded(
-    job: &Job,
-    options: &RunOptions,
-    snapshot_id: &str,
-    record: &mut crate::catalog::Recorder,
-    s3: Option<&crate::s3::S3>,
-) -> Result<RunReport, RunError> {
+fn run_recorded(job: &Job, options: &RunOptions, snapshot_id: &str, record: &mut crate::catalog::Recorder, s3: Option<&crate::s3::S3>) -> Result<RunReport, RunError> {
     let created_at = Utc::now();
     let Prepared { source, runtime, selection, blobs } = prepare(job, options)?;
     let names: Vec<String> = selection.resources.iter().map(|s| s.spec.name.clone()).collect();
@@ -225,8 +219,7 @@ fn run_recorded(
     let stamp = created_at.format("%Y-%m-%d-%H%M%S").to_string();
     let (results, archives, delivery) = match s3 {
         Some(s3) => {
-            let (results, archives, delivery) =
-                export_and_pack(job, &exporter, selection, &stamp, crate::s3::Delivery::new(s3, snapshot_id));
+            let (results, archives, delivery) = export_and_pack(job, &exporter, selection, &stamp, crate::s3::Delivery::new(s3, snapshot_id));
             (results, archives, Some(delivery))
         }
         None => {
@@ -301,13 +294,7 @@ fn settle(names: &[String], results: Vec<Exported>) -> (Vec<ResourceEntry>, Vec<
 /// Exports every resource on `options.parallelism` workers while the packer, on this
 /// thread, packs each finished resource's files in job order into parts handed to
 /// `sink` (when the job packs). Returns the results in job order, the parts, and the sink.
-fn export_and_pack<S: PartSink>(
-    job: &Job,
-    exporter: &Exporter<'_>,
-    selection: Selection,
-    stamp: &str,
-    sink: S,
-) -> (Vec<Exported>, std::io::Result<PackedParts>, S) {
+fn export_and_pack<S: PartSink>(job: &Job, exporter: &Exporter<'_>, selection: Selection, stamp: &str, sink: S) -> (Vec<Exported>, std::io::Result<PackedParts>, S) {
     let spec = job.tar_part_size.map(|max_bytes| PartSpec { stamp, max_bytes, mtime: job.as_of.timestamp().max(0) as u64 });
     let mut parts = Parts::new(sink, exporter.dir, spec);
     let fail_fast = job.on_error == OnError::Fail;
@@ -351,8 +338,7 @@ fn worker(exporter: &Exporter<'_>, resources: &[Selected], next: &AtomicUsize, e
 
 /// The entry of a resource whose plugin did not load (under `on_error = "continue"`).
 fn unloaded(spec: &ResourceSpec, error: LoadError) -> Exported {
-    let plugin =
-        PluginEntry { name: spec.name.clone(), version: String::new(), origin: export::origin_text(&spec.plugin), sha256: String::new() };
+    let plugin = PluginEntry { name: spec.name.clone(), version: String::new(), origin: export::origin_text(&spec.plugin), sha256: String::new() };
     let mut entry = ResourceEntry::new(&spec.name, plugin, "null", spec.format, spec.codec.name(), spec.gzip);
     let error = ResourceError::Load(error);
     entry.fail(error.kind(), error.to_string());

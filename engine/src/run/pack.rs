@@ -50,8 +50,7 @@ pub(super) struct PartSpec<'a> {
 
 impl<'a, S: PartSink> Parts<'a, S> {
     pub fn new(sink: S, dir: &'a Path, spec: Option<PartSpec<'_>>) -> Self {
-        let packers =
-            spec.map(|p| (Packer::new("tables", p.stamp, p.max_bytes, p.mtime), Packer::new("attachments", p.stamp, p.max_bytes, p.mtime)));
+        let packers = spec.map(|p| (Packer::new("tables", p.stamp, p.max_bytes, p.mtime), Packer::new("attachments", p.stamp, p.max_bytes, p.mtime)));
         Parts { sink, dir, packers, stopped: None }
     }
 
@@ -100,13 +99,7 @@ impl<'a, S: PartSink> Parts<'a, S> {
 /// order when `parts` is set. `pack_early`: pack table files as they close. `fail_fast`:
 /// a failed resource stops the packing (nothing will be published).
 /// Returns the results in job order (fewer than `count` only when a worker panicked).
-pub(super) fn collect<S: PartSink>(
-    events: Receiver<Event>,
-    count: usize,
-    pack_early: bool,
-    fail_fast: bool,
-    parts: &mut Parts<'_, S>,
-) -> Vec<Exported> {
+pub(super) fn collect<S: PartSink>(events: Receiver<Event>, count: usize, pack_early: bool, fail_fast: bool, parts: &mut Parts<'_, S>) -> Vec<Exported> {
     let mut closed: Vec<Vec<String>> = vec![Vec::new(); count];
     let mut finished: Vec<Option<Exported>> = (0..count).map(|_| None).collect();
     let mut packed_early = HashSet::new();

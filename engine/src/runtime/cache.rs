@@ -43,7 +43,9 @@ pub(crate) fn load(engine: &Engine, dir: Option<&Path>, sha256: &str, wasm: &[u8
     // A cache that cannot be written only costs time on the next run.
     if let Ok(bytes) = component.serialize() {
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        let stored = std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&tmp, bytes)).and_then(|()| std::fs::rename(&tmp, &path));
+        let stored = std::fs::create_dir_all(dir)
+            .and_then(|()| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, &path));
         if stored.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }

@@ -82,7 +82,11 @@ fn plugin_frames(bt: &WasmBacktrace) -> Vec<String> {
             _ => frames.push((name, 1)),
         }
     }
-    frames.into_iter().take(FRAMES).map(|(name, n)| if n > 1 { format!("{name} (x{n})") } else { name }).collect()
+    frames
+        .into_iter()
+        .take(FRAMES)
+        .map(|(name, n)| if n > 1 { format!("{name} (x{n})") } else { name })
+        .collect()
 }
 
 /// `std[1a2b3c]::panicking::begin_panic::h0123456789abcdef` -> `std::panicking::begin_panic`.

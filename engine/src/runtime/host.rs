@@ -20,7 +20,10 @@ impl types::Host for HostState {}
 
 impl HostState {
     fn denied(&self, what: String) -> Error {
-        Error::Denied(format!("{what}; plugin `{}` may read only what its describe() declares (add it there)", self.resource))
+        Error::Denied(format!(
+            "{what}; plugin `{}` may read only what its describe() declares (add it there)",
+            self.resource
+        ))
     }
 
     /// Checks a request against the grants and the source's real columns.
@@ -86,7 +89,10 @@ impl source::Host for HostState {
             return Ok(Err(e));
         }
         if self.open_cursors >= self.limits.open_cursors {
-            return Ok(Err(Error::LimitExceeded(format!("{} reads are already open; drop one before opening another", self.open_cursors))));
+            return Ok(Err(Error::LimitExceeded(format!(
+                "{} reads are already open; drop one before opening another",
+                self.open_cursors
+            ))));
         }
         let started = Instant::now();
         let opened = self.source.open(&query(&req));

@@ -21,7 +21,13 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory_bytes: 256 << 20, time: Duration::from_secs(30 * 60), log_bytes: 1 << 20, batch_bytes: 16 << 20, open_cursors: 8 }
+        Limits {
+            memory_bytes: 256 << 20,
+            time: Duration::from_secs(30 * 60),
+            log_bytes: 1 << 20,
+            batch_bytes: 16 << 20,
+            open_cursors: 8,
+        }
     }
 }
 
@@ -38,7 +44,10 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
         let total = desired as u64;
         if total > self.cap {
             self.hit = Some(total);
-            return Err(wasmtime::format_err!("memory cap of {} bytes reached (growing from {current} to {desired} bytes)", self.cap));
+            return Err(wasmtime::format_err!(
+                "memory cap of {} bytes reached (growing from {current} to {desired} bytes)",
+                self.cap
+            ));
         }
         Ok(true)
     }

@@ -102,21 +102,15 @@ pub struct Plugin {
 pub enum PluginError {
     #[error("plugin {origin} is not a WebAssembly component ({reason}); build plugins with `cargo build --release --target wasm32-wasip2`")]
     NotAComponent { origin: Origin, reason: String },
-    #[error(
-        "plugin {origin} cannot be started: {reason}; it may import an interface ferry does not offer (ferry speaks ferry:plugin@0.1.0 and wasi p2)"
-    )]
+    #[error("plugin {origin} cannot be started: {reason}; it may import an interface ferry does not offer (ferry speaks ferry:plugin@0.1.0 and wasi p2)")]
     Instantiate { origin: Origin, reason: String },
     #[error("plugin {origin} declares an unusable schema: {source}")]
     Schema { origin: Origin, source: SchemaError },
     #[error("plugin {origin} declares {what}; names are letters, digits and _")]
     BadDeclaration { origin: Origin, what: String },
-    #[error(
-        "plugin `{plugin}` ran past its time limit of {limit:?} and was stopped; raise `time_limit` on the resource if it really needs longer"
-    )]
+    #[error("plugin `{plugin}` ran past its time limit of {limit:?} and was stopped; raise `time_limit` on the resource if it really needs longer")]
     TimeLimit { plugin: String, limit: Duration },
-    #[error(
-        "plugin `{plugin}` hit its memory cap of {cap} MiB (it asked for {asked} MiB) and was stopped; raise `memory_limit` on the resource if it really needs more"
-    )]
+    #[error("plugin `{plugin}` hit its memory cap of {cap} MiB (it asked for {asked} MiB) and was stopped; raise `memory_limit` on the resource if it really needs more")]
     MemoryLimit { plugin: String, cap: u64, asked: u64 },
     #[error("plugin `{plugin}` crashed: {message}{detail}")]
     Trap { plugin: String, message: String, detail: String },
@@ -225,12 +219,10 @@ impl Runtime {
     /// Compiles (or loads from the cache) a plugin and asks it to describe itself.
     pub fn load(&self, origin: Origin, wasm: &[u8]) -> Result<Plugin, PluginError> {
         let sha256 = hex::encode(Sha256::digest(wasm));
-        let component =
-            self.component(&sha256, wasm).map_err(|e| PluginError::NotAComponent { origin: origin.clone(), reason: root_cause(&e) })?;
+        let component = self.component(&sha256, wasm).map_err(|e| PluginError::NotAComponent { origin: origin.clone(), reason: root_cause(&e) })?;
         let plugin_name = origin.to_string();
         let limits = Limits { time: DESCRIBE_TIME, ..Limits::default() };
-        let mut store =
-            self.store(HostState::new(&plugin_name, Arc::new(Grants::new()), Arc::new(NoSource), None, None, Arc::new(NoEvents), limits));
+        let mut store = self.store(HostState::new(&plugin_name, Arc::new(Grants::new()), Arc::new(NoSource), None, None, Arc::new(NoEvents), limits));
         let instance = bindings::ResourcePlugin::instantiate(&mut store, &component, &self.linker)
             .map_err(|e| PluginError::Instantiate { origin: origin.clone(), reason: root_cause(&e) })?;
         let info = match instance.call_describe(&mut store) {
@@ -267,12 +259,7 @@ impl Runtime {
     }
 
     /// Runs one export whose plugin may store attachments through `attachments`.
-    pub fn export_with(
-        &self,
-        plugin: &Plugin,
-        job: ExportJob,
-        attachments: Option<Box<dyn AttachmentSink>>,
-    ) -> Result<ExportOutcome, PluginError> {
+    pub fn export_with(&self, plugin: &Plugin, job: ExportJob, attachments: Option<Box<dyn AttachmentSink>>) -> Result<ExportOutcome, PluginError> {
         let ExportJob { resource, request, source, sink, events, limits } = job;
         let mut state = HostState::new(&resource, plugin.grants.clone(), source, Some(plugin.schema.clone()), Some(sink), events, limits);
         state.attachments = attachments;

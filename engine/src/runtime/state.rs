@@ -26,10 +26,7 @@ pub type Grants = BTreeMap<String, Vec<String>>;
 #[derive(Debug)]
 pub(crate) enum Fault {
     BadBatch(BatchError),
-    BatchTooLarge {
-        bytes: usize,
-        limit: usize,
-    },
+    BatchTooLarge { bytes: usize, limit: usize },
     Sink(String),
     /// The plugin called the host where the contract forbids it (reading or emitting
     /// from `describe`).

@@ -154,11 +154,7 @@ impl Write for Upload {
         let writer = self.writer.as_mut().expect("written before completion");
         if self.unwaited >= BACKPRESSURE_EVERY {
             // Also where a failed part upload surfaces.
-            self.s3
-                .rt
-                .block_on(writer.wait_for_capacity(IN_FLIGHT))
-                .map_err(self.s3.err("upload part", &self.key))
-                .map_err(io::Error::other)?;
+            self.s3.rt.block_on(writer.wait_for_capacity(IN_FLIGHT)).map_err(self.s3.err("upload part", &self.key)).map_err(io::Error::other)?;
             self.unwaited = 0;
         }
         // A full chunk starts its part upload on the runtime.
@@ -211,12 +207,7 @@ pub fn remove_snapshot(s3: &S3, id: &str) -> Result<usize, S3Error> {
     objects.sort_by_key(|o| !o.location.as_ref().ends_with(&format!("/{MANIFEST}")));
     for o in &objects {
         let key = o.location.to_string();
-        s3.rt.block_on(s3.store.delete(&o.location)).map_err(|source| S3Error::Request {
-            op: "delete",
-            bucket: s3.url.bucket.clone(),
-            key,
-            source: Box::new(source),
-        })?;
+        s3.rt.block_on(s3.store.delete(&o.location)).map_err(|source| S3Error::Request { op: "delete", bucket: s3.url.bucket.clone(), key, source: Box::new(source) })?;
     }
     Ok(objects.len())
 }

@@ -82,9 +82,7 @@ impl fmt::Debug for S3Settings {
 
 #[derive(Debug, thiserror::Error)]
 pub enum S3Error {
-    #[error(
-        "cannot set up S3 access to {url}: {reason}; set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION (and AWS_ENDPOINT_URL for a non-AWS server) or the job's [s3] table"
-    )]
+    #[error("cannot set up S3 access to {url}: {reason}; set AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION (and AWS_ENDPOINT_URL for a non-AWS server) or the job's [s3] table")]
     Config { url: String, reason: String },
     #[error("S3 {op} of s3://{bucket}/{key} failed: {source}")]
     Request { op: &'static str, bucket: String, key: String, source: Box<object_store::Error> },
@@ -164,7 +162,10 @@ impl S3 {
     pub fn get(&self, name: &str) -> Result<Vec<u8>, S3Error> {
         use object_store::ObjectStoreExt;
         let path = self.path(name);
-        self.rt.block_on(async { self.store.get(&path).await?.bytes().await }).map(|b| b.to_vec()).map_err(self.err("get", name))
+        self.rt
+            .block_on(async { self.store.get(&path).await?.bytes().await })
+            .map(|b| b.to_vec())
+            .map_err(self.err("get", name))
     }
 
     /// Writes a small object in one request.

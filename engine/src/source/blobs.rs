@@ -21,9 +21,7 @@ pub enum BlobError {
     Store { store: String, source: std::io::Error },
     #[error("blob `{key}` is missing from the blob store {store}; check `[source] blobs` points at the platform's blob store")]
     Missing { key: String, store: String },
-    #[error(
-        "blob key {key:?} is not a plain relative path inside the store (no `..`, absolute paths, backslashes or NUL); the source row is corrupt or hostile"
-    )]
+    #[error("blob key {key:?} is not a plain relative path inside the store (no `..`, absolute paths, backslashes or NUL); the source row is corrupt or hostile")]
     BadKey { key: String },
     #[error("blob `{key}` resolves outside the blob store {store} (a symbolic link?); remove the link from the store")]
     Escapes { key: String, store: String },
@@ -47,8 +45,9 @@ impl DirBlobStore {
 
     /// The file behind `key`, checked to be a plain relative path that stays inside.
     fn resolve(&self, key: &str) -> Result<PathBuf, BlobError> {
-        let plain =
-            !key.is_empty() && !key.contains(['\\', '\0']) && Path::new(key).components().all(|c| matches!(c, Component::Normal(_)));
+        let plain = !key.is_empty()
+            && !key.contains(['\\', '\0'])
+            && Path::new(key).components().all(|c| matches!(c, Component::Normal(_)));
         if !plain {
             return Err(BlobError::BadKey { key: key.into() });
         }

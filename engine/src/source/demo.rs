@@ -108,49 +108,13 @@ CREATE TABLE attachment_versions (sid TEXT NOT NULL UNIQUE, attachment_uid TEXT 
 CREATE INDEX attachment_versions_attachment ON attachment_versions (attachment_uid, version);
 "#;
 
-const FIRST: &[&str] =
-    &["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Linus", "Margaret", "Tim", "Zoë", "José", "Søren"];
-const LAST: &[&str] = &[
-    "Lovelace",
-    "Hopper",
-    "Turing",
-    "Dijkstra",
-    "Liskov",
-    "Knuth",
-    "Allen",
-    "Thompson",
-    "Perlman",
-    "Torvalds",
-    "Hamilton",
-    "Berners-Lee",
-    "O'Brien",
-    "Nguyễn",
-];
+const FIRST: &[&str] = &["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Linus", "Margaret", "Tim", "Zoë", "José", "Søren"];
+const LAST: &[&str] = &["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Perlman", "Torvalds", "Hamilton", "Berners-Lee", "O'Brien", "Nguyễn"];
 const INSTITUTIONS: &[&str] = &["mxbank", "chase", "wells_fargo", "citi", "ally", "capital_one"];
-const CATEGORIES: &[(&str, u32)] = &[
-    ("Groceries", 5411),
-    ("Restaurants", 5812),
-    ("Gas", 5541),
-    ("Utilities", 4900),
-    ("Paycheck", 0),
-    ("Rent", 6513),
-    ("Shopping", 5311),
-    ("Travel", 4511),
-    ("Fees", 6012),
-];
+const CATEGORIES: &[(&str, u32)] = &[("Groceries", 5411), ("Restaurants", 5812), ("Gas", 5541), ("Utilities", 4900), ("Paycheck", 0), ("Rent", 6513), ("Shopping", 5311), ("Travel", 4511), ("Fees", 6012)];
 const OWNER_TYPES: &[&str] = &["run", "issue", "procedure"];
 /// The first attachments carry names an archive must survive (issue: attachments).
-const ODD_NAMES: &[&str] = &[
-    "../../etc/passwd",
-    "/etc/shadow",
-    "con\\nul.txt",
-    "",
-    "Re\u{301}sume\u{301}.pdf",
-    "Résumé.pdf",
-    "REPORT.pdf",
-    "report.pdf",
-    "nul\0byte.txt",
-];
+const ODD_NAMES: &[&str] = &["../../etc/passwd", "/etc/shadow", "con\\nul.txt", "", "Re\u{301}sume\u{301}.pdf", "Résumé.pdf", "REPORT.pdf", "report.pdf", "nul\0byte.txt"];
 
 /// Writes the database at `db` and the blob files under `blobs`. The database appears
 /// last (renamed into place), so a half-generated platform is never mistaken for a
@@ -219,8 +183,7 @@ fn fill(tx: &rusqlite::Transaction, blobs: &Path, spec: DemoSpec) -> Result<Demo
     let users = ((1000.0 * spec.scale).round() as u64).max(1);
     let mut ins_user = tx.prepare("INSERT INTO users VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18)")?;
     let mut ins_member = tx.prepare("INSERT INTO members VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)")?;
-    let mut ins_account =
-        tx.prepare("INSERT INTO accounts VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)")?;
+    let mut ins_account = tx.prepare("INSERT INTO accounts VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21)")?;
     let mut ins_txn = tx.prepare("INSERT INTO transactions VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,?27)")?;
     let mut ins_device = tx.prepare("INSERT INTO devices VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")?;
     let mut ins_goal = tx.prepare("INSERT INTO goals VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)")?;
@@ -237,12 +200,7 @@ fn fill(tx: &rusqlite::Transaction, blobs: &Path, spec: DemoSpec) -> Result<Demo
             has_email && rng.random_bool(0.7),
             first,
             last,
-            rng.random_bool(0.6).then(|| format!(
-                "{}-{:02}-{:02}",
-                rng.random_range(1940..2006),
-                rng.random_range(1..13),
-                rng.random_range(1..29)
-            )),
+            rng.random_bool(0.6).then(|| format!("{}-{:02}-{:02}", rng.random_range(1940..2006), rng.random_range(1..13), rng.random_range(1..29))),
             rng.random_bool(0.5).then(|| rng.random_range(300..851)),
             rng.random_bool(0.4).then(|| rng.random_range(0..2)),
             rng.random_bool(0.03),
@@ -258,27 +216,14 @@ fn fill(tx: &rusqlite::Transaction, blobs: &Path, spec: DemoSpec) -> Result<Demo
         n.users += 1;
 
         ins_device.execute(params![
-            guid(&mut rng, "DEV"),
-            user,
-            pick(&mut rng, &["phone", "tablet", "desktop"]),
-            pick(&mut rng, &["ios", "android", "web"]),
-            Some(format!("{}.{}", rng.random_range(10..18), rng.random_range(0..5))),
-            Some(format!("7.{}.{}", rng.random_range(0..30), rng.random_range(0..10))),
-            rng.random_bool(0.6),
-            rng.random_bool(0.8).then(|| past(&mut rng, 90)),
-            created,
-            created,
+            guid(&mut rng, "DEV"), user, pick(&mut rng, &["phone", "tablet", "desktop"]),
+            pick(&mut rng, &["ios", "android", "web"]), Some(format!("{}.{}", rng.random_range(10..18), rng.random_range(0..5))),
+            Some(format!("7.{}.{}", rng.random_range(0..30), rng.random_range(0..10))), rng.random_bool(0.6),
+            rng.random_bool(0.8).then(|| past(&mut rng, 90)), created, created,
         ])?;
         n.devices += 1;
         ins_profile.execute(params![
-            guid(&mut rng, "NTP"),
-            user,
-            rng.random_bool(0.05),
-            rng.random_bool(0.2),
-            rng.random_bool(0.3),
-            rng.random_bool(0.5),
-            created,
-            created,
+            guid(&mut rng, "NTP"), user, rng.random_bool(0.05), rng.random_bool(0.2), rng.random_bool(0.3), rng.random_bool(0.5), created, created,
         ])?;
         n.notification_profiles += 1;
 
@@ -289,20 +234,10 @@ fn fill(tx: &rusqlite::Transaction, blobs: &Path, spec: DemoSpec) -> Result<Demo
             let m_created = created + rng.random_range(0..30 * DAY);
             let aggregated = rng.random_bool(0.9).then(|| past(&mut rng, 7));
             ins_member.execute(params![
-                member,
-                rng.random_bool(0.5).then(|| format!("partner-member-{}", n.members)),
-                user,
-                institution,
+                member, rng.random_bool(0.5).then(|| format!("partner-member-{}", n.members)), user, institution,
                 pick(&mut rng, &["CONNECTED", "CONNECTED", "CONNECTED", "CHALLENGED", "DISCONNECTED"]),
-                format!("{institution} login"),
-                false,
-                rng.random_bool(0.05),
-                rng.random_bool(0.4),
-                aggregated,
-                aggregated,
-                Option::<String>::None,
-                m_created,
-                m_created,
+                format!("{institution} login"), false, rng.random_bool(0.05), rng.random_bool(0.4),
+                aggregated, aggregated, Option::<String>::None, m_created, m_created,
             ])?;
             n.members += 1;
             for _ in 0..rng.random_range(1..4) {
@@ -311,27 +246,16 @@ fn fill(tx: &rusqlite::Transaction, blobs: &Path, spec: DemoSpec) -> Result<Demo
                 let credit = kind == "CREDIT_CARD" || kind == "LOAN";
                 let balance: i64 = if credit { -rng.random_range(0..2_500_000) } else { rng.random_range(0..5_000_000) };
                 ins_account.execute(params![
-                    account,
-                    rng.random_bool(0.5).then(|| format!("partner-account-{}", n.accounts)),
-                    user,
-                    member,
-                    Some(format!("XXXXXX{:04}", rng.random_range(0..10_000))),
-                    kind,
-                    (kind == "CHECKING").then_some("PERSONAL"),
-                    format!("{} {}", institution, kind.to_lowercase()),
+                    account, rng.random_bool(0.5).then(|| format!("partner-account-{}", n.accounts)), user, member,
+                    Some(format!("XXXXXX{:04}", rng.random_range(0..10_000))), kind,
+                    (kind == "CHECKING").then_some("PERSONAL"), format!("{} {}", institution, kind.to_lowercase()),
                     rng.random_bool(0.2).then(|| format!("{first}'s {}", kind.to_lowercase())),
-                    money(balance),
-                    (!credit).then(|| money(balance - rng.random_range(0..10_000))),
+                    money(balance), (!credit).then(|| money(balance - rng.random_range(0..10_000))),
                     credit.then(|| money(rng.random_range(100_000..5_000_000))),
                     credit.then(|| rate(rng.random_range(5_000_000..29_990_000))),
                     (kind == "SAVINGS").then(|| rate(rng.random_range(10_000..5_500_000))),
-                    "USD",
-                    Some(institution),
-                    rng.random_bool(0.05),
-                    rng.random_bool(0.02),
-                    false,
-                    m_created,
-                    m_created + rng.random_range(0..DAY),
+                    "USD", Some(institution), rng.random_bool(0.05), rng.random_bool(0.02), false,
+                    m_created, m_created + rng.random_range(0..DAY),
                 ])?;
                 n.accounts += 1;
                 if first_account.is_none() {
@@ -344,33 +268,15 @@ fn fill(tx: &rusqlite::Transaction, blobs: &Path, spec: DemoSpec) -> Result<Demo
                     let income = category == "Paycheck";
                     let pending = at > DEMO_NOW_MICROS - 3 * DAY;
                     ins_txn.execute(params![
-                        guid(&mut rng, "TRN"),
-                        rng.random_bool(0.5).then(|| format!("partner-txn-{}", n.transactions)),
-                        account,
-                        member,
-                        user,
-                        money(rng.random_range(1..if income { 500_000 } else { 50_000 })),
-                        if income { "CREDIT" } else { "DEBIT" },
-                        if pending { "PENDING" } else { "POSTED" },
-                        Some(category),
-                        Some(format!("{} #{}", category.to_uppercase(), rng.random_range(100..999))),
-                        "USD",
-                        (mcc > 0).then_some(mcc),
-                        category == "Utilities",
-                        income,
-                        !income,
-                        category == "Fees",
-                        income,
-                        rng.random_bool(0.02),
-                        false,
-                        rng.random_bool(0.1),
-                        rng.random_bool(0.05),
+                        guid(&mut rng, "TRN"), rng.random_bool(0.5).then(|| format!("partner-txn-{}", n.transactions)),
+                        account, member, user, money(rng.random_range(1..if income { 500_000 } else { 50_000 })),
+                        if income { "CREDIT" } else { "DEBIT" }, if pending { "PENDING" } else { "POSTED" },
+                        Some(category), Some(format!("{} #{}", category.to_uppercase(), rng.random_range(100..999))), "USD",
+                        (mcc > 0).then_some(mcc), category == "Utilities", income, !income, category == "Fees",
+                        income, rng.random_bool(0.02), false, rng.random_bool(0.1), rng.random_bool(0.05),
                         rng.random_bool(0.3).then(|| format!("{:.6}", rng.random_range(25.0..49.0f64))),
                         rng.random_bool(0.3).then(|| format!("{:.6}", rng.random_range(-124.0..-67.0f64))),
-                        at,
-                        (!pending).then_some(at + DAY),
-                        at,
-                        at,
+                        at, (!pending).then_some(at + DAY), at, at,
                     ])?;
                     n.transactions += 1;
                 }
@@ -381,20 +287,11 @@ fn fill(tx: &rusqlite::Transaction, blobs: &Path, spec: DemoSpec) -> Result<Demo
             let complete = rng.random_bool(0.2);
             let target: i64 = rng.random_range(10_000..2_000_000);
             ins_goal.execute(params![
-                guid(&mut rng, "GOL"),
-                user,
-                first_account,
-                pick(&mut rng, &["Vacation", "Emergency fund", "New car", "Pay off card"]),
-                pick(&mut rng, &["SAVE_AMOUNT", "PAYOFF"]),
-                Some(pick(&mut rng, &["VACATION", "EMERGENCY", "AUTO", "DEBT"])),
-                money(target),
-                money(if complete { target } else { rng.random_range(0..target) }),
-                1,
-                complete,
-                complete.then(|| past(&mut rng, 100)),
-                rng.random_bool(0.7).then(|| DEMO_NOW_MICROS + rng.random_range(0..365 * DAY)),
-                goal_created,
-                goal_created,
+                guid(&mut rng, "GOL"), user, first_account, pick(&mut rng, &["Vacation", "Emergency fund", "New car", "Pay off card"]),
+                pick(&mut rng, &["SAVE_AMOUNT", "PAYOFF"]), Some(pick(&mut rng, &["VACATION", "EMERGENCY", "AUTO", "DEBT"])),
+                money(target), money(if complete { target } else { rng.random_range(0..target) }), 1, complete,
+                complete.then(|| past(&mut rng, 100)), rng.random_bool(0.7).then(|| DEMO_NOW_MICROS + rng.random_range(0..365 * DAY)),
+                goal_created, goal_created,
             ])?;
             n.goals += 1;
         }
@@ -404,13 +301,7 @@ fn fill(tx: &rusqlite::Transaction, blobs: &Path, spec: DemoSpec) -> Result<Demo
     Ok(n)
 }
 
-fn attachments(
-    tx: &rusqlite::Transaction,
-    blobs: &Path,
-    rng: &mut ChaCha8Rng,
-    spec: DemoSpec,
-    n: &mut DemoCounts,
-) -> Result<(), FillError> {
+fn attachments(tx: &rusqlite::Transaction, blobs: &Path, rng: &mut ChaCha8Rng, spec: DemoSpec, n: &mut DemoCounts) -> Result<(), FillError> {
     let mut ins_att = tx.prepare("INSERT INTO attachments VALUES (?1,?2,?3,?4,?5,?6,?7)")?;
     let mut ins_ver = tx.prepare("INSERT INTO attachment_versions VALUES (?1,?2,?3,?4,?5,?6,?7)")?;
     let count = ((200.0 * spec.scale).round() as usize).max(ODD_NAMES.len());
@@ -420,15 +311,12 @@ fn attachments(
             Some(odd) => (odd.to_string(), "application/octet-stream"),
             None => {
                 let ext = pick(rng, &["pdf", "png", "csv", "txt"]);
-                (
-                    format!("{}-{a}.{ext}", pick(rng, &["drawing", "photo", "report", "traveler"])),
-                    match ext {
-                        "pdf" => "application/pdf",
-                        "png" => "image/png",
-                        "csv" => "text/csv",
-                        _ => "text/plain",
-                    },
-                )
+                (format!("{}-{a}.{ext}", pick(rng, &["drawing", "photo", "report", "traveler"])), match ext {
+                    "pdf" => "application/pdf",
+                    "png" => "image/png",
+                    "csv" => "text/csv",
+                    _ => "text/plain",
+                })
             }
         };
         let created = past(rng, 700);

@@ -12,9 +12,9 @@ mod sqlite;
 
 pub use blobs::{BlobError, BlobStore, DirBlobStore};
 pub use demo::{DEMO_NOW_MICROS, DemoCounts, DemoSpec, generate as generate_demo};
-pub use postgres::{PostgresSource, PostgresUrl, load_demo as load_demo_postgres};
 pub use row_batch::{RowBatch, RowBatchBuilder};
 pub use sqlite::SqliteSource;
+pub use postgres::{PostgresSource, PostgresUrl, load_demo as load_demo_postgres};
 
 pub use crate::records::Cells;
 use crate::records::{RecordBatch, RecordEncoder};
@@ -169,9 +169,7 @@ pub enum SourceError {
     ReaderGone { table: String },
     #[error("cannot write demo platform to {path}: {source}")]
     DemoIo { path: PathBuf, source: std::io::Error },
-    #[error(
-        "`[source] postgres` is not a PostgreSQL connection string ({reason}); write it like \"postgres://user:password@host:5432/dbname\""
-    )]
+    #[error("`[source] postgres` is not a PostgreSQL connection string ({reason}); write it like \"postgres://user:password@host:5432/dbname\"")]
     PostgresUrl { reason: String },
     #[error("cannot use PostgreSQL at {target}: {source}; check the server is up and the URL's user, password and database")]
     Postgres { target: String, source: ::postgres::Error },
@@ -189,13 +187,9 @@ pub enum SourceError {
     NoColumn { table: String, column: String },
     /// A row whose window column holds a value the window's bounds cannot be compared
     /// with: left to the database, it would silently fall out of every window.
-    #[error(
-        "table `{table}`, {row}, column `{column}`: {value} cannot be compared with the time window; the window column must hold {expected} in every row (fix or remove that row)"
-    )]
+    #[error("table `{table}`, {row}, column `{column}`: {value} cannot be compared with the time window; the window column must hold {expected} in every row (fix or remove that row)")]
     WindowValue { table: String, column: String, row: String, value: String, expected: &'static str },
-    #[error(
-        "column `{table}.{column}` has PostgreSQL type {ty}, which cannot be compared with a time window; the window column must be timestamptz, timestamp or an integer type"
-    )]
+    #[error("column `{table}.{column}` has PostgreSQL type {ty}, which cannot be compared with a time window; the window column must be timestamptz, timestamp or an integer type")]
     PgWindowType { table: String, column: String, ty: String },
     /// A value that does not fit its field, in a copy; the message names the row,
     /// column and field.

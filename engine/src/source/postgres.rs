@@ -24,9 +24,7 @@ use postgres::{Client, Config, IsolationLevel};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::row_batch::BATCH_BYTES;
-use super::{
-    Cells, ChannelStream, RecordStream, RowBatchBuilder, RowSink, RowStream, Source, SourceError, TableQuery, quote_ident, spawn_reader,
-};
+use super::{Cells, ChannelStream, RecordStream, RowBatchBuilder, RowSink, RowStream, Source, SourceError, TableQuery, quote_ident, spawn_reader};
 use crate::records::RecordEncoder;
 
 /// Rows fetched from the portal per round trip.
@@ -55,7 +53,11 @@ impl PostgresUrl {
             })
             .unwrap_or_else(|| "localhost".into());
         let port = config.get_ports().first().copied().unwrap_or(5432);
-        let shown = format!("postgres://{}@{host}:{port}/{}", config.get_user().unwrap_or(""), config.get_dbname().unwrap_or(""));
+        let shown = format!(
+            "postgres://{}@{host}:{port}/{}",
+            config.get_user().unwrap_or(""),
+            config.get_dbname().unwrap_or("")
+        );
         Ok(PostgresUrl { url: url.into(), shown })
     }
 
@@ -173,10 +175,7 @@ impl PostgresSource {
                 .columns
                 .iter()
                 .map(|c| {
-                    let col = columns
-                        .iter()
-                        .find(|k| &k.name == c)
-                        .ok_or_else(|| SourceError::NoColumn { table: query.table.into(), column: c.clone() })?;
+                    let col = columns.iter().find(|k| &k.name == c).ok_or_else(|| SourceError::NoColumn { table: query.table.into(), column: c.clone() })?;
                     if !supported(&col.ty) {
                         return Err(SourceError::PgType { table: query.table.into(), column: c.clone(), ty: col.ty.name().into() });
                     }
@@ -242,8 +241,9 @@ impl PostgresSource {
         let mut client = self.client()?;
         let (sql, params) = self.read_sql(&mut client, query)?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
-        let rows =
-            client.query(&format!("EXPLAIN {sql}"), &refs).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
+        let rows = client
+            .query(&format!("EXPLAIN {sql}"), &refs)
+            .map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
     }
 }
@@ -327,20 +327,11 @@ impl PostgresSource {
         client.prepare(&sql).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
         let table = query.table.to_string();
         let window_column = query.range.filter(|r| r.start.is_some() || r.end.is_some()).map(|r| r.column.to_string());
-        Ok(spawn_reader(format!("ferry-pg-{table}"), query.table, cells, move |sink| {
-            read_rows(client, &sql, &params, &table, window_column.as_deref(), sink)
-        }))
+        Ok(spawn_reader(format!("ferry-pg-{table}"), query.table, cells, move |sink| read_rows(client, &sql, &params, &table, window_column.as_deref(), sink)))
     }
 }
 
-fn read_rows<C: Cells>(
-    mut client: Pooled,
-    sql: &str,
-    params: &[Param],
-    table: &str,
-    window_column: Option<&str>,
-    sink: &mut RowSink<C>,
-) -> Result<(), SourceError> {
+fn read_rows<C: Cells>(mut client: Pooled, sql: &str, params: &[Param], table: &str, window_column: Option<&str>, sink: &mut RowSink<C>) -> Result<(), SourceError> {
     let pg = |e| SourceError::PgQuery { table: table.into(), source: e };
     // One snapshot for the whole read, and a portal only lives inside a transaction.
     let mut txn = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().map_err(pg)?;

@@ -32,8 +32,9 @@ impl SqliteSource {
         // Reading the schema fails early on a file that is not a database.
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
             .map_err(|e| SourceError::Open { path: path.into(), source: e })?;
-        let encoding: String =
-            conn.query_row("PRAGMA encoding", [], |r| r.get(0)).map_err(|e| SourceError::Open { path: path.into(), source: e })?;
+        let encoding: String = conn
+            .query_row("PRAGMA encoding", [], |r| r.get(0))
+            .map_err(|e| SourceError::Open { path: path.into(), source: e })?;
         source.utf8 = encoding == "UTF-8";
         Ok(source)
     }
@@ -44,8 +45,10 @@ impl SqliteSource {
 
     fn connect(&self) -> Result<Connection, SourceError> {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&self.path, flags).map_err(|e| SourceError::Open { path: self.path.clone(), source: e })?;
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(|e| SourceError::Open { path: self.path.clone(), source: e })?;
+        let conn = Connection::open_with_flags(&self.path, flags)
+            .map_err(|e| SourceError::Open { path: self.path.clone(), source: e })?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(|e| SourceError::Open { path: self.path.clone(), source: e })?;
         // A small page cache: reads are sequential scans, an index walk or a count, which
         // revisit only the few interior pages, so SQLite's default 2 MiB per connection
         // bought no speed (measured: the same time for a full scan and a 3-month index
@@ -104,11 +107,9 @@ fn select_sql(conn: &Connection, query: &TableQuery) -> Result<(String, Vec<i64>
         let (min, max): (Option<f64>, Option<f64>) = conn
             // Two subqueries: SQLite answers a lone min() or max() from the index, but
             // scans the table for both in one SELECT.
-            .query_row(
-                &format!("SELECT (SELECT min({col}) FROM {table}), (SELECT max({col}) FROM {table})", table = quote_ident(query.table)?),
-                [],
-                |r| Ok((r.get(0).ok(), r.get(1).ok())),
-            )
+            .query_row(&format!("SELECT (SELECT min({col}) FROM {table}), (SELECT max({col}) FROM {table})", table = quote_ident(query.table)?), [], |r| {
+                Ok((r.get(0).ok(), r.get(1).ok()))
+            })
             .map_err(err)?;
         let (Some(min), Some(max)) = (min, max) else { return Ok(true) };
         let lo = range.start.map_or(min, |s| (s as f64).max(min));
@@ -175,8 +176,9 @@ impl SqliteSource {
 impl Source for SqliteSource {
     fn columns(&self, table: &str) -> Result<Option<Vec<String>>, SourceError> {
         let conn = self.connect()?;
-        let mut stmt =
-            conn.prepare("SELECT name FROM pragma_table_info(?1)").map_err(|e| SourceError::Query { table: table.into(), source: e })?;
+        let mut stmt = conn
+            .prepare("SELECT name FROM pragma_table_info(?1)")
+            .map_err(|e| SourceError::Query { table: table.into(), source: e })?;
         let cols = stmt
             .query_map([table], |r| r.get::<_, String>(0))
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
