@@ -70,6 +70,11 @@ enum Command {
     Verify {
         /// The snapshot directory (the one holding manifest.json).
         dir: PathBuf,
+        /// Also check that every reference the manifest declares (`accounts.user_guid`
+        /// -> `users.guid`) resolves to a record in the snapshot, and that keys are
+        /// unique (an on-disk sort: memory stays flat however many keys).
+        #[arg(long)]
+        relations: bool,
     },
     /// What a snapshot holds, read from its files: per resource the records, per column
     /// the type, nulls, min, max and a distinct estimate, per month for a windowed one.
@@ -200,8 +205,11 @@ fn real_main(process_started: Instant) -> Result<()> {
                 println!("{url}: {rows} rows loaded in {:.2}s", started.elapsed().as_secs_f64());
             }
         }
-        Command::Verify { dir } => {
-            let report = ferry::package::verify::verify(&dir)?;
+        Command::Verify { dir, relations } => {
+            let mut report = ferry::package::verify::verify(&dir)?;
+            if relations {
+                report.findings.extend(ferry::package::relations::verify_relations(&dir)?.findings);
+            }
             for f in &report.findings {
                 println!("{} {:<56} {}", if f.ok { "ok  " } else { "FAIL" }, f.subject, f.detail);
             }

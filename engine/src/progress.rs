@@ -21,13 +21,14 @@ pub trait Progress: Send + Sync {
     fn finished(&self, resource: &str, outcome: Result<(u64, u64), &str>);
 }
 
-/// The rows a resource's plugin will read from its main table (the first table it
-/// declares, by the plugin kit's convention), within its window: the count
-/// `copy_table` exports, pushed down exactly as the export's read is.
-pub fn expected_rows(plugin: &Plugin, source: &dyn Source, window: Option<&Range>) -> Result<Option<u64>, crate::source::SourceError> {
-    let Some(main) = plugin.info.tables.first() else { return Ok(None) };
+/// The rows a resource's plugin will read from its main table, within its window and
+/// created before `as_of` (microseconds): the count `copy_table` exports, pushed down
+/// exactly as the export's read is.
+pub fn expected_rows(plugin: &Plugin, source: &dyn Source, window: Option<&Range>, as_of: i64) -> Result<Option<u64>, crate::source::SourceError> {
+    let Some(main) = plugin.info.tables.iter().find(|t| t.table == plugin.info.main_table) else { return Ok(None) };
     let range = window.map(|w| crate::source::Range { column: &w.column, start: w.start, end: w.end });
-    let query = crate::source::TableQuery { table: &main.table, columns: &main.columns, range, order_by: None };
+    let created_before = plugin.info.created_column.as_deref().map(|column| crate::source::Range { column, start: None, end: Some(as_of) });
+    let query = crate::source::TableQuery { table: &main.table, columns: &main.columns, range, order_by: None, created_before };
     source.count(&query).map(Some)
 }
 
@@ -39,11 +40,12 @@ pub fn track(
     plugin: &Plugin,
     source: &dyn Source,
     window: Option<&Range>,
+    as_of: i64,
     sink: Box<dyn RecordSink>,
 ) -> Box<dyn RecordSink> {
     let Some(progress) = progress else { return sink };
     // An estimate only: a count that fails leaves the bar without a length.
-    progress.started(resource, expected_rows(plugin, source, window).ok().flatten());
+    progress.started(resource, expected_rows(plugin, source, window, as_of).ok().flatten());
     Box::new(Tracked { inner: sink, progress, resource: resource.into(), records: 0, bytes: 0 })
 }
 

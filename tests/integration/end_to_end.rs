@@ -42,11 +42,14 @@ pub fn decimal_string(unscaled: i128, scale: u32) -> String {
     if scale == 0 { format!("{sign}{int}") } else { format!("{sign}{int}.{frac}") }
 }
 
-/// The source's rows, normalised like the readers' output.
+/// The source's rows created before the test jobs' as_of (2026-03-31T14:30:22Z: every
+/// built-in resource declares `created_at` its creation column), normalised like the
+/// readers' output.
 pub fn source_rows(db: &Path, table: &str, fields: &[(String, Kind)]) -> Vec<Map<String, Value>> {
     let conn = rusqlite::Connection::open(db).unwrap();
     let cols: Vec<String> = fields.iter().map(|(n, _)| format!("\"{n}\"")).collect();
-    let mut stmt = conn.prepare(&format!("SELECT {} FROM {table} ORDER BY rowid", cols.join(", "))).unwrap();
+    let as_of = chrono::DateTime::parse_from_rfc3339("2026-03-31T14:30:22Z").unwrap().timestamp_micros();
+    let mut stmt = conn.prepare(&format!("SELECT {} FROM {table} WHERE created_at < {as_of} ORDER BY rowid", cols.join(", "))).unwrap();
     let mut rows = stmt.query([]).unwrap();
     let mut out = Vec::new();
     while let Some(row) = rows.next().unwrap() {

@@ -18,4 +18,5 @@ mod postgres;
 mod s3;
 mod sandbox;
 mod servers;
+mod trust;
 mod windows;

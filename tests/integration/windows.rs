@@ -32,7 +32,7 @@ fn add_edge_rows(db: &Path, times: &[(&str, i64)]) {
         conn.execute(
             "INSERT INTO transactions SELECT ?1, id, account_guid, member_guid, user_guid, amount, type, status, category, description, \
              currency_code, merchant_category_code, is_bill_pay, is_direct_deposit, is_expense, is_fee, is_income, is_international, \
-             is_overdraft_fee, is_recurring, is_subscription, latitude, longitude, ?2, posted_at, created_at, updated_at \
+             is_overdraft_fee, is_recurring, is_subscription, latitude, longitude, ?2, posted_at, ?2, ?2 \
              FROM transactions LIMIT 1",
             rusqlite::params![guid, at],
         )
@@ -42,8 +42,9 @@ fn add_edge_rows(db: &Path, times: &[(&str, i64)]) {
 
 fn expected(db: &Path, start: Option<i64>, end: i64) -> BTreeSet<String> {
     let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn.prepare("SELECT guid, transacted_at FROM transactions").unwrap();
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).unwrap();
+    // As_of also cuts on the creation time: a row recorded at or after it is not in.
+    let mut stmt = conn.prepare("SELECT guid, transacted_at FROM transactions WHERE created_at < ?1").unwrap();
+    let rows = stmt.query_map([end], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))).unwrap();
     rows.map(Result::unwrap).filter(|(_, at)| start.is_none_or(|s| *at >= s) && *at < end).map(|(g, _)| g).collect()
 }
 

@@ -5,6 +5,7 @@
 //! sizes, durations and times parsed, plugins resolved. Every error names the key and,
 //! where it comes from the file, its line and column.
 
+mod build;
 mod error;
 mod file;
 mod values;

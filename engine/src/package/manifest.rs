@@ -31,7 +31,56 @@ pub struct Manifest {
     /// Tar parts, when the snapshot is packed (`[output] archive = "tar"`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub archives: Vec<ArchiveEntry>,
+    /// How every resource came to show the source at one moment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<ConsistencyEntry>,
+    /// The resources parents first (a resource after every resource it references):
+    /// load in this order, delete in the reverse.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub load_order: Vec<String>,
     pub resources: Vec<ResourceEntry>,
+}
+
+/// How the source's reads were made to share one point in time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsistencyEntry {
+    /// `sqlite-wal-snapshot`, `sqlite-shared-lock`, `postgres-exported-snapshot` or `per-read`.
+    pub method: String,
+    pub detail: String,
+}
+
+impl From<crate::source::Consistency> for ConsistencyEntry {
+    fn from(c: crate::source::Consistency) -> Self {
+        ConsistencyEntry { method: c.method().into(), detail: c.detail().into() }
+    }
+}
+
+/// A field of a resource's records holding another resource's key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReferenceEntry {
+    pub field: String,
+    /// The resource referred to, as its plugin names it (`users`).
+    pub resource: String,
+    /// Its key field (`guid`).
+    pub key: String,
+}
+
+/// How the snapshot's as_of applied to a resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsOfEntry {
+    /// The main table's creation column: records created at or after as_of are not in
+    /// the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_column: Option<String>,
+    /// The plugin declares no creation column: every record is in, however recent.
+    pub whole: bool,
+}
+
+impl AsOfEntry {
+    pub fn new(created_column: Option<String>) -> Self {
+        let whole = created_column.is_none();
+        AsOfEntry { created_column, whole }
+    }
 }
 
 /// One tar part beside the manifest.
@@ -60,6 +109,13 @@ pub struct ResourceEntry {
     pub gzip: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<WindowEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<AsOfEntry>,
+    /// The field whose value identifies a record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<ReferenceEntry>,
     pub records: u64,
     pub files: Vec<FileEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -143,6 +199,9 @@ impl ResourceEntry {
             codec: (format == crate::formats::Format::Avro).then(|| codec.into()),
             gzip,
             window: None,
+            as_of: None,
+            key: None,
+            references: Vec::new(),
             records: 0,
             files: Vec::new(),
             error: None,

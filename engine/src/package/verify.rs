@@ -33,7 +33,7 @@ impl Report {
         self.findings.iter().all(|f| f.ok)
     }
 
-    fn push(&mut self, ok: bool, subject: impl Into<String>, detail: impl Into<String>) {
+    pub(crate) fn push(&mut self, ok: bool, subject: impl Into<String>, detail: impl Into<String>) {
         self.findings.push(Finding { ok, subject: subject.into(), detail: detail.into() });
     }
 }
@@ -232,10 +232,15 @@ fn resolve(dir: &Path, name: &str) -> Result<(PathBuf, u64), String> {
     unreachable!("a plain name has at least one component")
 }
 
-pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
+/// Reads a snapshot's manifest, checked as `verify` checks it.
+pub(crate) fn load_manifest(dir: &Path) -> Result<Manifest, VerifyError> {
     let path = super::layout::manifest_path(dir);
     let text = read_manifest(&path)?;
-    let manifest: Manifest = serde_json::from_slice(&text).map_err(|source| VerifyError::ManifestJson { path, source })?;
+    serde_json::from_slice(&text).map_err(|source| VerifyError::ManifestJson { path, source })
+}
+
+pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
+    let manifest = load_manifest(dir)?;
     let mut report = Report { status: Some(manifest.status), ..Report::default() };
     if manifest.format_version > MANIFEST_FORMAT_VERSION {
         report.push(false, "manifest", format!("format_version {} is newer than this ferry reads ({MANIFEST_FORMAT_VERSION}); upgrade ferry", manifest.format_version));

@@ -52,6 +52,9 @@ impl Exporter<'_> {
     /// closes. The entry travels with the error: a failed resource is still listed.
     pub fn export(&self, index: usize, spec: &ResourceSpec, plugin: &Plugin, events: &Sender<Event>) -> Exported {
         let mut entry = ResourceEntry::new(&spec.name, plugin_entry(plugin), &plugin.schema.json, spec.format, spec.codec.name(), spec.gzip);
+        entry.as_of = Some(crate::package::AsOfEntry::new(plugin.info.created_column.clone()));
+        entry.key = plugin.info.key.clone();
+        entry.references = plugin.info.references.iter().map(|r| crate::package::ReferenceEntry { field: r.field.clone(), resource: r.resource.clone(), key: r.key.clone() }).collect();
         let output = Output::new(self.dir, spec, plugin.uses_blobs);
         match self.try_export(index, spec, plugin, &output, events, &mut entry) {
             Ok(()) => Exported { entry, error: None },
@@ -106,7 +109,7 @@ impl Exporter<'_> {
         let (writer, channel) = FileWriter::spawn(&spec.name, files, self.options.started).map_err(output_error)?;
         let first_record = channel.first_record();
         let range = window.map(Range::from);
-        let sink = crate::progress::track(self.options.progress.clone(), &spec.name, plugin, self.source.as_ref(), range.as_ref(), Box::new(channel));
+        let sink = crate::progress::track(self.options.progress.clone(), &spec.name, plugin, self.source.as_ref(), range.as_ref(), self.as_of.timestamp_micros(), Box::new(channel));
         let job = ExportJob {
             resource: spec.name.clone(),
             request: ExportRequest { as_of: self.as_of.timestamp_micros(), window: range, options: spec.options.clone() },

@@ -246,6 +246,8 @@ fn run_recorded(job: &Job, options: &RunOptions, snapshot_id: &str, record: &mut
         status: if failures.is_empty() { Status::Completed } else { Status::Incomplete },
         ferry_version: env!("CARGO_PKG_VERSION").into(),
         archives,
+        consistency: Some(source.consistency().into()),
+        load_order: crate::package::relations::load_order(&entries),
         resources: entries,
     };
     let delivered = match delivery {

@@ -49,12 +49,51 @@ impl HostState {
     }
 }
 
-fn query(req: &source::TableRequest) -> TableQuery<'_> {
-    TableQuery {
-        table: &req.table,
-        columns: &req.columns,
-        range: req.range.as_ref().map(|r| src::Range { column: &r.column, start: r.start, end: r.end }),
-        order_by: req.order_by.as_deref(),
+impl HostState {
+    /// The source query for a request: reads of the main table get the as-of cut on its
+    /// creation column, whatever the plugin asked.
+    fn query<'a>(&'a self, req: &'a source::TableRequest) -> TableQuery<'a> {
+        let created_before = self
+            .main
+            .as_ref()
+            .filter(|m| m.table == req.table)
+            .and_then(|m| m.created_before.as_ref())
+            .map(|(column, as_of)| src::Range { column, start: None, end: Some(*as_of) });
+        TableQuery {
+            table: &req.table,
+            columns: &req.columns,
+            range: req.range.as_ref().map(|r| src::Range { column: &r.column, start: r.start, end: r.end }),
+            order_by: req.order_by.as_deref(),
+            created_before,
+        }
+    }
+
+    /// `records.copy` (0.2.0) fills fields by name: the read's columns in field order
+    /// (each field's declared column), then the request's other columns.
+    fn copy_columns(&self, req: &source::TableRequest) -> Result<Vec<String>, Error> {
+        let Some(main) = &self.main else { return Ok(req.columns.clone()) };
+        let Some(copied) = &main.copied else { return Ok(req.columns.clone()) };
+        if req.table != main.table {
+            return Err(Error::InvalidArgument(format!(
+                "`copy` reads the main table `{}`, not `{}`; emit the records of other tables",
+                main.table, req.table
+            )));
+        }
+        let schema = self.schema.as_deref().map(|s| s.fields.as_slice()).unwrap_or_default();
+        let mut columns = Vec::with_capacity(req.columns.len());
+        for (field, _) in schema {
+            let Some(c) = copied.iter().find(|c| &c.field == field) else {
+                return Err(Error::InvalidArgument(format!(
+                    "field `{field}` is not among describe()'s copied fields, so `copy` cannot fill it; emit these records"
+                )));
+            };
+            if !req.columns.contains(&c.column) {
+                return Err(Error::InvalidArgument(format!("field `{field}` is copied from column `{}`, which the read does not name", c.column)));
+            }
+            columns.push(c.column.clone());
+        }
+        columns.extend(req.columns.iter().filter(|c| !columns.contains(c)).cloned().collect::<Vec<_>>());
+        Ok(columns)
     }
 }
 
@@ -95,7 +134,7 @@ impl source::Host for HostState {
             ))));
         }
         let started = Instant::now();
-        let opened = self.source.open(&query(&req));
+        let opened = self.source.open(&self.query(&req));
         self.timings.source += started.elapsed();
         let stream = match opened {
             Ok(s) => s,
@@ -111,7 +150,7 @@ impl source::Host for HostState {
             return Ok(Err(e));
         }
         let started = Instant::now();
-        let counted = self.source.count(&query(&req));
+        let counted = self.source.count(&self.query(&req));
         self.timings.source += started.elapsed();
         Ok(counted.map_err(source_error))
     }
@@ -188,12 +227,16 @@ impl HostState {
         let Some(schema) = self.schema.clone() else {
             return Ok(Err(Error::Other("records can be copied only during export".into())));
         };
+        let req = match self.copy_columns(&req) {
+            Ok(columns) => source::TableRequest { columns, ..req },
+            Err(e) => return Ok(Err(e)),
+        };
         let plan = match CopyPlan::new(&schema, &req.table, &req.columns, key.as_deref()) {
             Ok(plan) => plan,
             Err(e) => return Ok(Err(Error::InvalidArgument(e.to_string()))),
         };
         let started = Instant::now();
-        let opened = self.source.open_records(&query(&req), plan.encoder(COPY_BATCH_BYTES));
+        let opened = self.source.open_records(&self.query(&req), plan.encoder(COPY_BATCH_BYTES));
         self.timings.source += started.elapsed();
         let mut stream = match opened {
             Ok(s) => s,

@@ -12,6 +12,8 @@ mod host;
 mod limits;
 mod load;
 mod state;
+mod v0_1;
+mod declaration;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,12 +21,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
+use wasmtime::component::{Component, HasSelf, InstancePre, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, Trap};
 use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 
-pub use bindings::{ExportRequest, Range, ResourceInfo};
+pub use bindings::{ExportRequest, FieldColumn, Range, Reference, ResourceInfo};
 pub use blobs::{AttachmentFailure, AttachmentSink, AttachmentVersion, Stored};
 pub use cache::default_dir as default_cache_dir;
 pub use limits::Limits;
@@ -95,19 +97,94 @@ pub struct Plugin {
     /// The plugin imports `ferry:plugin/blobs`: it exports attachments, and its
     /// records are their index.
     pub uses_blobs: bool,
-    component: Component,
+    /// The contract version the component was built against.
+    pub contract: Contract,
+    pre: Pre,
+}
+
+/// The `ferry:plugin` version a component speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contract {
+    /// `ferry:plugin@0.1.0` (`wit/v0.1.0/ferry.wit`).
+    V0_1,
+    /// `ferry:plugin@0.2.0` (`wit/ferry.wit`).
+    V0_2,
+}
+
+impl std::fmt::Display for Contract {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Contract::V0_1 => "ferry:plugin@0.1.0",
+            Contract::V0_2 => "ferry:plugin@0.2.0",
+        })
+    }
+}
+
+/// A component linked and type-checked against one contract version.
+#[derive(Clone)]
+enum Pre {
+    V0_1(bindings::v0_1::ResourcePluginPre<HostState>),
+    V0_2(bindings::ResourcePluginPre<HostState>),
+}
+
+/// An instantiated plugin of either version.
+enum Instance {
+    V0_1(bindings::v0_1::ResourcePlugin),
+    V0_2(bindings::ResourcePlugin),
+}
+
+impl Pre {
+    /// Type-checks the component's exports against 0.2.0, then 0.1.0.
+    fn new(pre: InstancePre<HostState>) -> wasmtime::Result<Self> {
+        match bindings::ResourcePluginPre::new(pre.clone()) {
+            Ok(p) => Ok(Pre::V0_2(p)),
+            Err(v2) => bindings::v0_1::ResourcePluginPre::new(pre).map(Pre::V0_1).map_err(|_| v2),
+        }
+    }
+
+    fn contract(&self) -> Contract {
+        match self {
+            Pre::V0_1(_) => Contract::V0_1,
+            Pre::V0_2(_) => Contract::V0_2,
+        }
+    }
+
+    fn instantiate(&self, store: &mut Store<HostState>) -> wasmtime::Result<Instance> {
+        Ok(match self {
+            Pre::V0_1(p) => Instance::V0_1(p.instantiate(store)?),
+            Pre::V0_2(p) => Instance::V0_2(p.instantiate(store)?),
+        })
+    }
+}
+
+impl Instance {
+    fn describe(&self, store: &mut Store<HostState>) -> wasmtime::Result<ResourceInfo> {
+        match self {
+            Instance::V0_1(i) => i.call_describe(store).map(v0_1::resource_info),
+            Instance::V0_2(i) => i.call_describe(store),
+        }
+    }
+
+    fn export(&self, store: &mut Store<HostState>, request: &ExportRequest) -> wasmtime::Result<Result<u64, bindings::Error>> {
+        match self {
+            Instance::V0_1(i) => Ok(i.call_export(store, &v0_1::export_request(request))?.map(|s| s.records).map_err(|e| v0_1::wit_error(&e))),
+            Instance::V0_2(i) => Ok(i.call_export(store, request)?.map(|s| s.records)),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     #[error("plugin {origin} is not a WebAssembly component ({reason}); build plugins with `cargo build --release --target wasm32-wasip2`")]
     NotAComponent { origin: Origin, reason: String },
-    #[error("plugin {origin} cannot be started: {reason}; it may import an interface ferry does not offer (ferry speaks ferry:plugin@0.1.0 and wasi p2)")]
+    #[error("plugin {origin} cannot be started: {reason}; it may import an interface ferry does not offer (ferry speaks ferry:plugin@0.1.0 and @0.2.0, and wasi p2)")]
     Instantiate { origin: Origin, reason: String },
     #[error("plugin {origin} declares an unusable schema: {source}")]
     Schema { origin: Origin, source: SchemaError },
     #[error("plugin {origin} declares {what}; names are letters, digits and _")]
     BadDeclaration { origin: Origin, what: String },
+    #[error("plugin {origin} declares an inconsistent resource: {what}; fix its describe()")]
+    Inconsistent { origin: Origin, what: String },
     #[error("plugin `{plugin}` ran past its time limit of {limit:?} and was stopped; raise `time_limit` on the resource if it really needs longer")]
     TimeLimit { plugin: String, limit: Duration },
     #[error("plugin `{plugin}` hit its memory cap of {cap} MiB (it asked for {asked} MiB) and was stopped; raise `memory_limit` on the resource if it really needs more")]
@@ -137,7 +214,7 @@ impl PluginError {
         match self {
             PluginError::NotAComponent { .. } => "not-a-component",
             PluginError::Instantiate { .. } => "instantiate",
-            PluginError::Schema { .. } | PluginError::BadDeclaration { .. } => "bad-declaration",
+            PluginError::Schema { .. } | PluginError::BadDeclaration { .. } | PluginError::Inconsistent { .. } => "bad-declaration",
             PluginError::TimeLimit { .. } => "time-limit",
             PluginError::MemoryLimit { .. } => "memory-limit",
             PluginError::Trap { .. } => "trap",
@@ -205,6 +282,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         bindings::ResourcePlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
+        bindings::v0_1::ResourcePlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)?;
         let stop_ticker = Arc::new(AtomicBool::new(false));
         let (ticker_engine, stop) = (engine.clone(), stop_ticker.clone());
         std::thread::Builder::new().name("ferry-epoch".into()).spawn(move || {
@@ -223,13 +301,20 @@ impl Runtime {
         let plugin_name = origin.to_string();
         let limits = Limits { time: DESCRIBE_TIME, ..Limits::default() };
         let mut store = self.store(HostState::new(&plugin_name, Arc::new(Grants::new()), Arc::new(NoSource), None, None, Arc::new(NoEvents), limits));
-        let instance = bindings::ResourcePlugin::instantiate(&mut store, &component, &self.linker)
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(Pre::new)
             .map_err(|e| PluginError::Instantiate { origin: origin.clone(), reason: root_cause(&e) })?;
-        let info = match instance.call_describe(&mut store) {
+        let instance = pre.instantiate(&mut store).map_err(|e| PluginError::Instantiate { origin: origin.clone(), reason: root_cause(&e) })?;
+        let info = match instance.describe(&mut store) {
             Ok(info) => info,
             Err(e) => return Err(classify(&plugin_name, e, store.into_data(), limits)),
         };
         let schema = RecordSchema::parse(&info.schema).map_err(|source| PluginError::Schema { origin: origin.clone(), source })?;
+        if pre.contract() == Contract::V0_2 {
+            declaration::check(&info, &schema).map_err(|what| PluginError::Inconsistent { origin: origin.clone(), what })?;
+        }
         let mut grants = Grants::new();
         for grant in &info.tables {
             for name in std::iter::once(&grant.table).chain(&grant.columns) {
@@ -240,7 +325,8 @@ impl Runtime {
             grants.entry(grant.table.clone()).or_default().extend(grant.columns.iter().cloned());
         }
         let uses_blobs = component.component_type().imports(&self.engine).any(|(name, _)| name.starts_with("ferry:plugin/blobs"));
-        Ok(Plugin { origin, sha256, info, schema: Arc::new(schema), grants: Arc::new(grants), uses_blobs, component })
+        let contract = pre.contract();
+        Ok(Plugin { origin, sha256, info, schema: Arc::new(schema), grants: Arc::new(grants), uses_blobs, contract, pre })
     }
 
     fn component(&self, sha256: &str, wasm: &[u8]) -> wasmtime::Result<Component> {
@@ -263,9 +349,10 @@ impl Runtime {
         let ExportJob { resource, request, source, sink, events, limits } = job;
         let mut state = HostState::new(&resource, plugin.grants.clone(), source, Some(plugin.schema.clone()), Some(sink), events, limits);
         state.attachments = attachments;
+        state.main = Some(state::MainTable::new(plugin, request.as_of));
         let mut store = self.store(state);
         let started = Instant::now();
-        let instance = match bindings::ResourcePlugin::instantiate(&mut store, &plugin.component, &self.linker) {
+        let instance = match plugin.pre.instantiate(&mut store) {
             Ok(instance) => instance,
             // A cap below the plugin's initial memory fails before any code runs: say so,
             // rather than suggest an interface is missing.
@@ -275,7 +362,7 @@ impl Runtime {
             }
             Err(e) => return Err(PluginError::Instantiate { origin: plugin.origin.clone(), reason: root_cause(&e) }),
         };
-        let result = instance.call_export(&mut store, &request);
+        let result = instance.export(&mut store, &request);
         let elapsed = started.elapsed();
         let state = store.into_data();
         let summary = match result {
@@ -287,8 +374,8 @@ impl Runtime {
         }
         match summary {
             Err(e) => Err(PluginError::Reported { plugin: resource, error: wit_error(&e) }),
-            Ok(s) if s.records != state.records => {
-                Err(PluginError::CountMismatch { plugin: resource, reported: s.records, received: state.records })
+            Ok(records) if records != state.records => {
+                Err(PluginError::CountMismatch { plugin: resource, reported: records, received: state.records })
             }
             Ok(_) => Ok(ExportOutcome { records: state.records, elapsed, host: state.timings, log_dropped: state.log_dropped }),
         }
@@ -343,6 +430,7 @@ impl HostState {
             open_cursors: 0,
             stderr,
             attachments: None,
+            main: None,
             started: Instant::now(),
         }
     }

@@ -70,6 +70,8 @@ pub struct HostState {
     pub(crate) stderr: MemoryOutputPipe,
     /// Where `blobs.copy` streams attachments; `None`: the plugin gets no blob store.
     pub(crate) attachments: Option<Box<dyn super::AttachmentSink>>,
+    /// What the host applies to reads of the resource's main table (export only).
+    pub(crate) main: Option<MainTable>,
     /// When the store was made: host calls that run long check the time limit against it.
     pub(crate) started: std::time::Instant,
 }
@@ -77,5 +79,26 @@ pub struct HostState {
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// The resource's main table, as the host treats it during an export.
+pub(crate) struct MainTable {
+    pub(crate) table: String,
+    /// `(creation column, as_of)`: every read and count of the main table gets
+    /// `column < as_of`, so nothing created at or after as_of is in the snapshot.
+    pub(crate) created_before: Option<(String, i64)>,
+    /// `records.copy`'s field <- column map (0.2.0); `None`: by position (0.1.0).
+    pub(crate) copied: Option<Vec<super::FieldColumn>>,
+}
+
+impl MainTable {
+    pub(crate) fn new(plugin: &super::Plugin, as_of: i64) -> Self {
+        let info = &plugin.info;
+        MainTable {
+            table: info.main_table.clone(),
+            created_before: info.created_column.clone().map(|c| (c, as_of)),
+            copied: (plugin.contract == super::Contract::V0_2).then(|| info.copied.clone()),
+        }
     }
 }

@@ -137,7 +137,9 @@ pub fn generate(db: &Path, blobs: &Path, spec: DemoSpec) -> Result<DemoCounts, S
         FillError::Io(path, e) => SourceError::DemoIo { path, source: e },
     })?;
     tx.commit().map_err(db_err)?;
-    conn.execute_batch("PRAGMA journal_mode = DELETE;").map_err(db_err)?;
+    // WAL, as a live platform runs: readers then see one consistent state each while the
+    // platform keeps writing, and ferry pins every read of a run to one such state.
+    conn.execute_batch("PRAGMA journal_mode = WAL;").map_err(db_err)?;
     drop(conn);
     fs::rename(&tmp, db).map_err(io(db))?;
     Ok(counts)
@@ -228,6 +230,8 @@ fn fill(tx: &rusqlite::Transaction, blobs: &Path, spec: DemoSpec) -> Result<Demo
         n.notification_profiles += 1;
 
         let mut first_account: Option<String> = None;
+        // A goal is created after its user and the account it tracks.
+        let mut goal_floor = created;
         for _ in 0..rng.random_range(1..4) {
             let member = guid(&mut rng, "MBR");
             let institution = pick(&mut rng, INSTITUTIONS);
@@ -260,6 +264,7 @@ fn fill(tx: &rusqlite::Transaction, blobs: &Path, spec: DemoSpec) -> Result<Demo
                 n.accounts += 1;
                 if first_account.is_none() {
                     first_account = Some(account.clone());
+                    goal_floor = m_created;
                 }
                 // ~25 transactions per account over 36 months, a few days past "now".
                 for _ in 0..rng.random_range(10..41) {
@@ -276,7 +281,10 @@ fn fill(tx: &rusqlite::Transaction, blobs: &Path, spec: DemoSpec) -> Result<Demo
                         income, rng.random_bool(0.02), false, rng.random_bool(0.1), rng.random_bool(0.05),
                         rng.random_bool(0.3).then(|| format!("{:.6}", rng.random_range(25.0..49.0f64))),
                         rng.random_bool(0.3).then(|| format!("{:.6}", rng.random_range(-124.0..-67.0f64))),
-                        at, (!pending).then_some(at + DAY), at, at,
+                        // Recorded when the account was linked at the earliest: history
+                        // older than the account is imported then (as aggregators do), so a
+                        // transaction is never created before its account.
+                        at, (!pending).then_some(at + DAY), at.max(m_created), at.max(m_created),
                     ])?;
                     n.transactions += 1;
                 }
@@ -291,7 +299,7 @@ fn fill(tx: &rusqlite::Transaction, blobs: &Path, spec: DemoSpec) -> Result<Demo
                 pick(&mut rng, &["SAVE_AMOUNT", "PAYOFF"]), Some(pick(&mut rng, &["VACATION", "EMERGENCY", "AUTO", "DEBT"])),
                 money(target), money(if complete { target } else { rng.random_range(0..target) }), 1, complete,
                 complete.then(|| past(&mut rng, 100)), rng.random_bool(0.7).then(|| DEMO_NOW_MICROS + rng.random_range(0..365 * DAY)),
-                goal_created, goal_created,
+                goal_created.max(goal_floor), goal_created.max(goal_floor),
             ])?;
             n.goals += 1;
         }

@@ -13,6 +13,7 @@ mod sqlite;
 pub use blobs::{BlobError, BlobStore, DirBlobStore};
 pub use demo::{DEMO_NOW_MICROS, DemoCounts, DemoSpec, generate as generate_demo};
 pub use row_batch::{RowBatch, RowBatchBuilder};
+
 pub use sqlite::SqliteSource;
 pub use postgres::{PostgresSource, PostgresUrl, load_demo as load_demo_postgres};
 
@@ -36,6 +37,16 @@ pub struct TableQuery<'a> {
     pub columns: &'a [String],
     pub range: Option<Range<'a>>,
     pub order_by: Option<&'a str>,
+    /// The snapshot's as-of cut on the table's creation column (`end` = as_of): rows
+    /// created at or after it are not read. Applied beside `range`, never instead.
+    pub created_before: Option<Range<'a>>,
+}
+
+impl TableQuery<'_> {
+    /// Every range the WHERE clause must hold: the window, then the as-of cut.
+    pub(crate) fn ranges(&self) -> impl Iterator<Item = &Range<'_>> {
+        self.range.iter().chain(self.created_before.iter())
+    }
 }
 
 /// A forward-only stream of row batches.
@@ -152,6 +163,47 @@ pub trait Source: Send + Sync {
     /// row batches of [`Source::open`] are converted on the consumer's thread.
     fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {
         Ok(Box::new(ConvertedRows { rows: self.open(query)?, encoder }))
+    }
+    /// How the source's reads share one point in time.
+    fn consistency(&self) -> Consistency {
+        Consistency::PerRead
+    }
+}
+
+/// How every read of one source sees the same state (issue 19), for the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// SQLite in WAL mode: one snapshot (`sqlite3_snapshot_get`), opened by every read.
+    SqliteSnapshot,
+    /// SQLite in rollback-journal mode: a shared lock held for the run, so nothing
+    /// changed (the platform's writers waited).
+    SqliteSharedLock,
+    /// PostgreSQL: one exported snapshot (`pg_export_snapshot`), set by every read's
+    /// repeatable-read transaction.
+    PostgresExportedSnapshot,
+    /// Each read saw the source as it was when that read began.
+    PerRead,
+}
+
+impl Consistency {
+    /// The manifest's name for it.
+    pub fn method(self) -> &'static str {
+        match self {
+            Consistency::SqliteSnapshot => "sqlite-wal-snapshot",
+            Consistency::SqliteSharedLock => "sqlite-shared-lock",
+            Consistency::PostgresExportedSnapshot => "postgres-exported-snapshot",
+            Consistency::PerRead => "per-read",
+        }
+    }
+
+    /// One sentence for people reading the manifest.
+    pub fn detail(self) -> &'static str {
+        match self {
+            Consistency::SqliteSnapshot => "every read opened one WAL snapshot taken when the run began (sqlite3_snapshot_open)",
+            Consistency::SqliteSharedLock => "rollback-journal database: a shared lock held for the whole run kept it unchanged (writers waited)",
+            Consistency::PostgresExportedSnapshot => "every read ran in a repeatable-read transaction set to one snapshot exported when the run began (SET TRANSACTION SNAPSHOT)",
+            Consistency::PerRead => "each read saw the source as it was when the read began; resources may differ in time",
+        }
     }
 }
 

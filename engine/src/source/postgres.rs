@@ -14,6 +14,11 @@
 //! its exact decimal text (never a float), `uuid`/`json`/`jsonb` are text, `bytea` a blob.
 //! Everything is read in PostgreSQL's binary format and decoded here, so nothing is
 //! parsed from locale-dependent text.
+//!
+//! Every read and count of one source sees the same moment (issue 19): `open` starts a
+//! repeatable-read transaction on a holder connection kept open for the source's life
+//! and exports its snapshot (`pg_export_snapshot()`); each read's transaction begins with
+//! `SET TRANSACTION SNAPSHOT` to it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,7 +29,7 @@ use postgres::{Client, Config, IsolationLevel};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::row_batch::BATCH_BYTES;
-use super::{Cells, ChannelStream, RecordStream, RowBatchBuilder, RowSink, RowStream, Source, SourceError, TableQuery, quote_ident, spawn_reader};
+use super::{Cells, ChannelStream, Consistency, RecordStream, RowBatchBuilder, RowSink, RowStream, Source, SourceError, TableQuery, quote_ident, spawn_reader};
 use crate::records::RecordEncoder;
 
 /// Rows fetched from the portal per round trip.
@@ -108,6 +113,35 @@ const POOL_SIZE: u32 = 16;
 pub struct PostgresSource {
     url: PostgresUrl,
     pool: r2d2_postgres::r2d2::Pool<Manager>,
+    pin: std::sync::Arc<Pin>,
+}
+
+/// The exported snapshot every read sets, and the connection whose open transaction
+/// keeps it alive (an exported snapshot ends with the transaction that exported it).
+struct Pin {
+    /// `pg_export_snapshot()`'s id, checked to be hex digits and dashes.
+    snapshot: String,
+    _holder: std::sync::Mutex<Client>,
+}
+
+impl Pin {
+    fn take(url: &PostgresUrl) -> Result<Self, SourceError> {
+        let mut holder = connect(url)?;
+        let pg = |e| SourceError::Postgres { target: url.to_string(), source: e };
+        holder.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY").map_err(pg)?;
+        let snapshot: String = holder.query_one("SELECT pg_export_snapshot()", &[]).map_err(pg)?.get(0);
+        if snapshot.is_empty() || !snapshot.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-') {
+            return Err(SourceError::PgPool { target: url.to_string(), reason: format!("the server exported a snapshot named {snapshot:?}, which ferry does not trust") });
+        }
+        Ok(Pin { snapshot, _holder: std::sync::Mutex::new(holder) })
+    }
+
+    /// Starts a read-only transaction on the pinned snapshot.
+    fn begin<'c>(&self, client: &'c mut Client) -> Result<postgres::Transaction<'c>, postgres::Error> {
+        let mut txn = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
+        txn.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{}'", self.snapshot))?;
+        Ok(txn)
+    }
 }
 
 impl fmt::Debug for PostgresSource {
@@ -134,7 +168,8 @@ impl PostgresSource {
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(30))
             .build_unchecked(Manager::new(config, tls()));
-        Ok(PostgresSource { url: url.clone(), pool })
+        let pin = std::sync::Arc::new(Pin::take(url)?);
+        Ok(PostgresSource { url: url.clone(), pool, pin })
     }
 
     fn client(&self) -> Result<Pooled, SourceError> {
@@ -186,7 +221,8 @@ impl PostgresSource {
         };
         let mut sql = format!("SELECT {select} FROM {table}");
         let mut params = Vec::new();
-        if let Some(range) = &query.range {
+        let mut conds = Vec::new();
+        for range in query.ranges() {
             let col = quote_ident(range.column)?;
             let ty = &columns
                 .iter()
@@ -198,7 +234,6 @@ impl PostgresSource {
             if !time && ![Type::INT2, Type::INT4, Type::INT8].contains(ty) {
                 return Err(SourceError::PgWindowType { table: query.table.into(), column: range.column.into(), ty: ty.name().into() });
             }
-            let mut conds = Vec::new();
             for (bound, op) in [(range.start, ">="), (range.end, "<")] {
                 let Some(v) = bound else { continue };
                 params.push(if time { Param::Time(micros_to_system_time(v)) } else { Param::Int(v) });
@@ -211,10 +246,15 @@ impl PostgresSource {
                 };
                 conds.push(format!("{col} {op} ${}{cast}", params.len()));
             }
-            if !conds.is_empty() {
-                sql.push_str(" WHERE ");
-                sql.push_str(&conds.join(" AND "));
+            // A row with no creation time is read (and refused by its field's type if that
+            // is not nullable), never dropped unseen.
+            if query.created_before.as_ref().is_some_and(|c| std::ptr::eq(c, range)) && let Some(last) = conds.pop() {
+                conds.push(format!("({last} OR {col} IS NULL)"));
             }
+        }
+        if !conds.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&conds.join(" AND "));
         }
         Ok((sql, params))
     }
@@ -305,7 +345,10 @@ impl Source for PostgresSource {
         let mut client = self.client()?;
         let (sql, params) = self.build_sql(&mut client, query, Some("count(*)"))?;
         let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
-        let row = client.query_one(&sql, &refs).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
+        let pg = |e| SourceError::PgQuery { table: query.table.into(), source: e };
+        let mut txn = self.pin.begin(&mut client).map_err(pg)?;
+        let row = txn.query_one(&sql, &refs).map_err(pg)?;
+        txn.commit().map_err(pg)?;
         Ok(row.get::<_, i64>(0) as u64)
     }
 
@@ -315,6 +358,10 @@ impl Source for PostgresSource {
 
     fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {
         Ok(Box::new(self.start(query, encoder)?))
+    }
+
+    fn consistency(&self) -> Consistency {
+        Consistency::PostgresExportedSnapshot
     }
 }
 
@@ -326,15 +373,16 @@ impl PostgresSource {
         // Prepare here so a bad query is reported by `open`, not by the first batch.
         client.prepare(&sql).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
         let table = query.table.to_string();
+        let pin = self.pin.clone();
         let window_column = query.range.filter(|r| r.start.is_some() || r.end.is_some()).map(|r| r.column.to_string());
-        Ok(spawn_reader(format!("ferry-pg-{table}"), query.table, cells, move |sink| read_rows(client, &sql, &params, &table, window_column.as_deref(), sink)))
+        Ok(spawn_reader(format!("ferry-pg-{table}"), query.table, cells, move |sink| read_rows(client, &pin, &sql, &params, &table, window_column.as_deref(), sink)))
     }
 }
 
-fn read_rows<C: Cells>(mut client: Pooled, sql: &str, params: &[Param], table: &str, window_column: Option<&str>, sink: &mut RowSink<C>) -> Result<(), SourceError> {
+fn read_rows<C: Cells>(mut client: Pooled, pin: &Pin, sql: &str, params: &[Param], table: &str, window_column: Option<&str>, sink: &mut RowSink<C>) -> Result<(), SourceError> {
     let pg = |e| SourceError::PgQuery { table: table.into(), source: e };
-    // One snapshot for the whole read, and a portal only lives inside a transaction.
-    let mut txn = client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start().map_err(pg)?;
+    // The run's snapshot for the whole read, and a portal only lives inside a transaction.
+    let mut txn = pin.begin(&mut client).map_err(pg)?;
     if let Some(column) = window_column {
         check_window_values(&mut txn, table, column)?;
     }

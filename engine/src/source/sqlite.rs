@@ -3,14 +3,24 @@
 //! Each read runs on its own thread with its own read-only connection and hands batches
 //! over a channel two deep: the next batch is read while the plugin works on this one,
 //! and a slow plugin stops the reader instead of letting rows pile up.
+//!
+//! Every read of one source sees the same moment of the database (issue 19), however
+//! long the run and however much the platform writes meanwhile. In WAL mode, `open`
+//! starts a read transaction on a holder connection and takes its snapshot
+//! (`sqlite3_snapshot_get`); every read then opens that snapshot
+//! (`sqlite3_snapshot_open`), and the holder's open transaction keeps the WAL from being
+//! checkpointed past it. In rollback-journal mode there are no snapshots: the holder
+//! keeps a shared lock for the source's life, so the database cannot change during the
+//! export, and the platform's writers wait (or time out) until it ends.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, ffi};
 
 use super::row_batch::BATCH_BYTES;
-use super::{Cells, ChannelStream, RecordStream, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident, spawn_reader};
+use super::{Cells, ChannelStream, Consistency, Range, RecordStream, RowBatchBuilder, RowStream, Source, SourceError, TableQuery, quote_ident, spawn_reader};
 use crate::records::RecordEncoder;
 
 #[derive(Debug, Clone)]
@@ -19,15 +29,47 @@ pub struct SqliteSource {
     /// The database stores text as UTF-8 (`PRAGMA encoding`), so readers can take its
     /// bytes as they are; UTF-16 databases get their text converted by SQLite.
     utf8: bool,
+    /// The moment every read sees; `None` only while `open` checks the file.
+    pin: Option<Arc<Pin>>,
+}
+
+/// The holder connection and, in WAL mode, the snapshot taken in its read transaction.
+struct Pin {
+    /// Null in rollback-journal mode, where the holder's shared lock is the pin.
+    snapshot: *mut ffi::sqlite3_snapshot,
+    /// Kept open (in its read transaction) for the source's life; never used again.
+    _holder: Mutex<Connection>,
+}
+
+// SAFETY: the snapshot is an immutable record of a WAL position: SQLite only reads it
+// (`sqlite3_snapshot_open`, from any connection and thread) until `Drop` frees it.
+unsafe impl Send for Pin {}
+unsafe impl Sync for Pin {}
+
+impl Drop for Pin {
+    fn drop(&mut self) {
+        if !self.snapshot.is_null() {
+            // SAFETY: taken by `sqlite3_snapshot_get`, freed once; no read is using it
+            // any more (each holds an `Arc` of this pin).
+            unsafe { ffi::sqlite3_snapshot_free(self.snapshot) };
+        }
+    }
+}
+
+impl std::fmt::Debug for Pin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.snapshot.is_null() { "Pin(shared lock)" } else { "Pin(wal snapshot)" })
+    }
 }
 
 impl SqliteSource {
-    /// Opens (and checks) an existing database; never creates one.
+    /// Opens (and checks) an existing database; never creates one. Every read of the
+    /// source sees the database as it is now (see the module docs).
     pub fn open(path: &Path) -> Result<Self, SourceError> {
         if !path.is_file() {
             return Err(SourceError::Missing { path: path.into() });
         }
-        let mut source = SqliteSource { path: path.into(), utf8: true };
+        let mut source = SqliteSource { path: path.into(), utf8: true, pin: None };
         let conn = source.connect()?;
         // Reading the schema fails early on a file that is not a database.
         conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
@@ -36,7 +78,60 @@ impl SqliteSource {
             .query_row("PRAGMA encoding", [], |r| r.get(0))
             .map_err(|e| SourceError::Open { path: path.into(), source: e })?;
         source.utf8 = encoding == "UTF-8";
+        drop(conn);
+        source.pin = Some(Arc::new(source.take_pin()?));
         Ok(source)
+    }
+
+    /// Starts the holder's read transaction and, in WAL mode, takes its snapshot.
+    fn take_pin(&self) -> Result<Pin, SourceError> {
+        let holder = self.connect()?;
+        let err = |e| SourceError::Open { path: self.path.clone(), source: e };
+        let mode: String = holder.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(err)?;
+        // The first read inside BEGIN starts the read transaction (and takes the shared lock).
+        holder.execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;").map_err(err)?;
+        let mut snapshot = std::ptr::null_mut();
+        if mode.eq_ignore_ascii_case("wal") {
+            let mut rc = snapshot_get(&holder, &mut snapshot);
+            if rc == ffi::SQLITE_ERROR {
+                // SQLite takes no snapshot of a WAL no transaction was written to since it
+                // was created (a database every connection had closed): write one that
+                // changes nothing, then take it again.
+                holder.execute_batch("COMMIT").map_err(err)?;
+                self.write_nothing().map_err(|e| SourceError::Open { path: self.path.clone(), source: e.with_hint() })?;
+                holder.execute_batch("BEGIN; SELECT count(*) FROM sqlite_master;").map_err(err)?;
+                rc = snapshot_get(&holder, &mut snapshot);
+            }
+            if rc != ffi::SQLITE_OK {
+                return Err(err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), Some("sqlite3_snapshot_get failed".into()))));
+            }
+        }
+        Ok(Pin { snapshot, _holder: Mutex::new(holder) })
+    }
+
+    /// One transaction that rewrites the header's `user_version` with its own value: the
+    /// database is unchanged, and its WAL holds a transaction to take a snapshot of.
+    fn write_nothing(&self) -> Result<(), Hinted> {
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(Hinted)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(Hinted)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(Hinted)?;
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; PRAGMA user_version = {version}; COMMIT;")).map_err(Hinted)
+    }
+
+    /// A connection whose reads all see the pinned moment.
+    fn connect_pinned(&self) -> Result<Connection, SourceError> {
+        let conn = self.connect()?;
+        let Some(pin) = self.pin.as_ref().filter(|p| !p.snapshot.is_null()) else { return Ok(conn) };
+        let err = |e| SourceError::Open { path: self.path.clone(), source: e };
+        conn.execute_batch("BEGIN").map_err(err)?;
+        // SAFETY: an open connection outside a read transaction (BEGIN is deferred); the
+        // snapshot lives as long as `pin`, which outlives this call.
+        let rc = unsafe { ffi::sqlite3_snapshot_open(conn.handle(), c"main".as_ptr(), pin.snapshot) };
+        if rc != ffi::SQLITE_OK {
+            let why = "the database moved past the run's snapshot (was the WAL checkpointed or the file replaced?); run the export again";
+            return Err(err(rusqlite::Error::SqliteFailure(ffi::Error::new(rc), Some(why.into()))));
+        }
+        Ok(conn)
     }
 
     pub fn path(&self) -> &Path {
@@ -60,6 +155,26 @@ impl SqliteSource {
     }
 }
 
+/// `sqlite3_snapshot_get` on a connection in a read transaction.
+fn snapshot_get(conn: &Connection, snapshot: &mut *mut ffi::sqlite3_snapshot) -> i32 {
+    // SAFETY: an open connection in a read transaction, used by this thread only.
+    unsafe { ffi::sqlite3_snapshot_get(conn.handle(), c"main".as_ptr(), snapshot) }
+}
+
+/// A failure to write the one empty transaction a snapshot needs.
+struct Hinted(rusqlite::Error);
+
+impl Hinted {
+    fn with_hint(self) -> rusqlite::Error {
+        let why = format!(
+            "{}; the WAL database has no transaction in its WAL yet, so ferry writes one that changes nothing \
+             (user_version to itself) to pin one point in time: give ferry write access to the database and its directory",
+            self.0
+        );
+        rusqlite::Error::SqliteFailure(ffi::Error::new(ffi::SQLITE_CANTOPEN), Some(why))
+    }
+}
+
 /// The SQL for a query, with `?1`/`?2` bound to the range. The range goes into the
 /// WHERE clause, and rows come in the range column's order, so SQLite walks an index
 /// on that column instead of scanning the table.
@@ -67,9 +182,17 @@ fn build_sql(query: &TableQuery, select: &str) -> Result<(String, Vec<i64>), Sou
     let table = quote_ident(query.table)?;
     let mut sql = format!("SELECT {select} FROM {table}");
     let mut params = Vec::new();
-    if let Some(range) = &query.range {
+    let mut conds = Vec::new();
+    if let Some(Range { column, end: Some(as_of), .. }) = query.created_before {
+        // Only numbers are compared with as_of: a creation time that is text or NULL is
+        // read, so the copy or the plugin fails on it naming the row, instead of SQLite
+        // ordering text after every number and dropping the row unseen.
+        let col = quote_ident(column)?;
+        params.push(as_of);
+        conds.push(format!("({col} < ?{} OR typeof({col}) NOT IN ('integer', 'real'))", params.len()));
+    }
+    for range in query.range.iter() {
         let col = quote_ident(range.column)?;
-        let mut conds = Vec::new();
         if let Some(start) = range.start {
             params.push(start);
             conds.push(format!("{col} >= ?{}", params.len()));
@@ -78,10 +201,10 @@ fn build_sql(query: &TableQuery, select: &str) -> Result<(String, Vec<i64>), Sou
             params.push(end);
             conds.push(format!("{col} < ?{}", params.len()));
         }
-        if !conds.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conds.join(" AND "));
-        }
+    }
+    if !conds.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&conds.join(" AND "));
     }
     Ok((sql, params))
 }
@@ -101,7 +224,7 @@ fn select_sql(conn: &Connection, query: &TableQuery) -> Result<(String, Vec<i64>
     // The window's share of the column's span of values, from its min and max (two
     // index lookups). Counting the window's rows instead walked the index over the
     // whole window before the first row was read: 0.2 s for "all" on 1M transactions.
-    let selective = |range: &super::Range| -> Result<bool, SourceError> {
+    let selective = |range: &Range| -> Result<bool, SourceError> {
         let col = quote_ident(range.column)?;
         // As reals: a plan needs no exact bounds, and a stray non-integer must not fail it.
         let (min, max): (Option<f64>, Option<f64>) = conn
@@ -161,7 +284,7 @@ impl SqliteSource {
     /// SQLite's plan for a read (`EXPLAIN QUERY PLAN`), one step per line: how a range
     /// filter is pushed down (`SEARCH ... USING INDEX`) rather than scanned.
     pub fn query_plan(&self, query: &TableQuery) -> Result<String, SourceError> {
-        let conn = self.connect()?;
+        let conn = self.connect_pinned()?;
         let (sql, params) = select_sql(&conn, query)?;
         let err = |e| SourceError::Query { table: query.table.into(), source: e };
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).map_err(err)?;
@@ -188,7 +311,7 @@ impl Source for SqliteSource {
 
     fn count(&self, query: &TableQuery) -> Result<u64, SourceError> {
         let (sql, params) = build_sql(query, "count(*)")?;
-        let conn = self.connect()?;
+        let conn = self.connect_pinned()?;
         conn.query_row(&sql, rusqlite::params_from_iter(params), |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(|e| SourceError::Query { table: query.table.into(), source: e })
@@ -201,12 +324,22 @@ impl Source for SqliteSource {
     fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {
         Ok(Box::new(self.start(query, encoder)?))
     }
+
+    fn consistency(&self) -> Consistency {
+        match &self.pin {
+            Some(pin) if !pin.snapshot.is_null() => Consistency::SqliteSnapshot,
+            Some(_) => Consistency::SqliteSharedLock,
+            None => Consistency::PerRead,
+        }
+    }
 }
 
 impl SqliteSource {
     /// Starts the reader thread writing the query's rows into `cells`.
     fn start<C: Cells>(&self, query: &TableQuery, cells: C) -> Result<ChannelStream<C::Batch>, SourceError> {
-        let conn = self.connect()?;
+        let conn = self.connect_pinned()?;
+        // The reader holds the pin too: the snapshot outlives every read that opened it.
+        let pin = self.pin.clone();
         let (sql, params) = select_sql(&conn, query)?;
         // Prepare here so a bad query is reported by `open`, not by the first batch.
         conn.prepare(&sql).map_err(|e| SourceError::Query { table: query.table.into(), source: e })?;
@@ -215,6 +348,7 @@ impl SqliteSource {
         let ncols = query.columns.len();
         let utf8 = self.utf8;
         Ok(spawn_reader(format!("ferry-read-{table}"), query.table, cells, move |sink| {
+            let _pin = pin;
             let err = |e| SourceError::Query { table: table.clone(), source: e };
             let mut stmt = RawStatement::prepare(&conn, &sql, &params, utf8).map_err(err)?;
             while stmt.step().map_err(err)? {
@@ -355,7 +489,7 @@ mod tests {
             let source = SqliteSource::open(&db).unwrap();
             assert_eq!(source.utf8, encoding == "UTF-8");
             let columns: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
-            let query = TableQuery { table: "t", columns: &columns, range: None, order_by: None };
+            let query = TableQuery { table: "t", columns: &columns, range: None, order_by: None, created_before: None };
             let mut stream = source.open(&query).unwrap();
             batches.push(stream.next_batch().unwrap().unwrap());
             assert!(stream.next_batch().unwrap().is_none());
@@ -379,6 +513,49 @@ mod tests {
         }
     }
 
+    /// Every read of one source sees the moment it was opened, while another
+    /// connection keeps writing (WAL); the bundled SQLite has snapshots compiled in.
+    #[test]
+    fn reads_see_the_moment_the_source_was_opened() {
+        // SAFETY: a static, NUL-terminated option name.
+        assert_eq!(unsafe { ffi::sqlite3_compileoption_used(c"ENABLE_SNAPSHOT".as_ptr()) }, 1, "LIBSQLITE3_FLAGS lost SQLITE_ENABLE_SNAPSHOT");
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("p.db");
+        let writer = Connection::open(&db).unwrap();
+        writer.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1), (2);").unwrap();
+        let source = SqliteSource::open(&db).unwrap();
+        assert_eq!(source.consistency(), Consistency::SqliteSnapshot);
+        let columns = vec!["a".to_string()];
+        let query = TableQuery { table: "t", columns: &columns, range: None, order_by: None, created_before: None };
+        for round in 0..3 {
+            writer.execute("INSERT INTO t VALUES (?1)", [10 + round]).unwrap();
+            writer.execute("DELETE FROM t WHERE a = 1", []).unwrap();
+            // A checkpoint cannot move the database past the pinned snapshot.
+            writer.execute_batch("PRAGMA wal_checkpoint(PASSIVE);").unwrap();
+            assert_eq!(source.count(&query).unwrap(), 2, "round {round}");
+            let mut stream = source.open(&query).unwrap();
+            assert_eq!(stream.next_batch().unwrap().unwrap().rows, 2);
+        }
+        // A new source sees the new state.
+        assert_eq!(SqliteSource::open(&db).unwrap().count(&query).unwrap(), 4);
+    }
+
+    /// In rollback-journal mode the source holds a shared lock: a writer cannot commit
+    /// until the source is dropped.
+    #[test]
+    fn rollback_journal_databases_are_held_still_by_a_shared_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("p.db");
+        let writer = Connection::open(&db).unwrap();
+        writer.execute_batch("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1);").unwrap();
+        let source = SqliteSource::open(&db).unwrap();
+        assert_eq!(source.consistency(), Consistency::SqliteSharedLock);
+        writer.busy_timeout(std::time::Duration::from_millis(50)).unwrap();
+        assert!(writer.execute("INSERT INTO t VALUES (2)", []).is_err(), "the writer committed under the source's lock");
+        drop(source);
+        writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
+    }
+
     #[test]
     fn a_window_is_pushed_into_the_query_and_uses_the_index() {
         let dir = tempfile::tempdir().unwrap();
@@ -399,6 +576,7 @@ mod tests {
             columns: &columns,
             range: Some(Range { column: "transacted_at", start: Some(200), end: Some(400) }),
             order_by: None,
+            created_before: None,
         };
         let plan = source.query_plan(&query).unwrap();
         assert!(plan.contains("USING INDEX transactions_transacted_at"), "{plan}");

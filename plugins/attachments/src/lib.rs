@@ -78,6 +78,7 @@ impl Resource for Attachments {
     fn describe() -> Describe {
         Describe::new("attachments", env!("CARGO_PKG_VERSION"))
             .about("uploaded files with every version, archived as <UID>_<file name>/<SID>_<version>; records index each archived path")
+            .created("created_at")
             .reads("attachments", ATTACHMENT_COLUMNS)
             .reads("attachment_versions", VERSION_COLUMNS)
             .computed("path", Type::String)

@@ -1,6 +1,6 @@
 //! Declaring a resource: its name, source table and record fields.
 
-use crate::bindings::ferry::plugin::types::{ResourceInfo, TableGrant};
+use crate::bindings::ferry::plugin::types::{FieldColumn, Reference, ResourceInfo, TableGrant};
 
 /// The type of a record field, and how a source value converts into it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +73,8 @@ pub struct Describe {
     pub(crate) table: String,
     pub(crate) key: Option<String>,
     pub(crate) window: Option<String>,
+    pub(crate) created: Option<String>,
+    pub(crate) references: Vec<Reference>,
     pub(crate) fields: Vec<Field>,
     pub(crate) extra_tables: Vec<(String, Vec<String>)>,
 }
@@ -86,6 +88,8 @@ impl Describe {
             table: name.into(),
             key: None,
             window: None,
+            created: None,
+            references: Vec::new(),
             fields: Vec::new(),
             extra_tables: Vec::new(),
         }
@@ -103,9 +107,25 @@ impl Describe {
         self
     }
 
-    /// The column that names a row in error messages (default: the first field's column).
-    pub fn key(mut self, column: &str) -> Self {
-        self.key = Some(column.into());
+    /// The field whose value identifies a record (`guid`); its column names a row in
+    /// error messages (default: the first field's column). Declare it after the field.
+    pub fn key(mut self, field: &str) -> Self {
+        self.key = Some(field.into());
+        self
+    }
+
+    /// The main table's column holding when a row was created (integer microseconds):
+    /// the host leaves out rows created at or after the snapshot's as-of time. Without
+    /// one the resource is exported whole, and the manifest says so.
+    pub fn created(mut self, column: &str) -> Self {
+        self.created = Some(column.into());
+        self
+    }
+
+    /// Field `field` holds a key of resource `resource` (its field `key`):
+    /// `.reference("user_guid", "users", "guid")`.
+    pub fn reference(mut self, field: &str, resource: &str, key: &str) -> Self {
+        self.references.push(Reference { field: field.into(), resource: resource.into(), key: key.into() });
         self
     }
 
@@ -147,16 +167,21 @@ impl Describe {
     /// The main table's columns, one per field, in field order.
     pub(crate) fn columns(&self) -> Vec<String> {
         let mut cols: Vec<String> = self.fields.iter().filter(|f| !f.column.is_empty()).map(|f| f.column.clone()).collect();
-        for extra in self.key.iter().chain(self.window.iter()) {
-            if !cols.contains(extra) {
-                cols.push(extra.clone());
+        for extra in self.key_column().into_iter().chain(self.window.as_deref()).chain(self.created.as_deref()) {
+            if !cols.iter().any(|c| c == extra) {
+                cols.push(extra.to_string());
             }
         }
         cols
     }
 
+    /// The column that names a row in messages: the key field's, else the first field's.
     pub(crate) fn key_column(&self) -> Option<&str> {
-        self.key.as_deref().or(self.fields.first().map(|f| f.column.as_str()).filter(|c| !c.is_empty()))
+        let field = match &self.key {
+            Some(key) => self.fields.iter().find(|f| &f.name == key),
+            None => self.fields.first(),
+        };
+        field.map(|f| f.column.as_str()).filter(|c| !c.is_empty())
     }
 
     /// The Avro schema of one record, as JSON.
@@ -194,6 +219,16 @@ impl Describe {
             schema: self.avro_schema(),
             tables,
             window_column: self.window.clone(),
+            main_table: self.table.clone(),
+            created_column: self.created.clone(),
+            key: self.key.clone(),
+            references: self.references.clone(),
+            copied: self
+                .fields
+                .iter()
+                .filter(|f| !f.column.is_empty())
+                .map(|f| FieldColumn { field: f.name.clone(), column: f.column.clone() })
+                .collect(),
         }
     }
 }

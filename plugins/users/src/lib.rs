@@ -9,6 +9,8 @@ impl Resource for Users {
         Describe::new("users", env!("CARGO_PKG_VERSION"))
             .about("platform users, one record per user (MX users)")
             .field("guid", Type::String)
+            .key("guid")
+            .created("created_at")
             .field("id", Type::String.or_null())
             .field("email", Type::String.or_null())
             .field("email_is_verified", Type::Boolean)

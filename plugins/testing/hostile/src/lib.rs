@@ -7,7 +7,7 @@
 //! `log-flood`, `stderr-flood`, `giant-batch`, `cursors`. A hostile mode that is not
 //! stopped by the host ends by returning success, so a test sees the escape.
 
-use ferry_pdk::bindings::ferry::plugin::types::{Error, ExportRequest, ExportSummary, ResourceInfo, TableGrant};
+use ferry_pdk::bindings::ferry::plugin::types::{Error, ExportRequest, ExportSummary, FieldColumn, ResourceInfo, TableGrant};
 use ferry_pdk::bindings::ferry::plugin::{log, records, source};
 use ferry_pdk::{Describe, Type};
 
@@ -56,6 +56,11 @@ impl ferry_pdk::bindings::Guest for Hostile {
             schema: d.avro_schema(),
             tables: vec![TableGrant { table: "users".into(), columns: vec!["guid".into()] }],
             window_column: None,
+            main_table: "users".into(),
+            created_column: None,
+            key: None,
+            references: Vec::new(),
+            copied: vec![FieldColumn { field: "guid".into(), column: "guid".into() }],
         }
     }
 

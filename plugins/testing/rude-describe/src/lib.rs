@@ -1,7 +1,7 @@
 //! Emits a record and opens a read from `describe`, where neither is allowed: the host
 //! must refuse to load it rather than let records or rows cross before the export.
 
-use ferry_pdk::bindings::ferry::plugin::types::{Error, ExportRequest, ExportSummary, ResourceInfo, TableGrant};
+use ferry_pdk::bindings::ferry::plugin::types::{Error, ExportRequest, ExportSummary, FieldColumn, ResourceInfo, TableGrant};
 use ferry_pdk::bindings::ferry::plugin::{records, source};
 use ferry_pdk::{Describe, Type};
 
@@ -20,6 +20,11 @@ impl ferry_pdk::bindings::Guest for Rude {
             schema: d.avro_schema(),
             tables: vec![TableGrant { table: "users".into(), columns: vec!["guid".into()] }],
             window_column: None,
+            main_table: "users".into(),
+            created_column: None,
+            key: None,
+            references: Vec::new(),
+            copied: vec![FieldColumn { field: "guid".into(), column: "guid".into() }],
         }
     }
 
