@@ -30,6 +30,7 @@
 pub mod attachments;
 pub mod catalog;
 pub mod formats;
+pub mod inspect;
 pub mod job;
 pub mod package;
 pub mod plan;

@@ -85,6 +85,22 @@ enum Command {
     },
     /// Signing keys for manifests: `ferry keys generate [--dir D]`.
     Keys(cli::keys::KeysArgs),
+    /// What a snapshot holds, read from its files: per resource the records, per column
+    /// the type, nulls, min, max and a distinct estimate, per month for a windowed one.
+    Inspect {
+        /// The snapshot directory (the one holding manifest.json).
+        dir: PathBuf,
+        /// Only this resource.
+        #[arg(long, value_name = "R")]
+        resource: Option<String>,
+        /// Compare with another snapshot instead: records per resource and columns
+        /// added, removed or retyped (from the two manifests).
+        #[arg(long, value_name = "DIR")]
+        against: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the built-in plugins and their record schemas.
     Plugins {
         /// Print the full Avro schema of each.
@@ -247,6 +263,7 @@ fn real_main(process_started: Instant) -> Result<()> {
         Command::Keys(args) => cli::keys::main(args)?,
         Command::Serve { config, listen, log_format } => cli::serve::serve(config, listen, log_format)?,
         Command::Tokens(args) => cli::serve::tokens(args)?,
+        Command::Inspect { dir, resource, against, json } => inspect(&dir, resource.as_deref(), against.as_deref(), json)?,
         Command::Plugins { schemas } => {
             let runtime = Runtime::new(runtime::default_cache_dir()).map_err(|e| anyhow::anyhow!("{e}"))?;
             for name in runtime::builtin_names() {
@@ -261,6 +278,52 @@ fn real_main(process_started: Instant) -> Result<()> {
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+fn inspect(dir: &std::path::Path, resource: Option<&str>, against: Option<&std::path::Path>, json: bool) -> Result<()> {
+    if let Some(b) = against {
+        let changes = ferry::inspect::against(dir, b)?;
+        if json {
+            println!("{}", serde_json::to_string_pretty(&changes)?);
+            return Ok(());
+        }
+        let n = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        for c in changes {
+            println!("{}: records {} -> {}", c.name, n(c.records_a), n(c.records_b));
+            for (what, cols) in [("added", &c.columns_added), ("removed", &c.columns_removed), ("retyped", &c.columns_retyped)] {
+                if !cols.is_empty() {
+                    println!("  columns {what}: {}", cols.join(", "));
+                }
+            }
+        }
+        return Ok(());
+    }
+    let reports = ferry::inspect::inspect(dir, resource)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        return Ok(());
+    }
+    for r in reports {
+        let note = if r.records == r.manifest_records { String::new() } else { format!(" (manifest says {})", r.manifest_records) };
+        println!("{} ({}): {} records{note}", r.name, r.format, r.records);
+        println!("  {:<28} {:<20} {:>10} {:>10}  {:<32} max", "column", "type", "nulls", "distinct~", "min");
+        for c in &r.columns {
+            let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            println!(
+                "  {:<28} {:<20} {:>10} {:>10}  {:<32} {}",
+                c.name,
+                c.type_name,
+                c.nulls,
+                c.distinct_estimate,
+                show(&c.min),
+                show(&c.max)
+            );
+        }
+        for (month, n) in &r.per_month {
+            println!("  {month}: {n}");
         }
     }
     Ok(())

@@ -5,6 +5,7 @@
 pub mod avro;
 pub mod csv;
 pub mod jsonl;
+pub mod parquet;
 pub mod value;
 
 use std::fmt;
@@ -20,6 +21,7 @@ pub enum Format {
     Avro,
     Csv,
     Jsonl,
+    Parquet,
 }
 
 impl Format {
@@ -28,6 +30,7 @@ impl Format {
             Format::Avro => "avro",
             Format::Csv => "csv",
             Format::Jsonl => "jsonl",
+            Format::Parquet => "parquet",
         }
     }
 }
@@ -44,6 +47,8 @@ pub enum FormatError {
     Avro(#[from] apache_avro::Error),
     #[error("csv: {0}")]
     Csv(#[from] ::csv::Error),
+    #[error("parquet: {0}")]
+    Parquet(#[from] ::parquet::errors::ParquetError),
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -86,6 +91,7 @@ impl FileFormat {
             Format::Avro => Box::new(avro::AvroFileWriter::new(&self.schema.avro, self.codec, self.marker, w)?),
             Format::Csv => Box::new(csv::CsvWriter::new(self.schema.clone(), w)?),
             Format::Jsonl => Box::new(jsonl::JsonlWriter::new(self.schema.clone(), w)),
+            Format::Parquet => Box::new(parquet::ParquetWriter::new(self.schema.clone(), self.codec, w)?),
         })
     }
 }

@@ -40,7 +40,7 @@ impl FieldValue<'_> {
 
 // The datums were validated before they got here, so a malformed one is a bug in the
 // validator: these panic on it (as indexing would) rather than print a wrong value.
-fn long(data: &[u8], pos: usize) -> (i64, usize) {
+pub(crate) fn long(data: &[u8], pos: usize) -> (i64, usize) {
     varint::read_long(data, pos).expect("a validated datum")
 }
 

@@ -64,8 +64,11 @@ struct Output {
 /// What a resource gets when it does not say.
 struct ResourceDefaults {
     format: Format,
-    gzip: bool,
-    codec: AvroCodec,
+    /// Where `output.format` is, for errors about what it makes wrong.
+    format_span: std::ops::Range<usize>,
+    /// `output.gzip` and `output.codec` as written: their defaults depend on the format.
+    gzip: Option<bool>,
+    codec: Option<AvroCodec>,
     split: Split,
     limits: Limits,
 }
@@ -242,8 +245,9 @@ impl OutputSection {
         };
         let defaults = ResourceDefaults {
             format: self.format.as_ref().map(|f| *f.get_ref()).unwrap_or(Format::Avro),
-            gzip: self.gzip.unwrap_or(true),
-            codec: self.codec.unwrap_or(AvroCodec::Null),
+            format_span: self.format.as_ref().map(|f| f.span()).unwrap_or(0..0),
+            gzip: self.gzip,
+            codec: self.codec,
             split,
             limits: Limits::default(),
         };
@@ -333,6 +337,45 @@ fn build_resources(
 }
 
 impl ResourceSection {
+    /// The resource's gzip and codec. Avro, CSV and JSONL: gzip by default, codec `null`.
+    /// A Parquet file is compressed per page (zstd by default) and never gzipped again:
+    /// `gzip = true` is an error rather than a silently different file, and `deflate` is
+    /// Avro's only.
+    fn compression(
+        &self,
+        cx: &Cx<'_>,
+        key: &dyn Fn(&str) -> String,
+        defaults: &ResourceDefaults,
+        format: Format,
+    ) -> Result<(bool, AvroCodec), JobError> {
+        let gzip = self.gzip.map(|g| (key("gzip"), g)).or(defaults.gzip.map(|g| ("output.gzip".to_string(), g)));
+        let codec = self.codec.map(|c| (key("codec"), c)).or(defaults.codec.map(|c| ("output.codec".to_string(), c)));
+        if format != Format::Parquet {
+            return Ok((gzip.is_none_or(|(_, g)| g), codec.map(|(_, c)| c).unwrap_or(AvroCodec::Null)));
+        }
+        // gzip and codec carry no span: point at the format that makes them wrong.
+        let span = self.format.as_ref().map(|f| f.span()).unwrap_or(defaults.format_span.clone());
+        if let Some((k, true)) = gzip {
+            let message = "gzip = true with format = \"parquet\": a Parquet file is compressed inside, page by page".to_string();
+            return Err(cx.at(
+                span,
+                &k,
+                message,
+                Some("remove `gzip`, or set `gzip = false`; choose the compression with `codec` (zstd, snappy or none)"),
+            ));
+        }
+        match codec {
+            Some((k, AvroCodec::Deflate)) => Err(cx.at(
+                span,
+                &k,
+                "codec = \"deflate\" is not offered for Parquet".into(),
+                Some("use codec = \"zstd\" (the default for Parquet), \"snappy\" or \"none\""),
+            )),
+            Some((_, c)) => Ok((false, c)),
+            None => Ok((false, AvroCodec::Zstd)),
+        }
+    }
+
     fn build(&self, cx: &Cx<'_>, i: usize, defaults: &ResourceDefaults, as_of: DateTime<Utc>) -> Result<ResourceSpec, JobError> {
         let key = |k: &str| format!("resource[{i}].{k}");
         let name = self.name.get_ref().clone();
@@ -372,12 +415,14 @@ impl ResourceSection {
             time: cx.value(&self.time_limit, &key("time_limit"), parse_time_limit)?.unwrap_or(defaults.limits.time),
             ..defaults.limits
         };
+        let format = self.format.as_ref().map(|f| *f.get_ref()).unwrap_or(defaults.format);
+        let (gzip, codec) = self.compression(cx, &key, defaults, format)?;
         Ok(ResourceSpec {
             name,
             plugin,
-            format: self.format.as_ref().map(|f| *f.get_ref()).unwrap_or(defaults.format),
-            gzip: self.gzip.unwrap_or(defaults.gzip),
-            codec: self.codec.unwrap_or(defaults.codec),
+            format,
+            gzip,
+            codec,
             months,
             split,
             limits,

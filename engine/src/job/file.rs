@@ -91,11 +91,12 @@ pub struct OutputSection {
     /// Directory that receives one subdirectory per snapshot, relative to the job file;
     /// or "s3://bucket/prefix": each snapshot is uploaded to `prefix/<id>/`, manifest last.
     pub dir: Spanned<String>,
-    /// `avro` (default), `csv` or `jsonl`; a resource may override it.
+    /// `avro` (default), `csv`, `jsonl` or `parquet`; a resource may override it.
     pub format: Option<Spanned<Format>>,
     /// Gzip each file (default true); a resource may override it.
     pub gzip: Option<bool>,
-    /// Avro block codec: `null` (default), `deflate`, `snappy` or `zstd`.
+    /// Avro block codec: `null` (default), `deflate`, `snappy` or `zstd`; Parquet page
+    /// compression: `zstd` (default), `snappy` or `none`.
     pub codec: Option<AvroCodec>,
     /// Split a resource into numbered files of at most this many records.
     pub max_records_per_file: Option<Spanned<u64>>,

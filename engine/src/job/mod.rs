@@ -60,6 +60,8 @@ pub enum Archive {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AvroCodec {
+    /// No compression (`null`, or `none`, Parquet's word).
+    #[serde(alias = "none")]
     Null,
     Deflate,
     Snappy,

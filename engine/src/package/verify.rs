@@ -1,7 +1,7 @@
 //! `ferry verify DIR`: checks a snapshot the way its recipient would, with nothing but
 //! the snapshot: every part's size and sha256 and its end-of-archive blocks, every member
 //! in exactly the part the manifest names, every file's size and sha256, gzip integrity,
-//! and every Avro/CSV/JSONL file decoded to count its records. Everything streams.
+//! and every Avro/CSV/JSONL/Parquet file decoded to count its records. Everything streams.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -110,8 +110,29 @@ fn count_records(path: &str, raw: impl Read) -> Result<u64, String> {
             }
             Ok(n)
         }
+        "parquet" => count_parquet(plain).map_err(|e| what(&e)),
         other => Err(format!("unknown file type .{other}")),
     }
+}
+
+/// Decodes every row of a Parquet file. Its footer is at the end, so the stream is staged
+/// to an unnamed temporary file (disk bounded by the file's size, memory by a page); the
+/// rows decoded must also match the footer's count.
+fn count_parquet(mut plain: impl Read) -> Result<u64, String> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    let mut staged = tempfile::tempfile().map_err(|e| format!("cannot stage the file in the temporary directory: {e}"))?;
+    io::copy(&mut plain, &mut staged).map_err(|e| e.to_string())?;
+    let reader = SerializedFileReader::new(staged).map_err(|e| e.to_string())?;
+    let footer = reader.metadata().file_metadata().num_rows();
+    let mut n = 0u64;
+    for row in reader.get_row_iter(None).map_err(|e| e.to_string())? {
+        row.map_err(|e| e.to_string())?;
+        n += 1;
+    }
+    if i64::try_from(n).ok() != Some(footer) {
+        return Err(format!("{n} rows decoded, the footer says {footer}"));
+    }
+    Ok(n)
 }
 
 /// Checks one file's bytes against its manifest entry.
