@@ -170,12 +170,9 @@ pub fn verify_relations(dir: &Path) -> Result<Report, VerifyError> {
         let (path, _) = &merged[&key];
         let mut keys = BufReader::new(File::open(path).map_err(io(path))?);
         // A reference column may be checked against two targets: merge it again then.
-        let values = match outcome[reference].take() {
-            Some(m) => m,
-            None => {
-                report.push(false, subject, "declared twice; checked once");
-                continue;
-            }
+        let Some(values) = outcome[reference].take() else {
+            report.push(false, subject, "declared twice; checked once");
+            continue;
         };
         let (checked, dangling, examples) = join(values, &mut keys).map_err(io(path))?;
         let nulls = totals[reference].3;

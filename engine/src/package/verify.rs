@@ -387,7 +387,7 @@ pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
                 Ok((_, len)) if len != f.bytes => report.push(false, name.clone(), format!("{len} bytes, manifest says {}", f.bytes)),
                 // One byte past the stated size, so a file that grows while read still shows it.
                 Ok((file, _)) if f.plaintext.is_some() => {
-                    check_sealed_file(&mut report, name.clone(), f, file.take(f.bytes + 1), keys.identity.as_ref())
+                    check_sealed_file(&mut report, name.clone(), f, file.take(f.bytes + 1), keys.identity.as_ref());
                 }
                 Ok((file, _)) => check_file(&mut report, name.clone(), f, file.take(f.bytes + 1)),
                 Err(e) => report.push(false, name.clone(), e),
