@@ -20,7 +20,8 @@
 //! 3. [`runtime`] (wasmtime: plugins in their stores, loading, limits), [`package`]
 //!    (files, gzip, tar parts, manifest, names and liveness, staging, verify), [`s3`]
 //!    (a part sink and a blob store), [`attachments`] (blobs copied into the snapshot, a
-//!    sink of the runtime) and [`progress`] (counting records as they leave the runtime);
+//!    sink of the runtime), [`progress`] (counting records as they leave the runtime)
+//!    and [`inspect`] (statistics read from a snapshot's files, beside `verify`);
 //! 4. [`job`] (the job file into runtime objects) and [`catalog`] (the snapshot history);
 //! 5. [`run`] (the export pipeline) and [`plan`] (what a run would do, nothing run);
 //! 6. [`service`] (`ferry serve`: the HTTP API; it runs `ferry run` children and reads
