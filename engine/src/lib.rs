@@ -28,7 +28,7 @@
 //!    the catalog);
 //! 7. the command line (`main.rs`, `cli/`): the only place that prints for people.
 
-pub mod attachments;
+pub(crate) mod attachments;
 pub mod catalog;
 pub mod formats;
 pub mod inspect;

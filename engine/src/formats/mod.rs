@@ -2,10 +2,10 @@
 //! validated datums (Avro binary, see `wit/ferry.wit`) and has an explicit `finish()`
 //! returning the inner writer.
 
-pub mod avro;
-pub mod csv;
-pub mod jsonl;
-pub mod parquet;
+pub(crate) mod avro;
+pub(crate) mod csv;
+pub(crate) mod jsonl;
+pub(crate) mod parquet;
 pub mod value;
 
 use std::fmt;

@@ -165,7 +165,45 @@ fn blocks(data: &[u8], mut pos: usize, mut item: impl FnMut(usize) -> usize) -> 
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::records::proptests::{SCHEMAS, apply, encoded, mutation, schema};
+    use crate::records::validate_batch;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 96, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Every batch the validator accepts (whole or damaged), this decoder reads to
+        /// exactly the record ends the validator returned, without panicking.
+        #[test]
+        fn decodes_accepted_batches_to_the_validators_ends(
+            which in 0..SCHEMAS.len(),
+            count in 0..5usize,
+            seed in any::<u64>(),
+            mutations in proptest::collection::vec(mutation(), 0..3),
+        ) {
+            let schema = schema(which);
+            let (mut data, _) = encoded(&schema, count, seed);
+            let mut claimed = count as u32;
+            for m in &mutations {
+                apply(m, &mut claimed, &mut data);
+            }
+            if let Ok(ends) = validate_batch(&schema, claimed, &data) {
+                let mut start = 0;
+                for (i, &end) in ends.iter().enumerate() {
+                    let mut pos = start;
+                    for (_, kind) in &schema.fields {
+                        let (v, p) = decode(kind, &data, pos);
+                        let _ = v.to_json();
+                        pos = p;
+                    }
+                    prop_assert_eq!(pos, end as usize, "record {}: the decoder and the validator disagree on where it ends", i);
+                    start = end as usize;
+                }
+            }
+        }
+    }
 
     #[test]
     fn decimals_and_timestamps_render_exactly() {

@@ -39,8 +39,19 @@ pub struct Part {
 /// completed) and reports its size and sha256; a writer dropped unfinished is abandoned.
 pub trait PartSink {
     type Writer: Write;
-    fn create(&mut self, name: &str) -> io::Result<Self::Writer>;
-    fn finish(&mut self, writer: Self::Writer) -> io::Result<(u64, String)>;
+    /// Why the sink failed. A staged file's I/O error (reading a member) converts into it.
+    type Error: From<io::Error>;
+
+    fn create(&mut self, name: &str) -> Result<Self::Writer, Self::Error>;
+    fn finish(&mut self, writer: Self::Writer) -> Result<(u64, String), Self::Error>;
+
+    /// The sink's own error behind a write the tar writer saw fail. `Write` can only
+    /// return an `io::Error`, so a writer that failed for a reason of its own (an upload)
+    /// records that reason with its sink, and this takes it back; otherwise the I/O
+    /// error is the reason.
+    fn write_failed(&mut self, e: io::Error) -> Self::Error {
+        e.into()
+    }
 
     /// The name a part named `name` is stored under (an encrypting sink adds `.age`).
     fn part_name(&self, name: &str) -> String {
@@ -59,6 +70,7 @@ pub struct PartDir(pub PathBuf);
 
 impl PartSink for PartDir {
     type Writer = OutputFile;
+    type Error = io::Error;
 
     fn create(&mut self, name: &str) -> io::Result<OutputFile> {
         OutputFile::create(&self.0.join(name), false)
@@ -80,7 +92,7 @@ pub fn pack<S: PartSink>(
     max_bytes: u64,
     mtime: u64,
     sink: &mut S,
-) -> io::Result<Vec<Part>> {
+) -> Result<Vec<Part>, S::Error> {
     let mut packer = Packer::new(kind, stamp, max_bytes, mtime);
     for name in files {
         packer.add(sink, dir, name)?;
@@ -105,7 +117,7 @@ impl<W: Write> Packer<W> {
 
     /// Appends `dir/name` as member `name` (closing the part first when it would
     /// overflow), then removes the file.
-    pub fn add<S: PartSink<Writer = W>>(&mut self, sink: &mut S, dir: &Path, name: &str) -> io::Result<()> {
+    pub fn add<S: PartSink<Writer = W>>(&mut self, sink: &mut S, dir: &Path, name: &str) -> Result<(), S::Error> {
         let path = dir.join(name);
         let file = File::open(&path)?;
         let size = file.metadata()?.len();
@@ -133,14 +145,14 @@ impl<W: Write> Packer<W> {
         header.set_mtime(self.mtime);
         header.set_entry_type(tar::EntryType::Regular);
         header.set_cksum();
-        open.builder.append(&header, file)?;
+        open.builder.append(&header, file).map_err(|e| sink.write_failed(e))?;
         open.used += needed;
         open.members.push(name.into());
-        std::fs::remove_file(&path)
+        Ok(std::fs::remove_file(&path)?)
     }
 
     /// Closes the last part; returns every part, in order.
-    pub fn finish<S: PartSink<Writer = W>>(mut self, sink: &mut S) -> io::Result<Vec<Part>> {
+    pub fn finish<S: PartSink<Writer = W>>(mut self, sink: &mut S) -> Result<Vec<Part>, S::Error> {
         if let Some(last) = self.current.take() {
             let number = self.parts.len() as u32 + 1;
             self.parts.push(last.finish(sink, number)?);
@@ -158,9 +170,10 @@ struct Open<W: Write> {
 }
 
 impl<W: Write> Open<W> {
-    fn finish<S: PartSink<Writer = W>>(self, sink: &mut S, number: u32) -> io::Result<Part> {
+    fn finish<S: PartSink<Writer = W>>(self, sink: &mut S, number: u32) -> Result<Part, S::Error> {
         // `into_inner` writes the end-of-archive blocks.
-        let (bytes, sha256) = sink.finish(self.builder.into_inner()?)?;
+        let writer = self.builder.into_inner().map_err(|e| sink.write_failed(e))?;
+        let (bytes, sha256) = sink.finish(writer)?;
         Ok(Part { name: self.name, number, bytes, sha256, members: self.members, plaintext: sink.take_plaintext() })
     }
 }

@@ -149,30 +149,37 @@ impl<W: Write> Write for SealedWriter<W> {
 
 impl<S: PartSink> PartSink for Sealed<S> {
     type Writer = SealedWriter<S::Writer>;
+    type Error = S::Error;
 
     fn part_name(&self, name: &str) -> String {
         let name = self.inner.part_name(name);
         if self.recipients.is_some() { format!("{name}{AGE_SUFFIX}") } else { name }
     }
 
-    fn create(&mut self, name: &str) -> io::Result<Self::Writer> {
+    fn create(&mut self, name: &str) -> Result<Self::Writer, S::Error> {
         let writer = self.inner.create(name)?;
         Ok(match &self.recipients {
-            Some(r) => SealedWriter::Age(r.encrypt(writer)?),
+            // The age header goes to the inner writer at once.
+            Some(r) => SealedWriter::Age(r.encrypt(writer).map_err(|e| self.inner.write_failed(e))?),
             None => SealedWriter::Plain(writer),
         })
     }
 
-    fn finish(&mut self, writer: Self::Writer) -> io::Result<(u64, String)> {
+    fn finish(&mut self, writer: Self::Writer) -> Result<(u64, String), S::Error> {
         let (inner, plaintext) = match writer {
             SealedWriter::Plain(w) => (w, None),
             SealedWriter::Age(w) => {
-                let (w, p) = w.finish()?;
+                // Finishing writes the last chunk to the inner writer.
+                let (w, p) = w.finish().map_err(|e| self.inner.write_failed(e))?;
                 (w, Some(p))
             }
         };
         self.last_plaintext = plaintext;
         self.inner.finish(inner)
+    }
+
+    fn write_failed(&mut self, e: io::Error) -> S::Error {
+        self.inner.write_failed(e)
     }
 
     fn take_plaintext(&mut self) -> Option<Plaintext> {

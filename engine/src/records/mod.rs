@@ -13,5 +13,6 @@ pub use fingerprint::SchemaFingerprint;
 pub use schema::{Kind, RecordSchema, SchemaError};
 pub use validate::{BatchError, validate_batch};
 
+/// Batch generators shared with the formats' tests (which sit a layer above).
 #[cfg(test)]
-mod proptests;
+pub(crate) mod proptests;

@@ -232,6 +232,10 @@ fn run_recorded(
         Some(s3) => {
             let sink = Sealed::new(crate::s3::Delivery::new(s3, snapshot_id), job.trust.encrypt_to.clone());
             let (results, archives, delivery) = export_and_pack(job, &exporter, selection, &stamp, sink);
+            let archives = archives.map_err(|e| match e {
+                crate::s3::PartError::Upload(e) => RunError::S3(e),
+                crate::s3::PartError::Staging(source) => RunError::Pack { dir: staging.dir().into(), source },
+            });
             (results, archives, Some(delivery.into_inner()))
         }
         None => {
@@ -242,17 +246,14 @@ fn run_recorded(
                 &stamp,
                 Sealed::new(PartDir(staging.dir().into()), job.trust.encrypt_to.clone()),
             );
-            (results, archives, None)
+            (results, archives.map_err(|source| RunError::Pack { dir: staging.dir().into(), source }), None)
         }
     };
     let (mut entries, failures) = settle(&names, results);
     if !failures.is_empty() && job.on_error == OnError::Fail {
         return Err(RunError::Failed { failures }); // `staging` drops: nothing is published
     }
-    let archives = match archives {
-        Ok(parts) => crate::package::place_in_parts(&mut entries, parts),
-        Err(e) => return Err(pack_error(e, staging.dir())),
-    };
+    let archives = crate::package::place_in_parts(&mut entries, archives?);
     if let Some(recipients) = &job.trust.encrypt_to {
         crate::package::encrypt::seal_loose_files(staging.dir(), &mut entries, recipients)?;
     }
@@ -282,14 +283,6 @@ fn run_recorded(
     }
     let snapshot_dir = staging.publish(&manifest)?;
     Ok(RunReport { snapshot_dir, manifest, delivered })
-}
-
-/// A packing error: S3's own error when an upload failed, else the local write's.
-fn pack_error(e: std::io::Error, dir: &std::path::Path) -> RunError {
-    match crate::s3::s3_error(e) {
-        Ok(e) => RunError::S3(e),
-        Err(source) => RunError::Pack { dir: dir.into(), source },
-    }
 }
 
 /// Uploads the loose files (those no part holds), then the manifest, last.
@@ -336,7 +329,7 @@ fn export_and_pack<S: PartSink>(
     selection: Selection,
     stamp: &str,
     sink: S,
-) -> (Vec<Exported>, std::io::Result<PackedParts>, S) {
+) -> (Vec<Exported>, Result<PackedParts, S::Error>, S) {
     let spec = job.tar_part_size.map(|max_bytes| PartSpec { stamp, max_bytes, mtime: job.as_of.timestamp().max(0) as u64 });
     let mut parts = Parts::new(sink, exporter.dir, spec);
     let fail_fast = job.on_error == OnError::Fail;

@@ -9,7 +9,6 @@
 //! when one panicked (the scope then re-raises the panic): no flag, no polling.
 
 use std::collections::HashSet;
-use std::io;
 use std::path::Path;
 use std::sync::mpsc::Receiver;
 
@@ -34,7 +33,16 @@ pub(super) struct Parts<'a, S: PartSink> {
     /// When the job packs.
     packers: Option<Packers<S::Writer>>,
     /// Set once packing failed, or once a resource failed under `on_error = "fail"`.
-    stopped: Option<io::Error>,
+    stopped: Option<Stop<S::Error>>,
+}
+
+/// Why the packer stopped packing.
+enum Stop<E> {
+    /// The sink failed (a part's write or upload, or a staged file's read).
+    Failed(E),
+    /// A resource failed under `on_error = "fail"`: the run fails on that resource's
+    /// error and publishes nothing, so the parts so far are abandoned.
+    ResourceFailed,
 }
 
 /// The tables' packer and the attachments' packer.
@@ -62,7 +70,7 @@ impl<'a, S: PartSink> Parts<'a, S> {
         }
         let packer = if attachment { attachments } else { tables };
         if let Err(e) = packer.add(&mut self.sink, self.dir, file) {
-            self.stopped = Some(e);
+            self.stopped = Some(Stop::Failed(e));
         }
     }
 
@@ -81,12 +89,14 @@ impl<'a, S: PartSink> Parts<'a, S> {
     }
 
     /// Closes the last parts (tables first, then attachments) and hands back the sink.
-    pub fn finish(mut self) -> (io::Result<PackedParts>, S) {
-        if let Some(e) = self.stopped.take() {
-            return (Err(e), self.sink);
+    pub fn finish(mut self) -> (Result<PackedParts, S::Error>, S) {
+        match self.stopped.take() {
+            Some(Stop::Failed(e)) => return (Err(e), self.sink),
+            Some(Stop::ResourceFailed) => return (Ok(Vec::new()), self.sink),
+            None => {}
         }
         let Some((tables, attachments)) = self.packers.take() else { return (Ok(Vec::new()), self.sink) };
-        let finish = || -> io::Result<PackedParts> {
+        let finish = || -> Result<PackedParts, S::Error> {
             let mut parts: Vec<(&'static str, Part)> = tables.finish(&mut self.sink)?.into_iter().map(|p| ("tables", p)).collect();
             parts.extend(attachments.finish(&mut self.sink)?.into_iter().map(|p| ("attachments", p)));
             Ok(parts)
@@ -124,7 +134,7 @@ pub(super) fn collect<S: PartSink>(
             }
             let Some(result) = finished[next].take() else { break };
             if result.error.is_some() && fail_fast && parts.stopped.is_none() {
-                parts.stopped = Some(io::Error::other("a resource failed"));
+                parts.stopped = Some(Stop::ResourceFailed);
             }
             parts.add_resource(&result, &packed_early);
             packed_early.clear();

@@ -199,8 +199,10 @@ pub enum PluginError {
     MemoryLimit { plugin: String, cap: u64, asked: u64 },
     #[error("plugin `{plugin}` crashed: {message}{detail}")]
     Trap { plugin: String, message: String, detail: String },
-    #[error("plugin `{plugin}` failed: {error}")]
-    Reported { plugin: String, error: String },
+    /// The plugin's export returned an error: the WIT variant as sent, so callers can
+    /// tell a denied table from bad data without parsing text.
+    #[error("plugin `{plugin}` failed: {}", wit_error(error))]
+    Reported { plugin: String, error: bindings::Error },
     #[error("plugin `{plugin}` sent records that do not match its declared schema: {error}")]
     BadBatch { plugin: String, error: crate::records::BatchError },
     #[error("plugin `{plugin}` sent a batch of {bytes} bytes, over the limit of {limit} bytes")]
@@ -389,7 +391,7 @@ impl Runtime {
             return Err(fault_error(&resource, fault, limits));
         }
         match summary {
-            Err(e) => Err(PluginError::Reported { plugin: resource, error: wit_error(&e) }),
+            Err(error) => Err(PluginError::Reported { plugin: resource, error }),
             Ok(records) if records != state.records => {
                 Err(PluginError::CountMismatch { plugin: resource, reported: records, received: state.records })
             }

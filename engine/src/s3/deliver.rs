@@ -11,8 +11,8 @@
 
 use std::io::{self, Write};
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use object_store::{ObjectStoreExt, WriteMultipart};
@@ -52,11 +52,37 @@ pub struct Delivery {
     /// Bytes handed to uploads so far, over all objects (for the fault injection).
     sent: Arc<AtomicU64>,
     abort_after: Option<u64>,
+    /// Why an upload's write failed: `Write` returns only an `io::Error`, so the upload
+    /// leaves its [`S3Error`] here for [`PartSink::write_failed`] to take back.
+    failure: Arc<Mutex<Option<S3Error>>>,
+}
+
+/// Why a part could not be delivered: its upload failed, or reading a staged file that
+/// goes into it did.
+#[derive(Debug, thiserror::Error)]
+pub enum PartError {
+    #[error(transparent)]
+    Upload(#[from] S3Error),
+    #[error(transparent)]
+    Staging(#[from] io::Error),
 }
 
 impl Delivery {
     pub fn new(s3: &S3, id: &str) -> Delivery {
-        Delivery { s3: s3.clone(), id: id.into(), started: None, objects: 0, sent: Arc::default(), abort_after: fault_injection() }
+        Delivery {
+            s3: s3.clone(),
+            id: id.into(),
+            started: None,
+            objects: 0,
+            sent: Arc::default(),
+            abort_after: fault_injection(),
+            failure: Arc::default(),
+        }
+    }
+
+    /// The upload failure a write left behind, if any.
+    fn take_failure(&self) -> Option<S3Error> {
+        self.failure.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     fn name(&self, name: &str) -> String {
@@ -78,6 +104,7 @@ impl Delivery {
             unwaited: 0,
             sent: self.sent.clone(),
             abort_after: self.abort_after,
+            failure: self.failure.clone(),
         })
     }
 
@@ -86,15 +113,16 @@ impl Delivery {
         let local = |source| S3Error::Local { path: path.to_path_buf(), source };
         let mut file = std::fs::File::open(path).map_err(local)?;
         let mut upload = self.upload(name)?;
-        io::copy(&mut file, &mut upload).map_err(|e| s3_error(e).unwrap_or_else(local))?;
-        self.complete(upload).map_err(|e| s3_error(e).unwrap_or_else(local))?;
+        if let Err(e) = io::copy(&mut file, &mut upload) {
+            return Err(self.take_failure().unwrap_or_else(|| local(e)));
+        }
+        self.complete(upload)?;
         std::fs::remove_file(path).map_err(local)
     }
 
-    fn complete(&mut self, mut upload: Upload) -> io::Result<(u64, String)> {
+    fn complete(&mut self, mut upload: Upload) -> Result<(u64, String), S3Error> {
         let writer = upload.writer.take().expect("an upload completes once");
-        let result = upload.s3.rt.block_on(writer.finish()).map_err(upload.s3.err("complete multipart upload", &upload.key));
-        result.map_err(io::Error::other)?;
+        upload.s3.rt.block_on(writer.finish()).map_err(upload.s3.err("complete multipart upload", &upload.key))?;
         self.objects += 1;
         Ok((upload.bytes, hex::encode(std::mem::take(&mut upload.hasher).finalize())))
     }
@@ -125,23 +153,18 @@ impl Delivery {
 
 impl PartSink for Delivery {
     type Writer = Upload;
+    type Error = PartError;
 
-    fn create(&mut self, name: &str) -> io::Result<Upload> {
-        self.upload(name).map_err(io::Error::other)
+    fn create(&mut self, name: &str) -> Result<Upload, PartError> {
+        Ok(self.upload(name)?)
     }
 
-    fn finish(&mut self, upload: Upload) -> io::Result<(u64, String)> {
-        self.complete(upload)
+    fn finish(&mut self, upload: Upload) -> Result<(u64, String), PartError> {
+        Ok(self.complete(upload)?)
     }
-}
 
-/// Recovers the [`S3Error`] an upload carried through `io::Error` (the tar writer's
-/// error type); any other error is a local file's.
-pub fn s3_error(e: io::Error) -> Result<S3Error, io::Error> {
-    if e.get_ref().is_some_and(|inner| inner.is::<S3Error>()) {
-        Ok(*e.into_inner().expect("checked").downcast::<S3Error>().expect("checked"))
-    } else {
-        Err(e)
+    fn write_failed(&mut self, e: io::Error) -> PartError {
+        self.take_failure().map_or(PartError::Staging(e), PartError::Upload)
     }
 }
 
@@ -156,6 +179,8 @@ pub struct Upload {
     unwaited: u64,
     sent: Arc<AtomicU64>,
     abort_after: Option<u64>,
+    /// The delivery's slot for why a write failed.
+    failure: Arc<Mutex<Option<S3Error>>>,
 }
 
 impl Write for Upload {
@@ -163,11 +188,12 @@ impl Write for Upload {
         let writer = self.writer.as_mut().expect("written before completion");
         if self.unwaited >= BACKPRESSURE_EVERY {
             // Also where a failed part upload surfaces.
-            self.s3
-                .rt
-                .block_on(writer.wait_for_capacity(IN_FLIGHT))
-                .map_err(self.s3.err("upload part", &self.key))
-                .map_err(io::Error::other)?;
+            if let Err(e) = self.s3.rt.block_on(writer.wait_for_capacity(IN_FLIGHT)) {
+                let error = self.s3.err("upload part", &self.key)(e);
+                let message = error.to_string();
+                *self.failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+                return Err(io::Error::other(message));
+            }
             self.unwaited = 0;
         }
         // A full chunk starts its part upload on the runtime.

@@ -12,7 +12,7 @@ mod blobs;
 mod deliver;
 
 pub use blobs::S3BlobStore;
-pub use deliver::{Delivered, Delivery, Upload, remove_snapshot, s3_error};
+pub use deliver::{Delivered, Delivery, PartError, Upload, remove_snapshot};
 
 use std::fmt;
 use std::sync::Arc;
