@@ -106,14 +106,15 @@ fn tar_writing(c: &mut Criterion) {
             for n in &names {
                 std::fs::write(dir.path().join(n), &payload).unwrap();
             }
+            let confined = ferry::package::ConfinedDir::open(dir.path()).unwrap();
             let parts = ferry::package::archive::pack(
-                dir.path(),
+                &confined,
                 &names,
                 "tables",
                 "2026-03-31-143022",
                 8 << 20,
                 0,
-                &mut ferry::package::archive::PartDir(dir.path().into()),
+                &mut ferry::package::archive::PartDir(confined.clone()),
             )
             .unwrap();
             for p in parts {

@@ -239,7 +239,7 @@ fn real_main(process_started: Instant) -> Result<()> {
             };
             let mut report = ferry::package::verify::verify_with(&dir, &keys)?;
             if relations {
-                report.findings.extend(ferry::package::relations::verify_relations(&dir)?.findings);
+                report.findings.extend(ferry::package::relations::verify_relations(&dir, keys.identity.as_ref())?.findings);
             }
             for f in &report.findings {
                 println!("{} {:<56} {}", if f.ok { "ok  " } else { "FAIL" }, f.subject, f.detail);

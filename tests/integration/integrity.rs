@@ -143,6 +143,7 @@ fn encrypted_parts_decrypt_with_the_age_cli_to_the_plaintext_parts() {
         assert!(ok, "{report}");
         assert!(report.contains("(decrypted)") && report.contains("records"), "{report}");
     }
+    assert_relations_read(&snap, &age_key);
     // Another key cannot decrypt; a changed byte fails the stored and decrypted checks.
     let other = p.dir.path().join("other.txt");
     tool("age-keygen", &["-o", other.to_str().unwrap()]);
@@ -179,6 +180,22 @@ fn loose_files_are_encrypted_one_by_one() {
     assert_schema_valid(snap);
     let (ok, report) = verify(snap, &["--identity", age_key.to_str().unwrap()]);
     assert!(ok, "{report}");
+    assert_relations_read(snap, &age_key);
+}
+
+/// `verify --relations` reads encrypted files through the identity (every reference of
+/// the resources in the job resolves); without it, it says the files are encrypted.
+fn assert_relations_read(snap: &Path, identity: &Path) {
+    let (_, report) = verify(snap, &["--relations", "--identity", identity.to_str().unwrap()]);
+    let line = |subject: &str| report.lines().find(|l| l.contains(subject)).unwrap_or_else(|| panic!("no {subject}: {report}"));
+    for subject in ["accounts.user_guid -> users.guid", "transactions.account_guid -> accounts.guid", "goals.account_guid -> accounts.guid"]
+    {
+        let l = line(subject);
+        assert!(l.starts_with("ok") && l.contains("all resolve") && !l.contains(" 0 references"), "{l}");
+    }
+    assert!(!report.contains("cannot be read"), "{report}");
+    let (ok, report) = verify(snap, &["--relations"]);
+    assert!(!ok && report.contains("encrypted; pass --identity"), "{report}");
 }
 
 #[test]

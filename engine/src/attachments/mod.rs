@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use sha2::{Digest, Sha256};
 
+use crate::package::ConfinedDir;
 use crate::runtime::{AttachmentFailure, AttachmentSink, AttachmentVersion, Stored};
 use crate::source::{BlobError, BlobStore};
 
@@ -35,10 +36,9 @@ pub const CHUNK_BYTES: usize = 1 << 20;
 /// Streams one resource's attachments into `<staging>/<resource>/`.
 pub struct AttachmentWriter {
     store: Arc<dyn BlobStore>,
-    staging: PathBuf,
-    /// `staging` as a capability, opened at the first file: members are created beneath
-    /// it, never through a path that could lead elsewhere.
-    staging_dir: Option<cap_std::fs::Dir>,
+    /// The staging directory, as a capability: members are created beneath it, never
+    /// through a path that could lead elsewhere.
+    staging: ConfinedDir,
     root: String,
     /// Sync each file as it is written (when files stay loose, nothing else will).
     sync: bool,
@@ -55,11 +55,10 @@ pub struct AttachmentWriter {
 }
 
 impl AttachmentWriter {
-    pub fn new(store: Arc<dyn BlobStore>, staging: &Path, resource: &str, sync: bool) -> Self {
+    pub fn new(store: Arc<dyn BlobStore>, staging: &ConfinedDir, resource: &str, sync: bool) -> Self {
         AttachmentWriter {
             store,
-            staging: staging.to_path_buf(),
-            staging_dir: None,
+            staging: staging.clone(),
             root: crate::package::layout::attachments_dir(resource).to_string(),
             sync,
             folders: HashMap::new(),
@@ -96,15 +95,9 @@ impl AttachmentWriter {
     }
 
     fn create(&mut self, member: &str) -> Result<(PathBuf, File), AttachmentFailure> {
-        let path = self.staging.join(member);
+        let path = self.staging.display(member);
         let output = |e: std::io::Error| AttachmentFailure::Output(format!("writing {}: {e}", path.display()));
-        let dir = match &mut self.staging_dir {
-            Some(dir) => dir,
-            None => {
-                std::fs::create_dir_all(&self.staging).map_err(output)?;
-                self.staging_dir.insert(cap_std::fs::Dir::open_ambient_dir(&self.staging, cap_std::ambient_authority()).map_err(output)?)
-            }
-        };
+        let dir = self.staging.dir();
         dir.create_dir_all(Path::new(member).parent().expect("members have a folder")).map_err(output)?;
         let file = dir.open_with(member, cap_std::fs::OpenOptions::new().write(true).create_new(true)).map_err(output)?;
         Ok((path, file.into_std()))
@@ -203,18 +196,6 @@ impl AttachmentSink for SharedWriter {
     }
 }
 
-/// Removes the directories under `dir` that packing emptied (deepest first); a directory
-/// that still holds anything stays.
-pub fn remove_empty_dirs(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        if e.file_type().is_ok_and(|t| t.is_dir()) {
-            remove_empty_dirs(&e.path());
-        }
-    }
-    let _ = std::fs::remove_dir(dir);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,8 +220,9 @@ mod tests {
         std::fs::create_dir_all(&blobs).unwrap();
         std::fs::write(blobs.join("a"), b"alpha").unwrap();
         let staging = dir.path().join("staging");
+        std::fs::create_dir(&staging).unwrap();
         let store = Arc::new(DirBlobStore::open(&blobs).unwrap());
-        let mut w = AttachmentWriter::new(store, &staging, "attachments", false);
+        let mut w = AttachmentWriter::new(store, &ConfinedDir::open(&staging).unwrap(), "attachments", false);
 
         let s = w.copy(&version("ATT-1", "report.pdf", "V1", "a", b"alpha")).unwrap();
         assert_eq!(s.path, "attachments/ATT-1_report.pdf/V1_1");

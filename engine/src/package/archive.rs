@@ -8,11 +8,9 @@
 //! Where a part goes is a [`PartSink`]: a file beside the staging files ([`PartDir`]) or
 //! an upload that never touches local disk (`s3::PartUploads`).
 
-use std::fs::File;
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
 
-use super::OutputFile;
+use super::{ConfinedDir, OutputFile};
 
 /// Bytes a member takes in a tar: a header block and its data padded to 512.
 fn member_bytes(size: u64) -> u64 {
@@ -66,14 +64,14 @@ pub trait PartSink {
 }
 
 /// Parts as files in a directory.
-pub struct PartDir(pub PathBuf);
+pub struct PartDir(pub ConfinedDir);
 
 impl PartSink for PartDir {
     type Writer = OutputFile;
     type Error = io::Error;
 
     fn create(&mut self, name: &str) -> io::Result<OutputFile> {
-        OutputFile::create(&self.0.join(name), false)
+        OutputFile::create(&self.0, name, false)
     }
 
     fn finish(&mut self, writer: OutputFile) -> io::Result<(u64, String)> {
@@ -85,7 +83,7 @@ impl PartSink for PartDir {
 /// Packs `files` (names in `dir`, in this order) into parts of at most `max_bytes`
 /// named `snapshot_{kind}_part{N}_{stamp}.tar`, handed to `sink`.
 pub fn pack<S: PartSink>(
-    dir: &Path,
+    dir: &ConfinedDir,
     files: &[String],
     kind: &str,
     stamp: &str,
@@ -117,9 +115,8 @@ impl<W: Write> Packer<W> {
 
     /// Appends `dir/name` as member `name` (closing the part first when it would
     /// overflow), then removes the file.
-    pub fn add<S: PartSink<Writer = W>>(&mut self, sink: &mut S, dir: &Path, name: &str) -> Result<(), S::Error> {
-        let path = dir.join(name);
-        let file = File::open(&path)?;
+    pub fn add<S: PartSink<Writer = W>>(&mut self, sink: &mut S, dir: &ConfinedDir, name: &str) -> Result<(), S::Error> {
+        let file = dir.open_file(name)?;
         let size = file.metadata()?.len();
         let needed = member_bytes(size);
         if let Some(open) = &self.current
@@ -148,7 +145,7 @@ impl<W: Write> Packer<W> {
         open.builder.append(&header, file).map_err(|e| sink.write_failed(e))?;
         open.used += needed;
         open.members.push(name.into());
-        Ok(std::fs::remove_file(&path)?)
+        Ok(dir.remove_file(name)?)
     }
 
     /// Closes the last part; returns every part, in order.

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use super::archive::PartSink;
-use super::{FileEntry, Plaintext, ResourceEntry};
+use super::{ConfinedDir, FileEntry, Plaintext, ResourceEntry};
 
 /// The suffix of an encrypted object.
 pub const AGE_SUFFIX: &str = ".age";
@@ -190,29 +190,28 @@ impl<S: PartSink> PartSink for Sealed<S> {
 /// Encrypts every loose file (one outside any tar part) of `entries` in `dir`: `path`
 /// becomes `path.age`, its entry names and hashes what is stored and keeps the
 /// plaintext's size and sha256 under `plaintext`. Streams; the plaintext is removed.
-pub fn seal_loose_files(dir: &Path, entries: &mut [ResourceEntry], recipients: &Recipients) -> Result<(), EncryptError> {
+pub fn seal_loose_files(dir: &ConfinedDir, entries: &mut [ResourceEntry], recipients: &Recipients) -> Result<(), EncryptError> {
     for file in entries.iter_mut().flat_map(|e| e.files.iter_mut()).filter(|f| f.archive.is_none() && f.plaintext.is_none()) {
         seal_file(dir, file, recipients)?;
     }
     Ok(())
 }
 
-fn seal_file(dir: &Path, file: &mut FileEntry, recipients: &Recipients) -> Result<(), EncryptError> {
-    let from = dir.join(&file.path);
+fn seal_file(dir: &ConfinedDir, file: &mut FileEntry, recipients: &Recipients) -> Result<(), EncryptError> {
+    let from = dir.display(&file.path);
     let stored = format!("{}{AGE_SUFFIX}", file.path);
-    let to = dir.join(&stored);
     let seal = || -> io::Result<(u64, String, Plaintext)> {
-        let mut input = std::fs::File::open(&from)?;
-        let out = super::OutputFile::create(&to, false)?;
+        let mut input = dir.open_file(&file.path)?;
+        let out = super::OutputFile::create(dir, &stored, false)?;
         let mut enc = recipients.encrypt(out)?;
         io::copy(&mut input, &mut enc)?;
         let (out, plaintext) = enc.finish()?;
         let stats = out.finish()?;
-        std::fs::remove_file(&from)?;
+        dir.remove_file(&file.path)?;
         Ok((stats.bytes, stats.sha256, plaintext))
     };
     let (bytes, sha256, plaintext) = seal().map_err(|source| {
-        let _ = std::fs::remove_file(&to);
+        let _ = dir.remove_file(&stored);
         EncryptError::File { path: from.clone(), source }
     })?;
     if plaintext.sha256 != file.sha256 {

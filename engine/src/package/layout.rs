@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 /// The manifest, written last into a snapshot (locally and in S3).
 pub const MANIFEST: &str = "manifest.json";
 /// Where the manifest is written before its rename.
-const MANIFEST_TMP: &str = ".manifest.json.tmp";
+pub(crate) const MANIFEST_TMP: &str = ".manifest.json.tmp";
 /// A staging directory's lock: the pid and start time of the run writing it.
-const LOCK: &str = ".pid";
+pub(crate) const LOCK: &str = ".pid";
 const STAGING_PREFIX: &str = ".staging-";
 /// Attachment resources write their records (the index of their files) under this
 /// suffix, beside the folder of the files themselves.
@@ -38,7 +38,12 @@ impl SnapshotLayout {
 
     /// Where a snapshot is built before it is published.
     pub fn staging_dir(&self, id: &str) -> PathBuf {
-        self.root.join(format!("{STAGING_PREFIX}{id}"))
+        self.root.join(Self::staging_name(id))
+    }
+
+    /// The name of a snapshot's staging directory in its output root.
+    pub fn staging_name(id: &str) -> String {
+        format!("{STAGING_PREFIX}{id}")
     }
 
     /// The snapshot id a staging directory's name holds, if it is one.
@@ -50,14 +55,6 @@ impl SnapshotLayout {
 /// `dir/manifest.json`.
 pub fn manifest_path(snapshot_dir: &Path) -> PathBuf {
     snapshot_dir.join(MANIFEST)
-}
-
-pub(crate) fn manifest_tmp_path(snapshot_dir: &Path) -> PathBuf {
-    snapshot_dir.join(MANIFEST_TMP)
-}
-
-pub(crate) fn lock_path(staging_dir: &Path) -> PathBuf {
-    staging_dir.join(LOCK)
 }
 
 /// `snapshot_{kind}_part{N}_{stamp}.tar`, ION's part names.

@@ -2,6 +2,7 @@
 //! staging directory, the manifest last, then an atomic rename.
 
 pub mod archive;
+mod confined;
 mod delivery_record;
 pub mod encrypt;
 mod extsort;
@@ -15,6 +16,7 @@ pub mod sign;
 mod staging;
 pub mod verify;
 
+pub use confined::ConfinedDir;
 pub use delivery_record::{DELIVERY_RECORD, DeliveredObject, DeliveryRecord};
 pub use layout::{MANIFEST, ProcessId, SnapshotLayout};
 pub use manifest::{

@@ -2,12 +2,13 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
+use super::ConfinedDir;
 use super::par_gzip::ParGzip;
 
 /// What a finished file looks like, for the manifest.
@@ -57,11 +58,13 @@ pub struct OutputFile {
 }
 
 impl OutputFile {
-    pub fn create(path: &Path, gzip: bool) -> io::Result<Self> {
-        let file = File::create(path)?;
+    /// Creates `name` in `dir`.
+    pub fn create(dir: &ConfinedDir, name: &str, gzip: bool) -> io::Result<Self> {
+        let file = dir.create(name)?;
+        let path = dir.display(name);
         let hashed = Hashed { inner: BufWriter::with_capacity(256 * 1024, file), hasher: Sha256::new(), bytes: 0 };
         let chain = if gzip { Chain::Gzip(ParGzip::new(hashed)) } else { Chain::Plain(hashed) };
-        Ok(OutputFile { path: path.into(), chain, uncompressed: 0, encoded: Arc::new(AtomicU64::new(0)) })
+        Ok(OutputFile { path, chain, uncompressed: 0, encoded: Arc::new(AtomicU64::new(0)) })
     }
 
     /// Bytes handed to the file so far, before gzip. Counted as they are written, on the

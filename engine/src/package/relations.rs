@@ -12,9 +12,10 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Component, Path};
 
+use super::encrypt::{AGE_SUFFIX, Identities};
 use super::extsort::{Merged, Sorter, read_key};
 use super::verify::{Report, VerifyError, load_manifest};
-use super::{FileEntry, ResourceEntry};
+use super::{ConfinedDir, FileEntry, MANIFEST, ResourceEntry};
 
 /// Bytes of keys each sort holds before spilling a run to disk.
 const SORT_BUDGET: usize = 32 << 20;
@@ -60,9 +61,11 @@ struct Column {
 }
 
 /// `ferry verify --relations DIR`: every reference of every resource resolves to a key
-/// of the resource it names, inside the snapshot; every key is unique.
-pub fn verify_relations(dir: &Path) -> Result<Report, VerifyError> {
-    let manifest = load_manifest(dir)?;
+/// of the resource it names, inside the snapshot; every key is unique. Encrypted parts
+/// and files are read through `identity` (without one they are reported unreadable).
+pub fn verify_relations(path: &Path, identity: Option<&Identities>) -> Result<Report, VerifyError> {
+    let manifest = load_manifest(path)?;
+    let dir = &ConfinedDir::open(path).map_err(|source| VerifyError::Manifest { path: path.join(MANIFEST), source })?;
     let mut report = Report { status: Some(manifest.status), ..Report::default() };
     let work = tempfile::tempdir().map_err(|source| VerifyError::Manifest { path: std::env::temp_dir(), source })?;
     // What to collect: (resource, field) -> column index; keys first, then references.
@@ -111,8 +114,9 @@ pub fn verify_relations(dir: &Path) -> Result<Report, VerifyError> {
         }
         for f in e.files.iter().filter(|f| !f.is_attachment()) {
             let fields: Vec<String> = mine.iter().map(|&i| columns[i].field.clone()).collect();
-            let read = with_file(dir, f, |raw| {
-                each_value(&f.path, raw, &fields, |k, value| {
+            let read = with_file(dir, identity, f, |raw| {
+                // Decrypted on the way: its type is that of the name under `.age`.
+                each_value(f.path.strip_suffix(AGE_SUFFIX).unwrap_or(&f.path), raw, &fields, |k, value| {
                     let c = &mut columns[mine[k]];
                     match value {
                         Some(v) => c.sorter.push(&v).map_err(|e| e.to_string()),
@@ -212,18 +216,31 @@ fn join(mut values: Merged, keys: &mut impl Read) -> io::Result<(u64, u64, Vec<S
     Ok((checked, dangling, examples))
 }
 
-/// Runs `read` over a file's bytes, loose or inside its tar part. Names that would leave
-/// the snapshot directory are refused.
-fn with_file(dir: &Path, f: &FileEntry, read: impl FnOnce(&mut dyn Read) -> Result<(), String>) -> Result<(), String> {
+/// Opens the stored file `name` of the snapshot (confined to it), decrypted when it is
+/// an age file.
+fn open_stored(dir: &ConfinedDir, identity: Option<&Identities>, name: &str) -> Result<Box<dyn Read>, String> {
+    let file = BufReader::new(dir.open_file(name).map_err(|e| e.to_string())?);
+    if !name.ends_with(AGE_SUFFIX) {
+        return Ok(Box::new(file));
+    }
+    let identity = identity.ok_or("it is encrypted; pass --identity KEY to check its relations")?;
+    Ok(Box::new(identity.decrypt(file).map_err(|e| e.to_string())?))
+}
+
+/// Runs `read` over a file's bytes, loose or inside its tar part, decrypted on the way
+/// when stored encrypted. Names that would leave the snapshot directory are refused.
+fn with_file(
+    dir: &ConfinedDir,
+    identity: Option<&Identities>,
+    f: &FileEntry,
+    read: impl FnOnce(&mut dyn Read) -> Result<(), String>,
+) -> Result<(), String> {
     let inside = |name: &str| !name.is_empty() && Path::new(name).components().all(|c| matches!(c, Component::Normal(_)));
     match &f.archive {
-        None if inside(&f.path) => {
-            let mut file = File::open(dir.join(&f.path)).map_err(|e| e.to_string())?;
-            read(&mut file)
-        }
+        None if inside(&f.path) => read(&mut open_stored(dir, identity, &f.path)?),
         Some(part) if inside(part) => {
-            let mut archive = tar::Archive::new(File::open(dir.join(part)).map_err(|e| e.to_string())?);
-            for entry in archive.entries_with_seek().map_err(|e| e.to_string())? {
+            let mut archive = tar::Archive::new(open_stored(dir, identity, part)?);
+            for entry in archive.entries().map_err(|e| e.to_string())? {
                 let mut entry = entry.map_err(|e| e.to_string())?;
                 if entry.path().map_err(|e| e.to_string())?.to_string_lossy() == f.path {
                     return read(&mut entry);

@@ -7,12 +7,11 @@
 //! members the worker threads have finished (issue 22: 12, 11 and 12 files from three
 //! runs of one job).
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::layout::FileNames;
-use super::{FileStats, OutputFile};
+use super::{ConfinedDir, FileStats, OutputFile};
 use crate::formats::{DatumWriter, FileFormat, FormatError};
 
 /// How a resource is split into several files; no limit = one file.
@@ -50,7 +49,7 @@ const SLICE_BYTES: usize = 64 * 1024;
 type OnClose = Box<dyn FnMut(&str) + Send>;
 
 pub struct ResourceFiles {
-    dir: PathBuf,
+    dir: ConfinedDir,
     resource: String,
     gzip: bool,
     format: FileFormat,
@@ -63,9 +62,9 @@ pub struct ResourceFiles {
 }
 
 impl ResourceFiles {
-    pub fn new(dir: &Path, resource: &str, gzip: bool, format: FileFormat, split: Split) -> Self {
+    pub fn new(dir: &ConfinedDir, resource: &str, gzip: bool, format: FileFormat, split: Split) -> Self {
         ResourceFiles {
-            dir: dir.into(),
+            dir: dir.clone(),
             resource: resource.into(),
             gzip,
             format,
@@ -87,7 +86,7 @@ impl ResourceFiles {
         if self.current.is_none() {
             let names = FileNames::new(&self.resource, self.format.format.extension(), self.gzip);
             let name = if self.split.is_split() { names.numbered(self.done.len() + 1) } else { names.whole() };
-            let file = OutputFile::create(&self.dir.join(&name), self.gzip)?;
+            let file = OutputFile::create(&self.dir, &name, self.gzip)?;
             let encoded = file.encoded();
             let writer = self.format.start(file)?;
             self.current = Some(Current { name, writer, records: 0, encoded });
@@ -151,7 +150,7 @@ impl Drop for ResourceFiles {
         if !self.finished {
             let names = self.done.iter().map(|f| f.name.clone()).chain(self.current.take().map(|c| c.name));
             for name in names.collect::<Vec<_>>() {
-                let _ = std::fs::remove_file(self.dir.join(name));
+                let _ = self.dir.remove_file(&name);
             }
         }
     }

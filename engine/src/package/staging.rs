@@ -2,13 +2,17 @@
 //! manifest there last, then renames the directory to `<dir>/<id>`. A crash at any
 //! moment leaves either no snapshot directory or a complete one; leftovers are only
 //! ever `.staging-*` directories, which the next run removes.
+//!
+//! Both the output root and the staging directory are held as capabilities
+//! ([`ConfinedDir`]): every file of the snapshot is created, read, renamed and removed
+//! by a name beneath them, never through a path that a swapped symlink could redirect.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::layout::{self, ProcessId, SnapshotLayout};
-use super::{DELIVERY_RECORD, DeliveryRecord, Manifest};
+use super::{ConfinedDir, DELIVERY_RECORD, DeliveryRecord, MANIFEST, Manifest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StagingError {
@@ -22,81 +26,83 @@ pub enum StagingError {
 
 /// A snapshot being built. Dropped without `publish`, it removes itself.
 pub struct Staging {
-    dir: PathBuf,
-    final_dir: PathBuf,
+    root: ConfinedDir,
+    dir: ConfinedDir,
+    id: String,
     published: bool,
 }
 
 impl Staging {
     pub fn create(output_dir: &Path, snapshot_id: &str) -> Result<Self, StagingError> {
-        let create = |path: &Path| fs::create_dir_all(path).map_err(|source| StagingError::Create { path: path.into(), source });
-        create(output_dir)?;
-        clean_leftovers(output_dir);
-        let layout = SnapshotLayout::new(output_dir);
-        let dir = layout.staging_dir(snapshot_id);
-        create(&dir)?;
-        let lock = layout::lock_path(&dir);
-        fs::write(&lock, ProcessId::current().to_lock_text()).map_err(|source| StagingError::Write { path: lock, source })?;
-        Ok(Staging { dir, final_dir: layout.snapshot_dir(snapshot_id), published: false })
+        fn create_err(path: &Path) -> impl FnOnce(io::Error) -> StagingError + '_ {
+            move |source| StagingError::Create { path: path.into(), source }
+        }
+        fs::create_dir_all(output_dir).map_err(create_err(output_dir))?;
+        let root = ConfinedDir::open(output_dir).map_err(create_err(output_dir))?;
+        clean_leftovers(&root);
+        let name = SnapshotLayout::staging_name(snapshot_id);
+        let path = root.display(&name);
+        root.dir().create_dir(&name).map_err(create_err(&path))?;
+        let dir = ConfinedDir::open(&path).map_err(create_err(&path))?;
+        let staging = Staging { root, dir, id: snapshot_id.into(), published: false };
+        staging.write(layout::LOCK, ProcessId::current().to_lock_text().as_bytes())?;
+        Ok(staging)
     }
 
+    /// The staging directory's path, for messages and for readers outside the run.
     pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The staging directory as a capability: where every file of the snapshot goes.
+    pub fn files(&self) -> &ConfinedDir {
         &self.dir
+    }
+
+    /// Writes `name` durably.
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<(), StagingError> {
+        let write = || -> io::Result<()> {
+            let mut file = self.dir.create(name)?;
+            file.write_all(bytes)?;
+            file.sync_all()
+        };
+        write().map_err(|source| StagingError::Write { path: self.dir.display(name), source })
     }
 
     /// Writes `delivery.json` (durably): where the snapshot was uploaded and what.
     pub fn record_delivery(&self, record: &DeliveryRecord) -> Result<(), StagingError> {
-        let path = self.dir.join(DELIVERY_RECORD);
-        let write = || -> io::Result<()> {
-            let mut file = fs::File::create(&path)?;
-            serde_json::to_writer_pretty(&mut file, record)?;
-            file.write_all(b"\n")?;
-            file.sync_all()
-        };
-        write().map_err(|source| StagingError::Write { path: path.clone(), source })
+        let mut text = serde_json::to_vec_pretty(record).expect("a delivery record serializes");
+        text.push(b'\n');
+        self.write(DELIVERY_RECORD, &text)
     }
 
     /// Writes `manifest.json.minisig` (the manifest's signature) before `publish`.
     pub fn add_signature(&self, signature: &str) -> Result<(), StagingError> {
-        let path = self.dir.join(super::sign::SIGNATURE_FILE);
-        let write = || -> io::Result<()> {
-            let mut file = fs::File::create(&path)?;
-            file.write_all(signature.as_bytes())?;
-            file.sync_all()
-        };
-        write().map_err(|source| StagingError::Write { path: path.clone(), source })
+        self.write(super::sign::SIGNATURE_FILE, signature.as_bytes())
     }
 
     /// Writes the manifest (durably) and renames the staging directory into place.
     pub fn publish(mut self, manifest: &Manifest) -> Result<PathBuf, StagingError> {
-        let path = layout::manifest_path(&self.dir);
-        let tmp = layout::manifest_tmp_path(&self.dir);
-        let write = || -> io::Result<()> {
-            fs::remove_file(layout::lock_path(&self.dir))?;
-            let mut file = fs::File::create(&tmp)?;
-            file.write_all(&manifest.to_json())?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            fs::File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|source| StagingError::Write { path: path.clone(), source })?;
-        fs::rename(&self.dir, &self.final_dir).map_err(|source| StagingError::Publish {
-            from: self.dir.clone(),
-            to: self.final_dir.clone(),
+        let write_err = |source| StagingError::Write { path: self.dir.display(MANIFEST), source };
+        self.dir.remove_file(layout::LOCK).map_err(write_err)?;
+        self.write(layout::MANIFEST_TMP, &manifest.to_json())?;
+        self.dir.rename(layout::MANIFEST_TMP, MANIFEST).and_then(|()| self.dir.sync()).map_err(write_err)?;
+        let (from, to) = (SnapshotLayout::staging_name(&self.id), self.id.clone());
+        self.root.dir().rename(&from, self.root.dir(), &to).map_err(|source| StagingError::Publish {
+            from: self.root.display(&from),
+            to: self.root.display(&to),
             source,
         })?;
-        if let Some(parent) = self.final_dir.parent() {
-            let _ = fs::File::open(parent).and_then(|d| d.sync_all());
-        }
+        let _ = self.root.sync();
         self.published = true;
-        Ok(self.final_dir.clone())
+        Ok(self.root.display(&to))
     }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.published {
-            let _ = fs::remove_dir_all(&self.dir);
+            let _ = self.root.remove_dir_all(&SnapshotLayout::staging_name(&self.id));
         }
     }
 }
@@ -104,16 +110,13 @@ impl Drop for Staging {
 /// Removes staging directories of runs that died. A staging directory still being
 /// written by a live run is skipped: its lock names a live process (pid and start time,
 /// so a reused pid does not keep a dead run's directory).
-fn clean_leftovers(output_dir: &Path) {
-    let Ok(entries) = fs::read_dir(output_dir) else { return };
-    for entry in entries.flatten() {
-        if SnapshotLayout::staging_id(&entry.file_name().to_string_lossy()).is_none() {
-            continue;
-        }
-        let lock = fs::read_to_string(layout::lock_path(&entry.path())).ok();
+fn clean_leftovers(root: &ConfinedDir) {
+    let Ok(names) = root.names() else { return };
+    for name in names.iter().filter(|n| SnapshotLayout::staging_id(n).is_some()) {
+        let lock = root.dir().read_to_string(Path::new(name).join(layout::LOCK)).ok();
         let alive = lock.as_deref().and_then(ProcessId::parse_lock_text).is_some_and(|p| p.is_alive());
         if !alive {
-            let _ = fs::remove_dir_all(entry.path());
+            let _ = root.remove_dir_all(name);
         }
     }
 }

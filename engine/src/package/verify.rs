@@ -2,6 +2,10 @@
 //! the snapshot: every part's size and sha256 and its end-of-archive blocks, every member
 //! in exactly the part the manifest names, every file's size and sha256, gzip integrity,
 //! and every Avro/CSV/JSONL/Parquet file decoded to count its records. Everything streams.
+//!
+//! The manifest is untrusted input: every file it names is opened through the snapshot
+//! directory's capability ([`ConfinedDir`]), so neither a crafted name nor a symlink
+//! swapped in while `verify` runs can make it read outside the snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -12,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use super::encrypt::{AGE_SUFFIX, Identities};
 use super::sign::{SIGNATURE_FILE, VerifyingKey};
-use super::{FileEntry, MANIFEST_FORMAT_VERSION, Manifest, Plaintext, Status};
+use super::{ConfinedDir, FileEntry, MANIFEST, MANIFEST_FORMAT_VERSION, Manifest, Plaintext, Status};
 
 /// One thing checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,15 +171,14 @@ fn check_file(report: &mut Report, subject: String, entry: &FileEntry, raw: impl
 
 /// The size and sha256 of a file's first `max + 1` bytes (one more than stated, so a
 /// longer file shows as one).
-fn sha256_file(path: &Path, max: u64) -> io::Result<(u64, String)> {
-    let mut h = Hashing { inner: File::open(path)?.take(max.saturating_add(1)), hasher: Sha256::new(), bytes: 0 };
+fn sha256_file(file: File, max: u64) -> io::Result<(u64, String)> {
+    let mut h = Hashing { inner: file.take(max.saturating_add(1)), hasher: Sha256::new(), bytes: 0 };
     io::copy(&mut h, &mut io::sink())?;
     Ok((h.bytes, hex::encode(h.hasher.finalize())))
 }
 
 /// Whether a tar file ends with its two zero end-of-archive blocks.
-fn ends_with_end_blocks(path: &Path) -> io::Result<bool> {
-    let mut f = File::open(path)?;
+fn ends_with_end_blocks(mut f: File) -> io::Result<bool> {
     let len = f.metadata()?.len();
     if len < 1024 {
         return Ok(false);
@@ -186,59 +189,69 @@ fn ends_with_end_blocks(path: &Path) -> io::Result<bool> {
     Ok(tail.iter().all(|&b| b == 0))
 }
 
-/// The manifest's bytes: a regular file (not a symlink out of the snapshot, nor a device
-/// that never ends), at most [`MAX_MANIFEST_BYTES`].
-fn read_manifest(path: &Path) -> Result<Vec<u8>, VerifyError> {
-    let io_err = |source| VerifyError::Manifest { path: path.into(), source };
-    let meta = std::fs::symlink_metadata(path).map_err(io_err)?;
-    if !meta.is_file() {
-        return Err(VerifyError::ManifestNotAFile { path: path.into() });
+/// The manifest's bytes: a regular file (not a symlink, nor a device that never ends),
+/// at most [`MAX_MANIFEST_BYTES`].
+fn read_manifest(dir: &ConfinedDir) -> Result<Vec<u8>, VerifyError> {
+    let path = dir.display(MANIFEST);
+    let io_err = |source| VerifyError::Manifest { path: path.clone(), source };
+    let not_a_file = || VerifyError::ManifestNotAFile { path: path.clone() };
+    if dir.dir().symlink_metadata(MANIFEST).map_err(io_err)?.is_symlink() {
+        return Err(not_a_file());
+    }
+    let file = dir.open_untrusted(MANIFEST).map_err(io_err)?;
+    // The type of what was opened, not of what a name pointed at a moment before.
+    if !file.metadata().map_err(io_err)?.is_file() {
+        return Err(not_a_file());
     }
     let mut text = Vec::new();
-    File::open(path).and_then(|f| f.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut text)).map_err(io_err)?;
+    file.take(MAX_MANIFEST_BYTES + 1).read_to_end(&mut text).map_err(io_err)?;
     if text.len() as u64 > MAX_MANIFEST_BYTES {
-        return Err(VerifyError::ManifestTooLarge { path: path.into() });
+        return Err(VerifyError::ManifestTooLarge { path });
     }
     Ok(text)
 }
 
-/// Where a file the manifest names is, checked as a recipient must check a snapshot it
-/// does not trust: the name stays inside the snapshot directory (no `..`, no absolute
-/// path, no symlinked directory on the way), and it is a regular file, not a symlink or
-/// a device (`/dev/zero` never ends). Returns the path and its size.
-fn resolve(dir: &Path, name: &str) -> Result<(PathBuf, u64), String> {
+/// Opens a file the manifest names, checked as a recipient must check a snapshot it does
+/// not trust: the name is a plain relative path with no symlink on the way, the open
+/// itself is confined to the snapshot directory (a symlink swapped in after the check
+/// still cannot lead out), and what was opened is a regular file, not a device
+/// (`/dev/zero` never ends). Returns the file and its size.
+fn resolve(dir: &ConfinedDir, name: &str) -> Result<(File, u64), String> {
     use std::path::Component;
     let plain = !name.is_empty() && !name.contains('\0') && Path::new(name).components().all(|c| matches!(c, Component::Normal(_)));
     if !plain {
         return Err(format!("the manifest names {name:?}, which leaves the snapshot directory or is not a plain relative path; refused"));
     }
-    let mut path = dir.to_path_buf();
+    let unreadable = |e: io::Error| format!("is in the manifest but cannot be read: {e}");
+    let mut path = PathBuf::new();
     let mut parts = Path::new(name).components().peekable();
     while let Some(part) = parts.next() {
         path.push(part);
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| format!("is in the manifest but cannot be read: {e}"))?;
-        let last = parts.peek().is_none();
-        if meta.file_type().is_symlink() {
+        let meta = dir.dir().symlink_metadata(&path).map_err(unreadable)?;
+        if meta.is_symlink() {
             return Err("is a symlink; a snapshot holds only regular files, refused".into());
         }
-        if last && !meta.is_file() {
+        if parts.peek().is_none() && !meta.is_file() {
             return Err("is not a regular file (a directory, device or FIFO); refused".into());
         }
-        if !last && !meta.is_dir() {
-            return Err(format!("{} is not a directory", path.display()));
-        }
-        if last {
-            return Ok((path, meta.len()));
-        }
     }
-    unreachable!("a plain name has at least one component")
+    let file = dir.open_untrusted(name).map_err(unreadable)?;
+    let meta = file.metadata().map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err("is not a regular file (a directory, device or FIFO); refused".into());
+    }
+    Ok((file, meta.len()))
+}
+
+/// Opens a snapshot directory for reading.
+fn open_snapshot(dir: &Path) -> Result<ConfinedDir, VerifyError> {
+    ConfinedDir::open(dir).map_err(|source| VerifyError::Manifest { path: dir.join(MANIFEST), source })
 }
 
 /// Reads a snapshot's manifest, checked as `verify` checks it.
 pub(crate) fn load_manifest(dir: &Path) -> Result<Manifest, VerifyError> {
-    let path = super::layout::manifest_path(dir);
-    let text = read_manifest(&path)?;
-    serde_json::from_slice(&text).map_err(|source| VerifyError::ManifestJson { path, source })
+    let text = read_manifest(&open_snapshot(dir)?)?;
+    serde_json::from_slice(&text).map_err(|source| VerifyError::ManifestJson { path: dir.join(MANIFEST), source })
 }
 
 pub fn verify(dir: &Path) -> Result<Report, VerifyError> {
@@ -256,11 +269,14 @@ pub struct Keys {
 
 /// [`verify`], plus the signature check with `keys.key` and the content of encrypted
 /// parts and files with `keys.identity`.
-pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
-    let manifest = load_manifest(dir)?;
+pub fn verify_with(path: &Path, keys: &Keys) -> Result<Report, VerifyError> {
+    let dir = &open_snapshot(path)?;
+    let text = read_manifest(dir)?;
+    let manifest: Manifest =
+        serde_json::from_slice(&text).map_err(|source| VerifyError::ManifestJson { path: dir.display(MANIFEST), source })?;
     let mut report = Report { status: Some(manifest.status), ..Report::default() };
     if let Some(key) = &keys.key {
-        check_signature(&mut report, dir, key);
+        check_signature(&mut report, path, key);
     }
     if manifest.format_version > MANIFEST_FORMAT_VERSION {
         report.push(
@@ -300,13 +316,15 @@ pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
                 report.push(false, archive.name.clone(), format!("{len} bytes, manifest says {}", archive.bytes));
                 continue;
             }
-            Ok((path, _)) => path,
+            Ok((file, _)) => file,
             Err(e) => {
                 report.push(false, archive.name.clone(), e);
                 continue;
             }
         };
-        match sha256_file(&part, archive.bytes) {
+        // Each read below gets its own handle (a clone would share the offset).
+        let reopen = || dir.open_file(&archive.name);
+        match sha256_file(part, archive.bytes) {
             Err(e) => {
                 report.push(false, archive.name.clone(), format!("cannot read: {e}"));
                 continue;
@@ -319,7 +337,7 @@ pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
                 if sha != archive.sha256 {
                     problems.push(format!("sha256 {sha}, manifest says {}", archive.sha256));
                 }
-                if archive.plaintext.is_none() && !ends_with_end_blocks(&part).unwrap_or(false) {
+                if archive.plaintext.is_none() && !reopen().and_then(ends_with_end_blocks).unwrap_or(false) {
                     problems.push("the end-of-archive blocks are missing (truncated?)".into());
                 }
                 let ok = problems.is_empty();
@@ -342,7 +360,7 @@ pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
                 );
                 continue;
             }
-            (Some(plain), Some(identity)) => match open_sealed(&part, identity) {
+            (Some(plain), Some(identity)) => match reopen().and_then(|part| open_sealed(part, identity)) {
                 Ok(reader) => Some((plain, reader)),
                 Err(e) => {
                     report.push(false, archive.name.clone(), format!("cannot decrypt: {e}"));
@@ -353,7 +371,7 @@ pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
         let walk = (|| -> io::Result<()> {
             let reader: Box<dyn Read + '_> = match &mut sealed {
                 Some((_, reader)) => Box::new(reader),
-                None => Box::new(File::open(&part)?.take(archive.bytes)),
+                None => Box::new(reopen()?.take(archive.bytes)),
             };
             let mut tar = tar::Archive::new(reader);
             for entry in tar.entries()? {
@@ -381,9 +399,7 @@ pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
 
     if let Some(loose) = expected.get("") {
         for (name, f) in loose {
-            match resolve(dir, name).and_then(|(path, len)| {
-                File::open(path).map(|file| (file, len)).map_err(|e| format!("is in the manifest but cannot be read: {e}"))
-            }) {
+            match resolve(dir, name) {
                 Ok((_, len)) if len != f.bytes => report.push(false, name.clone(), format!("{len} bytes, manifest says {}", f.bytes)),
                 // One byte past the stated size, so a file that grows while read still shows it.
                 Ok((file, _)) if f.plaintext.is_some() => {
@@ -395,15 +411,15 @@ pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
         }
     }
     let known: BTreeSet<String> = expected.get("").map(|m| m.keys().cloned().collect()).unwrap_or_default();
-    if let Ok(entries) = std::fs::read_dir(dir) {
+    if let Ok(entries) = dir.dir().entries() {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             // Loose attachments live in folders: every file under them must be listed.
             if e.file_type().is_ok_and(|t| t.is_dir()) && known.iter().any(|k| k.starts_with(&format!("{name}/"))) {
-                unlisted_files(&mut report, &e.path(), &name, &known);
+                unlisted_files(&mut report, dir, &name, &known);
                 continue;
             }
-            if name != super::MANIFEST && name != SIGNATURE_FILE && !known.contains(&name) && !archives.contains(name.as_str()) {
+            if name != MANIFEST && name != SIGNATURE_FILE && !known.contains(&name) && !archives.contains(name.as_str()) {
                 report.push(false, name, "is in the snapshot directory but not in the manifest");
             }
         }
@@ -411,13 +427,14 @@ pub fn verify_with(dir: &Path, keys: &Keys) -> Result<Report, VerifyError> {
     Ok(report)
 }
 
-/// Flags every file under `dir` (named `prefix/...` in the manifest) that it does not list.
-fn unlisted_files(report: &mut Report, dir: &Path, prefix: &str, known: &BTreeSet<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+/// Flags every file under the folder `prefix` of the snapshot that the manifest does not
+/// list (as `prefix/...`).
+fn unlisted_files(report: &mut Report, dir: &ConfinedDir, prefix: &str, known: &BTreeSet<String>) {
+    let Ok(entries) = dir.dir().read_dir(prefix) else { return };
     for e in entries.flatten() {
         let name = format!("{prefix}/{}", e.file_name().to_string_lossy());
         if e.file_type().is_ok_and(|t| t.is_dir()) {
-            unlisted_files(report, &e.path(), &name, known);
+            unlisted_files(report, dir, &name, known);
         } else if !known.contains(&name) {
             report.push(false, name, "is in the snapshot directory but not in the manifest");
         }
@@ -456,8 +473,8 @@ impl Read for PlainPart {
     }
 }
 
-fn open_sealed(part: &Path, identity: &Identities) -> io::Result<PlainPart> {
-    let inner = Box::new(identity.decrypt(BufReader::new(File::open(part)?))?);
+fn open_sealed(part: File, identity: &Identities) -> io::Result<PlainPart> {
+    let inner = Box::new(identity.decrypt(BufReader::new(part))?);
     Ok(PlainPart { inner, hasher: Sha256::new(), bytes: 0, tail: Vec::new() })
 }
 

@@ -3,7 +3,6 @@
 //! manifest entry. Every failure goes through one cleanup: the resource's files leave the
 //! staging directory, and its entry says why.
 
-use std::path::Path;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -17,7 +16,7 @@ use crate::attachments::{AttachmentWriter, SharedWriter};
 use crate::formats::FileFormat;
 use crate::job::ResourceSpec;
 use crate::package::layout::{self, FileNames};
-use crate::package::{FileEntry, PluginEntry, ResourceEntry, ResourceFiles, StageTimes, WindowEntry};
+use crate::package::{ConfinedDir, FileEntry, PluginEntry, ResourceEntry, ResourceFiles, StageTimes, WindowEntry};
 use crate::runtime::{AttachmentSink, ExportJob, ExportOutcome, ExportRequest, Origin, Plugin, Range, Runtime};
 use crate::source::{BlobStore, Source, SourceError};
 use crate::window::{self, Window};
@@ -41,7 +40,8 @@ pub(super) struct Exporter<'a> {
     pub source: &'a Arc<dyn Source>,
     /// The job's `[source]` setting the source comes from, for messages.
     pub source_setting: &'static str,
-    pub dir: &'a Path,
+    /// The staging directory.
+    pub dir: &'a ConfinedDir,
     pub as_of: DateTime<Utc>,
     pub options: &'a RunOptions,
     pub blobs: Option<&'a Arc<dyn BlobStore>>,
@@ -122,7 +122,7 @@ impl Exporter<'_> {
         let events = events.clone();
         let files = ResourceFiles::new(self.dir, &output.stem, spec.gzip, format, spec.split)
             .on_close(move |file| drop(events.send(Event::Closed { resource: index, file: file.to_string() })));
-        let output_error = |source: WriteError| ResourceError::Output { path: self.dir.into(), source };
+        let output_error = |source: WriteError| ResourceError::Output { path: self.dir.path().into(), source };
         let (writer, channel) = FileWriter::spawn(&spec.name, files, self.options.started).map_err(output_error)?;
         let first_record = channel.first_record();
         let range = window.map(Range::from);
@@ -176,7 +176,7 @@ impl Exporter<'_> {
 /// Where one resource writes in the staging directory, and the one way its files leave
 /// again when it fails.
 struct Output<'a> {
-    dir: &'a Path,
+    dir: &'a ConfinedDir,
     /// The stem of its record files.
     stem: String,
     names: FileNames,
@@ -185,7 +185,7 @@ struct Output<'a> {
 }
 
 impl<'a> Output<'a> {
-    fn new(dir: &'a Path, spec: &'a ResourceSpec, attachments: bool) -> Self {
+    fn new(dir: &'a ConfinedDir, spec: &'a ResourceSpec, attachments: bool) -> Self {
         let stem = layout::records_stem(&spec.name, attachments);
         let names = FileNames::new(&stem, spec.format.extension(), spec.gzip);
         Output { dir, stem, names, attachments: attachments.then(|| layout::attachments_dir(&spec.name)) }
@@ -194,15 +194,11 @@ impl<'a> Output<'a> {
     /// Removes every file the resource wrote: whole or partial, one or split, records or
     /// attachments. A snapshot holds only whole files of resources that succeeded.
     fn discard(&self) {
-        if let Ok(entries) = std::fs::read_dir(self.dir) {
-            for entry in entries.flatten() {
-                if entry.file_name().to_str().is_some_and(|name| self.names.owns(name)) {
-                    let _ = std::fs::remove_file(entry.path());
-                }
-            }
+        for name in self.dir.names().unwrap_or_default().iter().filter(|name| self.names.owns(name)) {
+            let _ = self.dir.remove_file(name);
         }
         if let Some(folder) = self.attachments {
-            let _ = std::fs::remove_dir_all(self.dir.join(folder));
+            let _ = self.dir.remove_dir_all(folder);
         }
     }
 }

@@ -219,7 +219,7 @@ fn run_recorded(
         runtime: &runtime,
         source: &source,
         source_setting: if job.source.postgres.is_some() { "postgres" } else { "sqlite" },
-        dir: staging.dir(),
+        dir: staging.files(),
         as_of: job.as_of,
         options,
         blobs: blobs.as_ref(),
@@ -244,7 +244,7 @@ fn run_recorded(
                 &exporter,
                 selection,
                 &stamp,
-                Sealed::new(PartDir(staging.dir().into()), job.trust.encrypt_to.clone()),
+                Sealed::new(PartDir(staging.files().clone()), job.trust.encrypt_to.clone()),
             );
             (results, archives.map_err(|source| RunError::Pack { dir: staging.dir().into(), source }), None)
         }
@@ -255,7 +255,7 @@ fn run_recorded(
     }
     let archives = crate::package::place_in_parts(&mut entries, archives?);
     if let Some(recipients) = &job.trust.encrypt_to {
-        crate::package::encrypt::seal_loose_files(staging.dir(), &mut entries, recipients)?;
+        crate::package::encrypt::seal_loose_files(staging.files(), &mut entries, recipients)?;
     }
     let manifest = Manifest {
         format_version: MANIFEST_FORMAT_VERSION,
@@ -294,9 +294,9 @@ fn deliver(
 ) -> Result<crate::s3::Delivered, RunError> {
     for e in &manifest.resources {
         for f in e.files.iter().filter(|f| f.archive.is_none()) {
-            delivery.upload_file(&staging.dir().join(&f.path), &f.path)?;
+            delivery.upload_file(staging.files(), &f.path)?;
         }
-        crate::attachments::remove_empty_dirs(&staging.dir().join(crate::package::layout::attachments_dir(&e.name)));
+        staging.files().remove_empty_dirs(crate::package::layout::attachments_dir(&e.name));
     }
     if let Some(signature) = signature {
         delivery.put(crate::package::sign::SIGNATURE_FILE, signature.as_bytes().to_vec())?;

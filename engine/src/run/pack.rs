@@ -9,10 +9,10 @@
 //! when one panicked (the scope then re-raises the panic): no flag, no polling.
 
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::mpsc::Receiver;
 
 use super::{Exported, PackedParts};
+use crate::package::ConfinedDir;
 use crate::package::archive::{Packer, Part, PartSink};
 
 /// What a worker tells the packer.
@@ -29,7 +29,7 @@ pub(super) enum Event {
 /// their delivery).
 pub(super) struct Parts<'a, S: PartSink> {
     sink: S,
-    dir: &'a Path,
+    dir: &'a ConfinedDir,
     /// When the job packs.
     packers: Option<Packers<S::Writer>>,
     /// Set once packing failed, or once a resource failed under `on_error = "fail"`.
@@ -57,7 +57,7 @@ pub(super) struct PartSpec<'a> {
 }
 
 impl<'a, S: PartSink> Parts<'a, S> {
-    pub fn new(sink: S, dir: &'a Path, spec: Option<PartSpec<'_>>) -> Self {
+    pub fn new(sink: S, dir: &'a ConfinedDir, spec: Option<PartSpec<'_>>) -> Self {
         let packers =
             spec.map(|p| (Packer::new("tables", p.stamp, p.max_bytes, p.mtime), Packer::new("attachments", p.stamp, p.max_bytes, p.mtime)));
         Parts { sink, dir, packers, stopped: None }
@@ -84,7 +84,7 @@ impl<'a, S: PartSink> Parts<'a, S> {
             self.add(&f.path, f.is_attachment());
         }
         if entry.files.iter().any(|f| f.is_attachment()) {
-            crate::attachments::remove_empty_dirs(&self.dir.join(crate::package::layout::attachments_dir(&entry.name)));
+            self.dir.remove_empty_dirs(crate::package::layout::attachments_dir(&entry.name));
         }
     }
 

@@ -10,7 +10,6 @@
 //! one's objects are removed by [`remove_snapshot`] once the catalog has settled it.
 
 use std::io::{self, Write};
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,6 +18,7 @@ use object_store::{ObjectStoreExt, WriteMultipart};
 use sha2::{Digest, Sha256};
 
 use super::{S3, S3Error};
+use crate::package::ConfinedDir;
 use crate::package::archive::PartSink;
 
 /// Bytes per uploaded part (S3's minimum for all but the last is 5 MiB).
@@ -108,16 +108,17 @@ impl Delivery {
         })
     }
 
-    /// Uploads a local file (a loose one, outside any part) and removes it.
-    pub fn upload_file(&mut self, path: &Path, name: &str) -> Result<(), S3Error> {
-        let local = |source| S3Error::Local { path: path.to_path_buf(), source };
-        let mut file = std::fs::File::open(path).map_err(local)?;
+    /// Uploads the file `name` of `dir` (a loose one, outside any part) as `name`, and
+    /// removes it.
+    pub fn upload_file(&mut self, dir: &ConfinedDir, name: &str) -> Result<(), S3Error> {
+        let local = |source| S3Error::Local { path: dir.display(name), source };
+        let mut file = dir.open_file(name).map_err(local)?;
         let mut upload = self.upload(name)?;
         if let Err(e) = io::copy(&mut file, &mut upload) {
             return Err(self.take_failure().unwrap_or_else(|| local(e)));
         }
         self.complete(upload)?;
-        std::fs::remove_file(path).map_err(local)
+        dir.remove_file(name).map_err(local)
     }
 
     fn complete(&mut self, mut upload: Upload) -> Result<(u64, String), S3Error> {
