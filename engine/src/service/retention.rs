@@ -71,9 +71,8 @@ fn remove_delivered(state: &AppState, s: &SnapshotRecord, job: Option<&str>) -> 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(PurgeError::Record { id: s.id.clone(), reason: e.to_string() }),
     };
-    let url = match S3Url::parse(&record.url) {
-        Some(Ok(u)) => u,
-        _ => return Err(PurgeError::Url { id: s.id.clone(), url: record.url }),
+    let Some(Ok(url)) = S3Url::parse(&record.url) else {
+        return Err(PurgeError::Url { id: s.id.clone(), url: record.url });
     };
     // The record's URL ends with the snapshot's id: the objects are under `<prefix>/<id>/`.
     let prefix = url.prefix.strip_suffix(s.id.as_str()).unwrap_or(&url.prefix).trim_end_matches('/').to_string();

@@ -211,7 +211,7 @@ async fn deliver(state: AppState, client: reqwest::Client, n: Arc<Notification>,
         match &error {
             None => tracing::info!(notification = %n.name, snapshot = %event.snapshot_id, attempt, "notification delivered"),
             Some(e) => {
-                tracing::warn!(notification = %n.name, snapshot = %event.snapshot_id, attempt, last, error = %e, "notification failed")
+                tracing::warn!(notification = %n.name, snapshot = %event.snapshot_id, attempt, last, error = %e, "notification failed");
             }
         }
         let id = event.snapshot_id.clone();

@@ -104,7 +104,7 @@ pub fn tick(state: &AppState, catalog: &mut Catalog) -> Result<usize, ScheduleRu
                 let _ = std::fs::remove_file(&r.job_file);
             }
             (None, true) => {
-                tracing::warn!(schedule = %s.name, slot = %slot_text, outcome = outcome.as_str(), detail = ?detail, "scheduled slot not run")
+                tracing::warn!(schedule = %s.name, slot = %slot_text, outcome = outcome.as_str(), detail = ?detail, "scheduled slot not run");
             }
             (None, false) => {}
         }
