@@ -95,11 +95,17 @@ fn schedules_fire_once_per_slot_across_restarts_and_catch_up() {
     set_clock(&clock, "2026-12-07T01:00:00Z");
     let mut s = start(&setup.config, &clock);
     let list = schedules(&s, &reader);
-    assert_eq!(schedule(&list, "weekly-once")["next_runs"], json!(["2026-12-07T02:00:00Z", "2026-12-14T02:00:00Z", "2026-12-21T02:00:00Z"]));
+    assert_eq!(
+        schedule(&list, "weekly-once")["next_runs"],
+        json!(["2026-12-07T02:00:00Z", "2026-12-14T02:00:00Z", "2026-12-21T02:00:00Z"])
+    );
     assert_eq!(schedule(&list, "weekly-skip")["next_runs"][0], "2026-12-07T03:00:00+01:00");
     // The 31st, clamped to the last day of shorter months.
     assert_eq!(schedule(&list, "month-end")["next_runs"], json!(["2026-12-31T02:00:00Z", "2027-01-31T02:00:00Z", "2027-02-28T02:00:00Z"]));
-    assert_eq!(schedule(&list, "month-end")["description"], "monthly on day 31, or the month's last day when it is shorter, at 02:00 (UTC)");
+    assert_eq!(
+        schedule(&list, "month-end")["description"],
+        "monthly on day 31, or the month's last day when it is shorter, at 02:00 (UTC)"
+    );
     // The command line shows the same.
     let out = ferry()
         .args(["schedules", "list", "--config"])
@@ -130,7 +136,7 @@ fn schedules_fire_once_per_slot_across_restarts_and_catch_up() {
     // A restart inside the slot does not run it again.
     s.kill();
     set_clock(&clock, "2026-12-07T02:05:00Z");
-    let mut s = start(&setup.config, &clock);
+    s = start(&setup.config, &clock);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(requests(&s, &admin).len(), 2, "the restart repeated a slot");
 
@@ -138,7 +144,7 @@ fn schedules_fire_once_per_slot_across_restarts_and_catch_up() {
     // slot once, `skip` records it missed and runs nothing.
     s.kill();
     set_clock(&clock, "2026-12-14T04:00:00Z");
-    let mut s = start(&setup.config, &clock);
+    s = start(&setup.config, &clock);
     let all = settle(&s, &admin, 3);
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(requests(&s, &admin).len(), 3, "{all:?}");
@@ -155,14 +161,14 @@ fn schedules_fire_once_per_slot_across_restarts_and_catch_up() {
     assert!(skip["snapshot_id"].is_null());
 
     // Pause and resume: admins only; a paused schedule's slot is recorded, not run.
-    let pause = |token: &str, name: &str, action: &str| {
+    let pause = |s: &Server, token: &str, name: &str, action: &str| {
         json_of(client().post(s.url(&format!("/api/v1/schedules/{name}/{action}"))).bearer_auth(token).send().unwrap())
     };
-    assert_eq!(pause(&reader, "weekly-once", "pause").0, 403);
-    let (status, body) = pause(&admin, "nope", "pause");
+    assert_eq!(pause(&s, &reader, "weekly-once", "pause").0, 403);
+    let (status, body) = pause(&s, &admin, "nope", "pause");
     assert_eq!(status, 404, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("weekly-once"), "{body}");
-    let (status, v) = pause(&admin, "weekly-once", "pause");
+    let (status, v) = pause(&s, &admin, "weekly-once", "pause");
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["paused"], true);
     assert_eq!(v["paused_by"], "ops");
@@ -174,7 +180,7 @@ fn schedules_fire_once_per_slot_across_restarts_and_catch_up() {
     assert_eq!(schedule(&list, "weekly-once")["paused"], true, "the pause is kept in the catalog");
     assert_eq!(schedule(&list, "weekly-once")["last_slot"]["outcome"], "paused");
     assert_eq!(schedule(&list, "weekly-skip")["last_slot"]["outcome"], "fired");
-    let (status, v) = pause(&admin, "weekly-once", "resume");
+    let (status, v) = pause(&s, &admin, "weekly-once", "resume");
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["paused"], false);
     let all = settle(&s, &admin, 4);
@@ -186,7 +192,12 @@ fn schedules_fire_once_per_slot_across_restarts_and_catch_up() {
 #[test]
 fn service_retention_purges_disk_catalog_and_bucket() {
     let Some((endpoint, bucket)) = crate::servers::s3("service_retention") else { return };
-    let setup = Setup::new(0.01, "archive = \"tar\"\npart_size = \"64KiB\"", "[[resource]]\nname = \"users\"\n", "[retention]\npurge_every = \"1s\"\n");
+    let setup = Setup::new(
+        0.01,
+        "archive = \"tar\"\npart_size = \"64KiB\"",
+        "[[resource]]\nname = \"users\"\n",
+        "[retention]\npurge_every = \"1s\"\n",
+    );
     let job = setup.platform.dir.path().join("demo.toml");
     let text = std::fs::read_to_string(&job)
         .unwrap()
@@ -206,7 +217,11 @@ fn service_retention_purges_disk_catalog_and_bucket() {
         assert_eq!(done["status"], "completed", "{done}");
         ids.push((id, done["snapshot_id"].as_str().unwrap().to_string()));
     }
-    let store = ferry::s3::S3::connect(&ferry::s3::S3Url { bucket: bucket.clone(), prefix: "exports".into() }, &crate::servers::s3_settings(&endpoint)).unwrap();
+    let store = ferry::s3::S3::connect(
+        &ferry::s3::S3Url { bucket: bucket.clone(), prefix: "exports".into() },
+        &crate::servers::s3_settings(&endpoint),
+    )
+    .unwrap();
     let objects = |snapshot: &str| store.list(snapshot).unwrap().len();
     for (_, sid) in &ids {
         assert!(objects(sid) >= 2, "the parts and the manifest of {sid} are in the bucket");

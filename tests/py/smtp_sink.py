@@ -8,10 +8,12 @@ with the envelope and the authenticated login as X-Sink-* headers first, prints
 "listening PORT" once ready, and serves until killed.
 """
 
+import logging
 import os
 import socket
 import sys
 import threading
+import warnings
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
@@ -27,7 +29,8 @@ class Sink:
         with self.lock:
             self.n += 1
             n = self.n
-        login = session.login_data.decode() if isinstance(session.login_data, bytes) else str(session.login_data)
+        data = session.auth_data
+        login = data.login.decode() if session.authenticated and isinstance(data, LoginPassword) else "-"
         head = (
             f"X-Sink-From: {envelope.mail_from}\r\n"
             f"X-Sink-To: {', '.join(envelope.rcpt_tos)}\r\n"
@@ -41,11 +44,14 @@ class Sink:
 
 
 def main():
+    # AUTH without TLS is deliberate here (loopback only): no warning about it.
+    warnings.simplefilter("ignore")
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
     out, user, password = sys.argv[1], sys.argv[2].encode(), sys.argv[3].encode()
 
     def authenticator(server, session, envelope, mechanism, auth_data):
         ok = isinstance(auth_data, LoginPassword) and auth_data.login == user and auth_data.password == password
-        return AuthResult(success=ok, handled=False)
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
 
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

@@ -197,6 +197,12 @@ impl ServiceConfig {
         file.build(path)
     }
 
+    /// Reads the notification secrets (SMTP password, webhook secrets) from their
+    /// variables or files; `ferry serve` does, commands that only read the config do not.
+    pub fn load_secrets(&mut self) -> Result<(), ConfigError> {
+        self.notify.load_secrets().map_err(|(key, e)| ConfigError::Invalid { path: self.path.clone(), key, message: e.to_string() })
+    }
+
     /// Refuses plain HTTP off loopback unless the config allows it.
     pub fn check_listen(&self) -> Result<(), ConfigError> {
         if self.tls.is_none() && !self.listen.ip().is_loopback() && !self.allow_plain_http {

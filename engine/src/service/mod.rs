@@ -56,8 +56,9 @@ pub fn load_jobs(config: &ServiceConfig, cache_dir: Option<std::path::PathBuf>) 
 }
 
 /// Serves until the process is stopped. `ready` gets the address once listening.
-pub async fn serve(config: ServiceConfig, jobs: Jobs, ready: impl FnOnce(SocketAddr, bool) + Send) -> Result<(), ServeError> {
+pub async fn serve(mut config: ServiceConfig, jobs: Jobs, ready: impl FnOnce(SocketAddr, bool) + Send) -> Result<(), ServeError> {
     config.check_listen()?;
+    config.load_secrets()?;
     let exe = std::env::current_exe().map_err(ServeError::Exe)?;
     let (finished_tx, finished_rx) = tokio::sync::mpsc::unbounded_channel();
     let runner = runner::start(config.output_dir.clone(), config.max_concurrent_runs, exe.clone(), finished_tx)?;

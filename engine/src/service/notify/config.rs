@@ -99,7 +99,7 @@ pub struct Smtp {
     pub host: String,
     pub port: u16,
     pub security: Security,
-    pub credentials: Option<(String, Secret)>,
+    pub credentials: Option<(String, SecretSlot)>,
     pub from: lettre::message::Mailbox,
     pub timeout: Duration,
 }
@@ -107,7 +107,7 @@ pub struct Smtp {
 #[derive(Debug, Clone)]
 pub enum Target {
     Email(Vec<lettre::message::Mailbox>),
-    Webhook { url: reqwest::Url, secret: Secret },
+    Webhook { url: reqwest::Url, secret: SecretSlot },
 }
 
 #[derive(Debug, Clone)]
@@ -192,21 +192,62 @@ pub enum NotifyConfigError {
 
 type Keyed = (String, NotifyConfigError);
 
-fn secret(base: &Path, env: Option<&str>, file: Option<&str>, what: &'static str, key: &str) -> Result<Option<Secret>, Keyed> {
-    let text = match (env, file) {
-        (None, None) => return Ok(None),
-        (Some(var), None) => std::env::var(var).map_err(|_| (format!("{key}_env"), NotifyConfigError::EnvMissing(var.into())))?,
-        (None, Some(f)) => {
-            let path = base.join(f);
-            std::fs::read_to_string(&path).map_err(|source| (format!("{key}_file"), NotifyConfigError::File { path, source }))?
-        }
-        (Some(_), Some(_)) => return Err((key.into(), NotifyConfigError::SecretSource(what))),
-    };
-    let text = text.trim_end_matches(['\n', '\r']).to_string();
-    if text.is_empty() {
-        return Err((key.into(), NotifyConfigError::EmptySecret));
+/// Where a secret comes from; read by [`NotifyConfig::load_secrets`] when the server
+/// starts, so commands that only read the config (`ferry tokens`, `ferry schedules`) do
+/// not need it.
+#[derive(Debug, Clone)]
+pub struct SecretSlot {
+    /// The config key, for errors: `smtp.password`, `notification[0].secret`.
+    key: String,
+    env: Option<String>,
+    file: Option<std::path::PathBuf>,
+    value: Option<Secret>,
+}
+
+impl SecretSlot {
+    /// The secret, once loaded.
+    pub fn get(&self) -> Option<&Secret> {
+        self.value.as_ref()
     }
-    Ok(Some(Secret(text)))
+
+    fn load(&mut self) -> Result<(), Keyed> {
+        let text = match (&self.env, &self.file) {
+            (Some(var), _) => std::env::var(var).map_err(|_| (format!("{}_env", self.key), NotifyConfigError::EnvMissing(var.clone())))?,
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|source| (format!("{}_file", self.key), NotifyConfigError::File { path: path.clone(), source }))?,
+            (None, None) => return Err((self.key.clone(), NotifyConfigError::EmptySecret)),
+        };
+        let text = text.trim_end_matches(['\n', '\r']).to_string();
+        if text.is_empty() {
+            return Err((self.key.clone(), NotifyConfigError::EmptySecret));
+        }
+        self.value = Some(Secret(text));
+        Ok(())
+    }
+}
+
+fn secret(base: &Path, env: Option<&str>, file: Option<&str>, what: &'static str, key: &str) -> Result<Option<SecretSlot>, Keyed> {
+    match (env, file) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err((key.into(), NotifyConfigError::SecretSource(what))),
+        (env, file) => Ok(Some(SecretSlot { key: key.into(), env: env.map(Into::into), file: file.map(|f| base.join(f)), value: None })),
+    }
+}
+
+impl NotifyConfig {
+    /// Reads every secret from its variable or file: an error names the key and the
+    /// variable or file, never a value.
+    pub fn load_secrets(&mut self) -> Result<(), Keyed> {
+        if let Some((_, slot)) = self.smtp.as_mut().and_then(|s| s.credentials.as_mut()) {
+            slot.load()?;
+        }
+        for n in &mut self.notifications {
+            if let Target::Webhook { secret, .. } = &mut Arc::make_mut(n).target {
+                secret.load()?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn mailbox(s: &str, key: &str) -> Result<lettre::message::Mailbox, Keyed> {

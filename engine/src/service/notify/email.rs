@@ -2,8 +2,9 @@
 //! name, status, counts, size, a link to its page under `public_url` (a link that keeps
 //! working, unlike a presigned URL), and the error of a failed run.
 
+use lettre::message::Body;
 use lettre::message::Mailbox;
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -38,7 +39,11 @@ pub fn render(e: &Event) -> (String, String) {
     if let Some(err) = &e.error {
         text.push_str(&format!("Error: {err}\n"));
     }
-    text.push_str(&format!("\nSnapshot page: {}\nFiles (API): {}\nSnapshot id: {}\n", e.url, e.files_url, e.snapshot_id));
+    // Each link on a line of its own: mail readers link it whole.
+    text.push_str(&format!(
+        "\nSnapshot page:\n{}\n\nFiles (API, with a token):\n{}\n\nSnapshot id: {}\n",
+        e.url, e.files_url, e.snapshot_id
+    ));
     (subject, text)
 }
 
@@ -50,7 +55,10 @@ pub async fn send(smtp: &Smtp, to: &[Mailbox], event: &Event) -> Result<Option<u
     for m in to {
         builder = builder.to(m.clone());
     }
-    let message = builder.body(text)?;
+    // 8bit keeps the text (and its links) readable as sent; quoted-printable only when a
+    // line is too long for it (an error message, a long public URL).
+    let body = Body::new_with_encoding(text.clone(), ContentTransferEncoding::EightBit).unwrap_or_else(|_| Body::new(text));
+    let message = builder.body(body)?;
     let setup = |e: lettre::transport::smtp::Error| NotifyError::SmtpSetup { host: smtp.host.clone(), reason: e.to_string() };
     let tls = |host: &str| TlsParameters::new(host.into()).map_err(setup);
     let mut transport =
@@ -61,6 +69,9 @@ pub async fn send(smtp: &Smtp, to: &[Mailbox], event: &Event) -> Result<Option<u
         Security::None => transport.tls(Tls::None),
     };
     if let Some((user, password)) = &smtp.credentials {
+        let password = password
+            .get()
+            .ok_or_else(|| NotifyError::SmtpSetup { host: smtp.host.clone(), reason: "the password was not loaded".into() })?;
         transport = transport.credentials(Credentials::new(user.clone(), password.expose().to_string()));
     }
     let transport = transport.build();

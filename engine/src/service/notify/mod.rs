@@ -81,6 +81,8 @@ pub enum NotifyError {
     Timeout { url: String, after: Duration },
     #[error("cannot reach the webhook {url}: {source}")]
     Connect { url: String, source: reqwest::Error },
+    #[error("the webhook {url} has no signing secret loaded; set its `secret_env` variable or `secret_file` and restart")]
+    NoSecret { url: String },
     #[error("the webhook {url} answered {status}")]
     Status { url: String, status: u16 },
 }
@@ -90,7 +92,7 @@ impl NotifyError {
     /// and transient SMTP errors.
     pub fn retryable(&self) -> bool {
         match self {
-            NotifyError::Message(_) | NotifyError::SmtpSetup { .. } => false,
+            NotifyError::Message(_) | NotifyError::SmtpSetup { .. } | NotifyError::NoSecret { .. } => false,
             NotifyError::Smtp { source, .. } => !source.is_permanent(),
             NotifyError::SmtpTimeout { .. } | NotifyError::Timeout { .. } | NotifyError::Connect { .. } => true,
             NotifyError::Status { status, .. } => *status >= 500 || *status == 429,

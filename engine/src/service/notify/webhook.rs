@@ -14,7 +14,7 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::config::Secret;
+use super::config::SecretSlot;
 use super::{Event, NotifyError};
 
 /// The signature header's name.
@@ -52,12 +52,13 @@ pub fn shown(url: &reqwest::Url) -> String {
 pub async fn post(
     client: &reqwest::Client,
     url: &reqwest::Url,
-    secret: &Secret,
+    secret: &SecretSlot,
     event: &Event,
     body: &[u8],
     delivery_id: &str,
     timeout: Duration,
 ) -> Result<Option<u16>, NotifyError> {
+    let Some(secret) = secret.get() else { return Err(NotifyError::NoSecret { url: shown(url) }) };
     let t = chrono::Utc::now().timestamp();
     let sent = client
         .post(url.clone())
