@@ -10,9 +10,11 @@
 
 mod blobs;
 mod deliver;
+mod removal;
 
 pub use blobs::S3BlobStore;
 pub use deliver::{Delivered, Delivery, Upload, remove_snapshot, s3_error};
+pub use removal::{RemovalError, delivered_to, remove_delivered};
 
 use std::fmt;
 use std::sync::Arc;

@@ -82,7 +82,7 @@ impl From<crate::service::retention::PurgeError> for ApiError {
         use crate::service::retention::PurgeError;
         match e {
             PurgeError::Catalog(c) => c.into(),
-            PurgeError::S3 { .. } => ApiError::Unavailable(e.to_string()),
+            PurgeError::Delivered(crate::s3::RemovalError::S3 { .. }) => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

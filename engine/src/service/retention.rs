@@ -10,8 +10,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::catalog::{Catalog, CatalogError, SnapshotRecord};
-use crate::package::{DELIVERY_RECORD, DeliveryRecord};
-use crate::s3::{S3, S3Error, S3Url};
+use crate::s3::{RemovalError, S3, S3Error, S3Url};
 use crate::service::state::AppState;
 
 /// `[retention]` in the service config.
@@ -30,14 +29,8 @@ pub const DEFAULT_PURGE_EVERY: Duration = Duration::from_secs(3600);
 pub enum PurgeError {
     #[error(transparent)]
     Catalog(#[from] CatalogError),
-    #[error(
-        "snapshot {id}: {DELIVERY_RECORD} cannot be read ({reason}); remove the delivered objects by hand, then the snapshot's directory"
-    )]
-    Record { id: String, reason: String },
-    #[error("snapshot {id} was delivered to {url}, which is not an s3:// URL; remove its objects by hand")]
-    Url { id: String, url: String },
-    #[error("cannot remove snapshot {id}'s delivered copy: {source}; it stays listed and is tried again")]
-    S3 { id: String, source: S3Error },
+    #[error(transparent)]
+    Delivered(#[from] RemovalError),
 }
 
 /// Why a snapshot is removed.
@@ -64,21 +57,7 @@ pub fn remove(state: &AppState, c: &mut Catalog, s: &SnapshotRecord, job: Option
 /// Removes the objects of a delivered snapshot from its bucket: how many were removed
 /// (0 for a snapshot kept on disk).
 fn remove_delivered(state: &AppState, s: &SnapshotRecord, job: Option<&str>) -> Result<usize, PurgeError> {
-    let record = match std::fs::read(s.path.join(DELIVERY_RECORD)) {
-        Ok(text) => {
-            serde_json::from_slice::<DeliveryRecord>(&text).map_err(|e| PurgeError::Record { id: s.id.clone(), reason: e.to_string() })?
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(PurgeError::Record { id: s.id.clone(), reason: e.to_string() }),
-    };
-    let Some(Ok(url)) = S3Url::parse(&record.url) else {
-        return Err(PurgeError::Url { id: s.id.clone(), url: record.url });
-    };
-    // The record's URL ends with the snapshot's id: the objects are under `<prefix>/<id>/`.
-    let prefix = url.prefix.strip_suffix(s.id.as_str()).unwrap_or(&url.prefix).trim_end_matches('/').to_string();
-    let base = S3Url { bucket: url.bucket.clone(), prefix };
-    let s3 = connect(state, job, &base).map_err(|source| PurgeError::S3 { id: s.id.clone(), source })?;
-    crate::s3::remove_snapshot(&s3, &s.id).map_err(|source| PurgeError::S3 { id: s.id.clone(), source })
+    Ok(crate::s3::remove_delivered(&s.path, &s.id, |base| connect(state, job, base))?)
 }
 
 /// A connection to the bucket with the job's settings, cached per job, bucket and prefix.
