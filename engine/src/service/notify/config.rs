@@ -374,3 +374,75 @@ pub fn build(
     }
     Ok(NotifyConfig { public_url, smtp, notifications })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml_text: &str) -> (Option<SmtpFile>, Vec<NotificationFile>) {
+        #[derive(Deserialize)]
+        struct F {
+            smtp: Option<SmtpFile>,
+            #[serde(default)]
+            notification: Vec<NotificationFile>,
+        }
+        let f: F = toml::from_str(toml_text).unwrap();
+        (f.smtp, f.notification)
+    }
+
+    fn err(public_url: Option<&str>, toml_text: &str) -> (String, String) {
+        let (smtp, n) = parse(toml_text);
+        let (key, e) = build(Path::new("."), public_url, smtp.as_ref(), &n, &["demo"], &["weekly"]).unwrap_err();
+        (key, e.to_string())
+    }
+
+    const HOOK: &str = "[[notification]]\nname = \"h\"\nwebhook = \"https://hooks.example.test/x\"\nsecret_env = \"FERRY_UNIT_SECRET\"\n";
+
+    #[test]
+    fn links_need_a_public_url() {
+        assert_eq!(err(None, HOOK).0, "public_url");
+        assert!(err(Some("ftp://x"), HOOK).1.contains("\"ftp://x\" is not an http(s) URL"));
+        let (smtp, n) = parse(HOOK);
+        let ok = build(Path::new("."), Some("https://ferry.example.test/"), smtp.as_ref(), &n, &["demo"], &[]).unwrap();
+        assert_eq!(ok.public_url.as_deref(), Some("https://ferry.example.test"));
+    }
+
+    #[test]
+    fn targets_and_filters_are_checked() {
+        let url = Some("https://ferry.example.test");
+        assert_eq!(
+            err(url, "[[notification]]\nname = \"m\"\nemail = [\"ops@example.test\"]\n").1,
+            "`email` needs an [smtp] table: the server the mails go through"
+        );
+        assert_eq!(
+            err(url, "[[notification]]\nname = \"h\"\nwebhook = \"https://x.test/\"\n"),
+            ("notification[0].secret_env".into(), NotifyConfigError::NoSecret.to_string())
+        );
+        let (key, msg) = err(url, &format!("{HOOK}jobs = [\"nightly\"]\n"));
+        assert_eq!(key, "notification[0].jobs");
+        assert!(msg.contains("\"nightly\" is not a configured job; use one of: demo"), "{msg}");
+        let (key, _) = err(url, &format!("{HOOK}secret_file = \"s\"\n"));
+        assert_eq!(key, "notification[0].secret");
+        let (key, msg) = err(url, &format!("{HOOK}max_attempts = 0\n"));
+        assert_eq!((key.as_str(), msg.as_str()), ("notification[0].max_attempts", "0 is out of range; use 1 to 20"));
+    }
+
+    #[test]
+    fn secrets_are_read_at_load_and_never_shown() {
+        let (smtp, n) = parse(HOOK);
+        let mut c = build(Path::new("."), Some("https://ferry.example.test"), smtp.as_ref(), &n, &["demo"], &[]).unwrap();
+        // Not read by build: a command that only reads the config does not need it.
+        let (key, e) = c.load_secrets().unwrap_err();
+        assert_eq!(key, "notification[0].secret_env");
+        assert!(e.to_string().contains("FERRY_UNIT_SECRET is not set"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("secret"), "s3cr3t-value\n").unwrap();
+        let file_hook = "[[notification]]\nname = \"h\"\nwebhook = \"https://hooks.example.test/x\"\nsecret_file = \"secret\"\n";
+        let (smtp, n) = parse(file_hook);
+        let mut c = build(dir.path(), Some("https://ferry.example.test"), smtp.as_ref(), &n, &["demo"], &[]).unwrap();
+        c.load_secrets().unwrap();
+        let Target::Webhook { secret, .. } = &c.notifications[0].target else { panic!("a webhook") };
+        assert_eq!(secret.get().unwrap().expose(), "s3cr3t-value");
+        assert!(!format!("{c:?}").contains("s3cr3t"), "Debug shows the secret");
+    }
+}

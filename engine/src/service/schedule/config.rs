@@ -130,3 +130,51 @@ pub fn build(files: &[ScheduleFile], jobs: &[&str]) -> Result<Vec<Schedule>, (St
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_one(body: &str) -> Result<Vec<Schedule>, (String, String)> {
+        #[derive(Deserialize)]
+        struct F {
+            schedule: Vec<ScheduleFile>,
+        }
+        let f: F = toml::from_str(&format!("[[schedule]]\nname = \"s\"\njob = \"demo\"\n{body}")).unwrap();
+        build(&f.schedule, &["demo"]).map_err(|(k, e)| (k, e.to_string()))
+    }
+
+    #[test]
+    fn each_cadence_takes_its_own_keys() {
+        let ok = build_one("cadence = \"weekly\"\nday = \"friday\"\ntime = \"18:00\"\ntime_zone = \"Asia/Tokyo\"\ncatch_up = \"skip\"\n")
+            .unwrap();
+        assert_eq!(ok[0].cadence.describe(), "every Friday at 18:00 (Asia/Tokyo)");
+        assert_eq!(ok[0].catch_up, CatchUp::Skip);
+        assert_eq!(ok[0].grace, DEFAULT_GRACE);
+        let e = build_one("cadence = \"weekly\"\nday = \"friday\"\n").unwrap_err();
+        assert_eq!(e, ("schedule[0].time".into(), "is required with cadence = \"weekly\"".into()));
+        let e = build_one("cadence = \"monthly\"\nday = \"friday\"\nday_of_month = 3\ntime = \"01:00\"\n").unwrap_err();
+        assert_eq!(e.0, "schedule[0].day");
+        let e = build_one("cadence = \"cron\"\ncron = \"0 6 * * 1-5\"\ntime = \"01:00\"\n").unwrap_err();
+        assert_eq!(e, ("schedule[0].time".into(), "does not apply to cadence = \"cron\"; remove it".into()));
+        let e = build_one("cadence = \"daily\"\n").unwrap_err();
+        assert_eq!(e.0, "schedule[0].cadence");
+        let e = build_one("cadence = \"cron\"\ncron = \"0 6 * * 1-5\"\ntime_zone = \"Berlin\"\n").unwrap_err();
+        assert!(e.1.contains("\"Berlin\" is not an IANA time zone"), "{e:?}");
+    }
+
+    #[test]
+    fn names_and_jobs_are_checked() {
+        #[derive(Deserialize)]
+        struct F {
+            schedule: Vec<ScheduleFile>,
+        }
+        let two = "[[schedule]]\nname = \"a\"\njob = \"demo\"\ncadence = \"cron\"\ncron = \"* * * * *\"\n";
+        let f: F = toml::from_str(&format!("{two}{two}")).unwrap();
+        let (key, e) = build(&f.schedule, &["demo"]).unwrap_err();
+        assert_eq!((key.as_str(), e.to_string().as_str()), ("schedule[1].name", "\"a\" is listed twice; give each schedule its own name"));
+        let (key, e) = build(&f.schedule, &["nightly"]).unwrap_err();
+        assert_eq!(key, "schedule[0].job");
+        assert!(e.to_string().contains("use one of: nightly"));
+    }
+}

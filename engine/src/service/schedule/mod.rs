@@ -39,6 +39,15 @@ pub enum ScheduleRunError {
     NoJob { schedule: String, job: String },
 }
 
+/// Why a due slot's run could not be prepared (recorded as the slot's `error` detail).
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("job {job:?} no longer derives a run (`{field}`: {message}); fix the job file and restart")]
+    Derive { job: String, field: &'static str, message: String },
+    #[error("cannot write the run's job file {path}: {source}; check that the output root is writable")]
+    Write { path: std::path::PathBuf, source: std::io::Error },
+}
+
 /// Starts the scheduler's loop (nothing to do without schedules).
 pub fn start(state: AppState) {
     if state.config.schedules.is_empty() {
@@ -82,7 +91,7 @@ pub fn tick(state: &AppState, catalog: &mut Catalog) -> Result<usize, ScheduleRu
         let (outcome, request, detail) = if outcome.runs() {
             match prepare(state, s, job, slot, outcome) {
                 Ok(new) => (outcome, Some(new), None),
-                Err(why) => (Outcome::Error, None, Some(why)),
+                Err(why) => (Outcome::Error, None, Some(why.to_string())),
             }
         } else {
             let detail = match outcome {
@@ -121,12 +130,16 @@ fn floor(first_seen: &str, last: Option<&SlotRecord>) -> DateTime<Utc> {
 }
 
 /// Writes the run's job file (the whole job, no narrowing) and describes its request.
-fn prepare(state: &AppState, s: &Schedule, job: &ServiceJob, slot: DateTime<Utc>, outcome: Outcome) -> Result<NewRequest, String> {
+fn prepare(state: &AppState, s: &Schedule, job: &ServiceJob, slot: DateTime<Utc>, outcome: Outcome) -> Result<NewRequest, PrepareError> {
     let id = uuid::Uuid::new_v4().to_string();
     let root = &state.config.output_dir;
     let path = crate::service::routes::snapshots::job_file(root, "jobs", &id);
-    let (text, derived) = job.derive(&Narrowing::default(), None, None, root, &path).map_err(|r| format!("{}: {}", r.field, r.message))?;
-    crate::service::routes::snapshots::write_private(&path, &text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let (text, derived) = job.derive(&Narrowing::default(), None, None, root, &path).map_err(|r| PrepareError::Derive {
+        job: job.name.clone(),
+        field: r.field,
+        message: r.message,
+    })?;
+    crate::service::routes::snapshots::write_private(&path, &text).map_err(|source| PrepareError::Write { path: path.clone(), source })?;
     Ok(NewRequest {
         id,
         job: job.name.clone(),
