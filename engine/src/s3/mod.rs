@@ -10,11 +10,9 @@
 
 mod blobs;
 mod deliver;
-mod removal;
 
 pub use blobs::S3BlobStore;
 pub use deliver::{Delivered, Delivery, Upload, remove_snapshot, s3_error};
-pub use removal::{RemovalError, delivered_to, remove_delivered};
 
 use std::fmt;
 use std::sync::Arc;
@@ -197,3 +195,7 @@ impl S3 {
         self.rt.block_on(self.store.put(&path, bytes.into())).map(|_| ()).map_err(self.err("put", name))
     }
 }
+
+// Removing a delivered copy (DELETE, the service's retention, `ferry snapshots delete|purge`).
+mod removal;
+pub use removal::{RemovalError, delivered_to, remove_delivered};

@@ -4,6 +4,9 @@
 //! POST /api/v1/snapshots ─auth─▶ narrow the named job ─▶ catalog: request queued
 //! run queue ─▶ `ferry run --progress json` child ─▶ catalog: snapshot pending → in progress → completed | failed
 //! GET …/files ─▶ catalog ─▶ URLs;  GET <url> ─Range─▶ streamed from disk or S3
+//! scheduler (each second): due slot ─▶ catalog: slot + request, one transaction ─▶ run queue
+//! run over ─▶ notify: mail / signed webhook, retried, each attempt recorded
+//! retention (every `purge_every`): expired ─▶ S3 copy, directory, catalog mark (as DELETE does)
 //! ```
 
 pub mod config;
