@@ -82,3 +82,48 @@ pub async fn send(smtp: &Smtp, to: &[Mailbox], event: &Event) -> Result<Option<u
         Err(_) => Err(NotifyError::SmtpTimeout { host: smtp.host.clone(), port: smtp.port, after: smtp.timeout * 2 }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_parameters_build_on_ring_with_the_system_roots() {
+        // rustls has exactly one provider compiled in (ring): no OpenSSL, no aws-lc.
+        assert!(TlsParameters::new("smtp.example.com".into()).is_ok());
+    }
+
+    #[test]
+    fn a_failure_mail_has_the_error_and_the_link() {
+        let e = Event {
+            event: "snapshot.failed",
+            snapshot_id: "0f8e4a52-1c3b-4d7e-9a61-2b5c8d9e0f13".into(),
+            name: "nightly".into(),
+            job: "nightly".into(),
+            schedule: Some("weekly".into()),
+            status: "failed",
+            incomplete: false,
+            records: None,
+            files: None,
+            parts: None,
+            bytes: None,
+            created_at: "2026-12-07T02:00:01Z".into(),
+            completed_at: Some("2026-12-07T02:00:09Z".into()),
+            expires_at: None,
+            url: "https://ferry.example.com/snapshots/0f8e4a52-1c3b-4d7e-9a61-2b5c8d9e0f13".into(),
+            files_url: "https://ferry.example.com/api/v1/snapshots/0f8e4a52-1c3b-4d7e-9a61-2b5c8d9e0f13/files".into(),
+            error: Some("source: cannot open platform.db".into()),
+        };
+        let (subject, text) = render(&e);
+        assert_eq!(subject, "[ferry] snapshot nightly failed");
+        for needle in [
+            "Status: failed\n",
+            "Schedule: weekly\n",
+            "Error: source: cannot open platform.db\n",
+            "\nhttps://ferry.example.com/snapshots/0f8e4a52",
+        ] {
+            assert!(text.contains(needle), "{needle:?} not in {text}");
+        }
+        assert!(!text.contains("Records:"), "no counts for a run that recorded none");
+    }
+}
