@@ -17,7 +17,7 @@ if ! command -v bsdtar >/dev/null || ! command -v age >/dev/null || ! command -v
 fi
 
 # An independent Avro reader (fastavro) in a venv under target/.
-if ! target/py/bin/python -c "import fastavro, cramjam, backports.zstd, jsonschema, pyarrow, duckdb, polars" 2>/dev/null; then
+if ! target/py/bin/python -c "import fastavro, cramjam, backports.zstd, jsonschema, pyarrow, duckdb, polars, aiosmtpd" 2>/dev/null; then
   python3 -m venv target/py
   target/py/bin/pip install --quiet --disable-pip-version-check -r tests/py/requirements.txt
 fi

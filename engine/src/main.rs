@@ -121,6 +121,8 @@ enum Command {
     },
     /// The service's API tokens: create (printed once), list, revoke.
     Tokens(cli::serve::TokensArgs),
+    /// The service's schedules: cadence, next runs, pause state, last slot.
+    Schedules(cli::schedules::SchedulesArgs),
 }
 
 /// Exit status of a run that published a snapshot with failed resources left out.
@@ -263,6 +265,7 @@ fn real_main(process_started: Instant) -> Result<()> {
         Command::Keys(args) => cli::keys::main(args)?,
         Command::Serve { config, listen, log_format } => cli::serve::serve(config, listen, log_format)?,
         Command::Tokens(args) => cli::serve::tokens(args)?,
+        Command::Schedules(args) => cli::schedules::schedules(args)?,
         Command::Inspect { dir, resource, against, json } => inspect(&dir, resource.as_deref(), against.as_deref(), json)?,
         Command::Plugins { schemas } => {
             let runtime = Runtime::new(runtime::default_cache_dir()).map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -296,3 +296,27 @@ fn s3_delivery_encrypts_every_part_for_the_recipients() {
         assert!(plain.stdout.ends_with(&[0u8; 1024]), "{name}: the plaintext is a whole tar");
     }
 }
+
+/// `ferry snapshots delete` and `purge` remove the copy delivered to the bucket too, not
+/// only the local record and directory.
+#[test]
+fn snapshots_delete_and_purge_remove_the_delivered_copy() {
+    let Some((endpoint, bucket)) = servers::s3("s3_removal") else { return };
+    let platform = Platform::new(0.02, 5);
+    let job = s3_job(&platform, "removal", &endpoint, &bucket);
+    for _ in 0..2 {
+        let out = ferry().arg("run").arg(&job).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let url = ferry::s3::S3Url::parse(&format!("s3://{bucket}/exports")).unwrap().unwrap();
+    let s3 = ferry::s3::S3::connect(&url, &servers::s3_settings(&endpoint)).unwrap();
+    let ids: Vec<String> = delivered(&s3).into_keys().collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let out = ferry().args(["snapshots", "--job"]).arg(&job).args(["delete", &ids[0]]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let left: Vec<String> = delivered(&s3).into_keys().collect();
+    assert_eq!(left, vec![ids[1].clone()], "delete left objects in the bucket");
+    let out = ferry().args(["snapshots", "--job"]).arg(&job).args(["purge", "--now", "2199-01-01T00:00:00Z"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(delivered(&s3).is_empty(), "purge left objects in the bucket");
+}

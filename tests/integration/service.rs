@@ -14,19 +14,25 @@ use sha2::{Digest, Sha256};
 use crate::common::{Platform, ferry, plugin};
 
 /// A running `ferry serve`; SIGKILLed when dropped.
-struct Server {
-    child: Child,
+pub(crate) struct Server {
+    pub(crate) child: Child,
     base: String,
     addr: String,
 }
 
 impl Server {
-    fn start(config: &Path) -> Server {
+    pub(crate) fn start(config: &Path) -> Server {
         Self::start_on(config, "127.0.0.1:0")
     }
 
     fn start_on(config: &Path, listen: &str) -> Server {
+        Self::start_env(config, listen, &[])
+    }
+
+    /// Starts with extra environment variables (a test clock, secrets).
+    pub(crate) fn start_env(config: &Path, listen: &str, env: &[(&str, &str)]) -> Server {
         let mut child = ferry()
+            .envs(env.iter().copied())
             .args(["serve", "--config"])
             .arg(config)
             .args(["--listen", listen, "--log-format", "json"])
@@ -51,11 +57,11 @@ impl Server {
         Server { child, base: url, addr }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -67,24 +73,24 @@ impl Drop for Server {
     }
 }
 
-fn client() -> Client {
+pub(crate) fn client() -> Client {
     Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
 }
 
-fn token(config: &Path, name: &str, role: &str) -> String {
+pub(crate) fn token(config: &Path, name: &str, role: &str) -> String {
     let out = ferry().args(["tokens", "create", "--config"]).arg(config).args(["--name", name, "--role", role]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// A platform, a job over it and a service config naming that job `demo`.
-struct Setup {
-    platform: Platform,
-    config: PathBuf,
+pub(crate) struct Setup {
+    pub(crate) platform: Platform,
+    pub(crate) config: PathBuf,
 }
 
 impl Setup {
-    fn new(scale: f64, output_extra: &str, resources: &str, service_extra: &str) -> Setup {
+    pub(crate) fn new(scale: f64, output_extra: &str, resources: &str, service_extra: &str) -> Setup {
         let platform = Platform::new(scale, 11);
         let job = platform.job("demo", output_extra, resources);
         let config = platform.dir.path().join("service.toml");
@@ -96,27 +102,27 @@ impl Setup {
         Setup { platform, config }
     }
 
-    fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.platform.dir.path().join("srv")
     }
 }
 
-fn json_of(r: Response) -> (u16, Value) {
+pub(crate) fn json_of(r: Response) -> (u16, Value) {
     let status = r.status().as_u16();
     let text = r.text().unwrap();
     (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
 }
 
-fn create(s: &Server, token: &str, body: Value) -> (u16, Value) {
+pub(crate) fn create(s: &Server, token: &str, body: Value) -> (u16, Value) {
     json_of(client().post(s.url("/api/v1/snapshots")).bearer_auth(token).json(&body).send().unwrap())
 }
 
-fn get(s: &Server, token: &str, path: &str) -> (u16, Value) {
+pub(crate) fn get(s: &Server, token: &str, path: &str) -> (u16, Value) {
     json_of(client().get(s.url(path)).bearer_auth(token).send().unwrap())
 }
 
 /// Polls a snapshot until `done` says so (or fails after `limit`).
-fn wait_for(s: &Server, token: &str, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_for(s: &Server, token: &str, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
     let started = Instant::now();
     loop {
         let (status, v) = get(s, token, &format!("/api/v1/snapshots/{id}"));
@@ -129,7 +135,7 @@ fn wait_for(s: &Server, token: &str, id: &str, limit: Duration, done: impl Fn(&V
     }
 }
 
-fn finished(v: &Value) -> bool {
+pub(crate) fn finished(v: &Value) -> bool {
     matches!(v["status"].as_str(), Some("completed" | "failed"))
 }
 
@@ -387,6 +393,10 @@ fn service_openapi_lists_exactly_the_routes() {
         ("GET", "/api/v1/snapshots/{id}/files/{name}"),
         ("POST", "/api/v1/estimates"),
         ("GET", "/api/v1/openapi.json"),
+        ("GET", "/api/v1/schedules"),
+        ("POST", "/api/v1/schedules/{name}/pause"),
+        ("POST", "/api/v1/schedules/{name}/resume"),
+        ("GET", "/api/v1/snapshots/{id}/notifications"),
     ]
     .iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))
@@ -587,7 +597,8 @@ fn service_survives_sigkill_mid_run() {
 }
 
 /// A catalog from before the service (schema version 1) keeps working: its snapshots
-/// still list, and it gains the tokens and requests tables on open.
+/// still list, and it gains the tokens and requests tables (and version 3's schedules
+/// and notifications) on open.
 #[test]
 fn service_upgrades_a_version_1_catalog() {
     let setup = Setup::new(0.01, "", "[[resource]]\nname = \"users\"\n", "");
@@ -602,7 +613,7 @@ fn service_upgrades_a_version_1_catalog() {
     let admin = token(&setup.config, "ops", "admin");
     let conn = rusqlite::Connection::open(&db).unwrap();
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 2);
+    assert_eq!(version, 3);
     drop(conn);
     let out = ferry().args(["snapshots", "--dir"]).arg(setup.root()).args(["list", "--json"]).output().unwrap();
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();

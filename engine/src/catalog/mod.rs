@@ -16,12 +16,14 @@
 
 mod disk;
 mod recorder;
+mod schedules;
 mod service;
 
 pub use disk::{PublishedSnapshot, inspect_published};
 
 use disk::Identity;
 pub use recorder::Recorder;
+pub use schedules::{NotificationAttempt, ScheduleRecord, SlotRecord};
 pub use service::{NewRequest, RequestRecord, RequestState, Role, TokenRecord};
 
 use std::path::{Path, PathBuf};
@@ -36,8 +38,9 @@ use crate::package::{ProcessId, SnapshotLayout};
 /// The catalog's file name inside an output root.
 pub const CATALOG_FILE: &str = "catalog.db";
 /// Bumped when the tables change; an older ferry refuses a newer catalog. Version 2 added
-/// the service's tokens and requests (created on open: a version 1 catalog gains them).
-const SCHEMA_VERSION: i64 = 2;
+/// the service's tokens and requests (created on open: a version 1 catalog gains them);
+/// version 3 its schedules, their slots and notification attempts.
+const SCHEMA_VERSION: i64 = 3;
 /// How long a write waits for another ferry process holding the catalog.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -346,6 +349,7 @@ impl Catalog {
         }
         tx.execute_batch(SCHEMA).map_err(open)?;
         tx.execute_batch(service::SCHEMA).map_err(open)?;
+        tx.execute_batch(schedules::SCHEMA).map_err(open)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(open)?;
         tx.commit().map_err(open)?;
         Ok(Catalog { root: root.into(), path, conn, rebuilt: Vec::new() })

@@ -141,11 +141,11 @@ pub struct NewRequest {
     pub job_file: String,
 }
 
-const REQUEST_COLUMNS: &str = "r.id, r.job, r.params, r.name, r.description, r.requested_by, r.created_at, r.state, r.job_file, r.pid, \
+pub(super) const REQUEST_COLUMNS: &str = "r.id, r.job, r.params, r.name, r.description, r.requested_by, r.created_at, r.state, r.job_file, r.pid, \
     r.pid_start, r.error, r.progress, r.started_at, r.finished_at, r.deleted_at, \
     (SELECT s.id FROM snapshots s WHERE s.job = r.job_file ORDER BY s.created_at DESC LIMIT 1)";
 
-fn request_row(r: &rusqlite::Row) -> rusqlite::Result<RequestRecord> {
+pub(super) fn request_row(r: &rusqlite::Row) -> rusqlite::Result<RequestRecord> {
     let json = |i: usize| -> rusqlite::Result<Option<serde_json::Value>> {
         Ok(r.get::<_, Option<String>>(i)?.and_then(|t| serde_json::from_str(&t).ok()))
     };
@@ -168,6 +168,16 @@ fn request_row(r: &rusqlite::Row) -> rusqlite::Result<RequestRecord> {
         deleted_at: r.get(15)?,
         snapshot_id: r.get(16)?,
     })
+}
+
+/// Records a request, queued, within a transaction (a schedule's slot is recorded in the same one).
+pub(super) fn insert_request_in(tx: &rusqlite::Transaction, new: &NewRequest, at: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO requests (id, job, params, name, description, requested_by, created_at, state, job_file) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)",
+        params![new.id, new.job, new.params.to_string(), new.name, new.description, new.requested_by, at, new.job_file],
+    )?;
+    Ok(())
 }
 
 impl Catalog {
@@ -225,14 +235,7 @@ impl Catalog {
     /// Records a request, queued.
     pub fn insert_request(&mut self, new: &NewRequest) -> Result<(), CatalogError> {
         let at = timestamp(Utc::now());
-        self.write(|tx| {
-            tx.execute(
-                "INSERT INTO requests (id, job, params, name, description, requested_by, created_at, state, job_file) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8)",
-                params![new.id, new.job, new.params.to_string(), new.name, new.description, new.requested_by, at, new.job_file],
-            )?;
-            Ok(())
-        })
+        self.write(|tx| insert_request_in(tx, new, &at))
     }
 
     /// One request by its exact id.

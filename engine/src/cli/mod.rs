@@ -3,6 +3,7 @@
 pub mod keys;
 pub mod plan;
 pub mod progress;
+pub mod schedules;
 pub mod serve;
 pub mod snapshots;
 

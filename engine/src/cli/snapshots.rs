@@ -137,7 +137,16 @@ pub fn main(args: SnapshotsArgs) -> Result<()> {
             }
         }
         Action::Delete { id } => {
-            let r = catalog.delete(&id)?;
+            catalog.reconcile()?;
+            let found = catalog.get(&id)?;
+            // The copy delivered to S3 first: a failure there leaves the snapshot listed.
+            if found.deleted_at.is_none() && !matches!(found.status, SnapshotStatus::Pending | SnapshotStatus::InProgress) {
+                let objects = remove_delivered(&found, job.as_ref())?;
+                if objects > 0 {
+                    eprintln!("removed {objects} delivered object(s) of {}", found.id);
+                }
+            }
+            let r = catalog.delete(&found.id)?;
             println!("deleted snapshot {} ({}), {} freed", r.id, r.name, size(r.bytes.unwrap_or(0)));
         }
         Action::Purge { dry_run, retention, json, now } => {
@@ -151,7 +160,13 @@ pub fn main(args: SnapshotsArgs) -> Result<()> {
                 Some(r) => Some(parse_duration(&r).and_then(ferry::job::check_retention).map_err(|e| anyhow::anyhow!("--retention: {e}"))?),
                 None => job.as_ref().map(|j| j.retention),
             };
-            let rows = if dry_run { catalog.expired(now, retention)? } else { catalog.purge(now, retention)? };
+            let rows = catalog.expired(now, retention)?;
+            if !dry_run {
+                for r in &rows {
+                    remove_delivered(r, job.as_ref())?;
+                    catalog.purge_one(r)?;
+                }
+            }
             if json {
                 let v = json!({"dry_run": dry_run, "snapshots": rows.iter().map(record_json).collect::<Vec<_>>()});
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -166,6 +181,13 @@ pub fn main(args: SnapshotsArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Removes a snapshot's copy delivered to S3 (none for one kept on disk), with the job's
+/// `[s3]` settings when `--job` is given, else the `AWS_*` environment.
+fn remove_delivered(r: &SnapshotRecord, job: Option<&Job>) -> Result<usize> {
+    let settings = job.map(|j| j.s3.clone()).unwrap_or_default();
+    Ok(ferry::s3::remove_delivered(&r.path, &r.id, |base| ferry::s3::S3::connect(base, &settings))?)
 }
 
 /// Whether a completed snapshot's manifest is still where the catalog says.

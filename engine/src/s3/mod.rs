@@ -195,3 +195,7 @@ impl S3 {
         self.rt.block_on(self.store.put(&path, bytes.into())).map(|_| ()).map_err(self.err("put", name))
     }
 }
+
+// Removing a delivered copy (DELETE, the service's retention, `ferry snapshots delete|purge`).
+mod removal;
+pub use removal::{RemovalError, delivered_to, remove_delivered};

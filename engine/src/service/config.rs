@@ -35,6 +35,21 @@ pub struct ServiceFile {
     /// The jobs a client may request, by name.
     #[serde(default, rename = "job")]
     pub jobs: Vec<JobEntryFile>,
+    /// The address people reach the service at, e.g. "https://ferry.example.com": links
+    /// in notification mails and webhooks are built from it (required with
+    /// `[[notification]]`).
+    pub public_url: Option<String>,
+    /// Snapshots of a job on a cadence (weekly, monthly or cron), each slot run once.
+    #[serde(default, rename = "schedule")]
+    pub schedules: Vec<super::schedule::config::ScheduleFile>,
+    /// The mail server notification emails go through.
+    pub smtp: Option<super::notify::config::SmtpFile>,
+    /// Who hears of completed and failed snapshots: email or a signed webhook.
+    #[serde(default, rename = "notification")]
+    pub notifications: Vec<super::notify::config::NotificationFile>,
+    /// The automatic purge of expired snapshots.
+    #[serde(default)]
+    pub retention: super::retention::RetentionFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -68,6 +83,10 @@ pub struct ServiceConfig {
     pub header_read_timeout: Duration,
     pub estimate_timeout: Duration,
     pub jobs: Vec<(String, PathBuf)>,
+    pub schedules: Vec<super::schedule::config::Schedule>,
+    pub notify: super::notify::config::NotifyConfig,
+    /// How often expired snapshots are purged.
+    pub purge_every: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +152,22 @@ impl ServiceFile {
             }
             jobs.push((j.name.clone(), resolve(&j.file)));
         }
+        let names: Vec<&str> = jobs.iter().map(|(n, _)| n.as_str()).collect();
+        let schedules = super::schedule::config::build(&self.schedules, &names).map_err(|(key, e)| invalid(&key, e.to_string()))?;
+        let schedule_names: Vec<&str> = schedules.iter().map(|s| s.name.as_str()).collect();
+        let notify = super::notify::config::build(
+            &base,
+            self.public_url.as_deref(),
+            self.smtp.as_ref(),
+            &self.notifications,
+            &names,
+            &schedule_names,
+        )
+        .map_err(|(key, e)| invalid(&key, e.to_string()))?;
+        let purge_every = match &self.retention.purge_every {
+            None => super::retention::DEFAULT_PURGE_EVERY,
+            Some(_) => duration("retention.purge_every", &self.retention.purge_every, 0)?,
+        };
         let root = resolve(&self.output_dir);
         std::fs::create_dir_all(&root).map_err(|source| ConfigError::Root { path: root.clone(), source })?;
         let output_dir = root.canonicalize().map_err(|source| ConfigError::Root { path: root.clone(), source })?;
@@ -146,6 +181,9 @@ impl ServiceFile {
             header_read_timeout,
             estimate_timeout,
             jobs,
+            schedules,
+            notify,
+            purge_every,
         })
     }
 }
@@ -157,6 +195,12 @@ impl ServiceConfig {
         let file: ServiceFile = toml::from_str(&text)
             .map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string().trim().replace('\n', " ") })?;
         file.build(path)
+    }
+
+    /// Reads the notification secrets (SMTP password, webhook secrets) from their
+    /// variables or files; `ferry serve` does, commands that only read the config do not.
+    pub fn load_secrets(&mut self) -> Result<(), ConfigError> {
+        self.notify.load_secrets().map_err(|(key, e)| ConfigError::Invalid { path: self.path.clone(), key, message: e.to_string() })
     }
 
     /// Refuses plain HTTP off loopback unless the config allows it.

@@ -77,6 +77,17 @@ impl From<CatalogError> for ApiError {
     }
 }
 
+impl From<crate::service::retention::PurgeError> for ApiError {
+    fn from(e: crate::service::retention::PurgeError) -> ApiError {
+        use crate::service::retention::PurgeError;
+        match e {
+            PurgeError::Catalog(c) => c.into(),
+            PurgeError::Delivered(crate::s3::RemovalError::S3 { .. }) => ApiError::Unavailable(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
 /// The body of every error response.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {

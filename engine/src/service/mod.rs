@@ -4,6 +4,9 @@
 //! POST /api/v1/snapshots ─auth─▶ narrow the named job ─▶ catalog: request queued
 //! run queue ─▶ `ferry run --progress json` child ─▶ catalog: snapshot pending → in progress → completed | failed
 //! GET …/files ─▶ catalog ─▶ URLs;  GET <url> ─Range─▶ streamed from disk or S3
+//! scheduler (each second): due slot ─▶ catalog: slot + request, one transaction ─▶ run queue
+//! run over ─▶ notify: mail / signed webhook, retried, each attempt recorded
+//! retention (every `purge_every`): expired ─▶ S3 copy, directory, catalog mark (as DELETE does)
 //! ```
 
 pub mod config;
@@ -11,8 +14,11 @@ pub mod error;
 pub mod extract;
 pub mod jobs;
 pub mod metrics;
+pub mod notify;
+pub mod retention;
 pub mod routes;
 pub mod runner;
+pub mod schedule;
 pub mod state;
 pub mod tokens;
 
@@ -53,13 +59,18 @@ pub fn load_jobs(config: &ServiceConfig, cache_dir: Option<std::path::PathBuf>) 
 }
 
 /// Serves until the process is stopped. `ready` gets the address once listening.
-pub async fn serve(config: ServiceConfig, jobs: Jobs, ready: impl FnOnce(SocketAddr, bool) + Send) -> Result<(), ServeError> {
+pub async fn serve(mut config: ServiceConfig, jobs: Jobs, ready: impl FnOnce(SocketAddr, bool) + Send) -> Result<(), ServeError> {
     config.check_listen()?;
+    config.load_secrets()?;
     let exe = std::env::current_exe().map_err(ServeError::Exe)?;
-    let runner = runner::start(config.output_dir.clone(), config.max_concurrent_runs, exe.clone())?;
+    let (finished_tx, finished_rx) = tokio::sync::mpsc::unbounded_channel();
+    let runner = runner::start(config.output_dir.clone(), config.max_concurrent_runs, exe.clone(), finished_tx)?;
     let tls = config.tls.clone();
     let (listen, header_timeout) = (config.listen, config.header_read_timeout);
-    let state = AppState::new(config, jobs, runner, exe)?;
+    let state = AppState::new(config, jobs, runner, exe, schedule::clock::service_clock())?;
+    notify::start(state.clone(), finished_rx);
+    schedule::start(state.clone());
+    retention::start(state.clone());
     let app = routes::router(state).into_make_service();
     let handle = axum_server::Handle::new();
     let h = handle.clone();

@@ -51,15 +51,18 @@ struct Running {
     last_write: Instant,
 }
 
+/// Told the id of every request whose run is over (its notifications go out).
+pub type Finished = tokio::sync::mpsc::UnboundedSender<String>;
+
 /// Settles what a previous server left, then starts the queue's thread.
-pub fn start(root: PathBuf, max_concurrent: usize, exe: PathBuf) -> Result<Runner, CatalogError> {
+pub fn start(root: PathBuf, max_concurrent: usize, exe: PathBuf, finished: Finished) -> Result<Runner, CatalogError> {
     let mut catalog = Catalog::open(&root)?;
-    recover(&mut catalog)?;
+    recover(&mut catalog, &finished)?;
     let (tx, rx) = mpsc::channel();
     let runner = Runner { tx: tx.clone() };
     std::thread::Builder::new()
         .name("ferry-runs".into())
-        .spawn(move || Queue { catalog, rx, tx, max_concurrent, exe, running: HashMap::new() }.run())
+        .spawn(move || Queue { catalog, rx, tx, max_concurrent, exe, running: HashMap::new(), finished }.run())
         .map_err(|e| CatalogError::Remove { path: root, source: e })?;
     Ok(runner)
 }
@@ -67,7 +70,7 @@ pub fn start(root: PathBuf, max_concurrent: usize, exe: PathBuf) -> Result<Runne
 /// Runs a previous server was running when it stopped: their children were killed with
 /// it (or are killed now, if one outlived it), their snapshots settled `failed` by the
 /// catalog, and their requests finished.
-fn recover(catalog: &mut Catalog) -> Result<(), CatalogError> {
+fn recover(catalog: &mut Catalog, finished: &Finished) -> Result<(), CatalogError> {
     let orphans = catalog.requests_in(RequestState::Running)?;
     for r in &orphans {
         if let Some(pid) = r.pid {
@@ -78,6 +81,7 @@ fn recover(catalog: &mut Catalog) -> Result<(), CatalogError> {
     for r in orphans {
         let error = r.snapshot_id.is_none().then_some("the server stopped before the run recorded its snapshot; request it again");
         catalog.request_finished(&r.id, error)?;
+        let _ = finished.send(r.id.clone());
         tracing::warn!(request = %r.id, snapshot = ?r.snapshot_id, "run stopped with the previous server; settled");
     }
     Ok(())
@@ -107,6 +111,7 @@ struct Queue {
     max_concurrent: usize,
     exe: PathBuf,
     running: HashMap<String, Running>,
+    finished: Finished,
 }
 
 impl Queue {
@@ -154,6 +159,7 @@ impl Queue {
                 Err(e) => {
                     tracing::error!(request = %r.id, error = %e, "cannot start the run");
                     self.catalog.request_finished(&r.id, Some(&format!("cannot start `ferry run`: {e}")))?;
+                    let _ = self.finished.send(r.id.clone());
                 }
             }
         }
@@ -232,6 +238,7 @@ impl Queue {
             (_, Err(e)) => Some(format!("the run's exit was lost: {e}")),
         };
         self.catalog.request_finished(id, error.as_deref())?;
+        let _ = self.finished.send(id.to_string());
         // The derived job may hold the job's S3 keys: kept no longer than the run.
         let _ = std::fs::remove_file(&run.job_file);
         tracing::info!(request = %id, status = ?status.ok(), snapshot = ?request.and_then(|r| r.snapshot_id), "run finished");

@@ -25,10 +25,18 @@ pub struct Inner {
     pub s3: Mutex<HashMap<String, crate::s3::S3>>,
     /// The `ferry` binary, for estimates.
     pub exe: std::path::PathBuf,
+    /// The time schedules and retention go by (a test build can set it).
+    pub clock: Arc<dyn super::schedule::clock::Clock>,
 }
 
 impl AppState {
-    pub fn new(config: ServiceConfig, jobs: Jobs, runner: Runner, exe: std::path::PathBuf) -> Result<AppState, CatalogError> {
+    pub fn new(
+        config: ServiceConfig,
+        jobs: Jobs,
+        runner: Runner,
+        exe: std::path::PathBuf,
+        clock: Arc<dyn super::schedule::clock::Clock>,
+    ) -> Result<AppState, CatalogError> {
         let catalog = Catalog::open(&config.output_dir)?;
         Ok(AppState(Arc::new(Inner {
             config,
@@ -38,7 +46,14 @@ impl AppState {
             metrics: Metrics::default(),
             s3: Mutex::new(HashMap::new()),
             exe,
+            clock,
         })))
+    }
+
+    /// The handlers' catalog connection, for background work already off the async
+    /// workers (the scheduler, the retention purge).
+    pub fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
+        self.0.catalog.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `f` with the catalog, off the async workers.

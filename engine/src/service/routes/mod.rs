@@ -4,6 +4,7 @@
 pub mod estimates;
 pub mod files;
 pub mod meta;
+pub mod schedules;
 pub mod snapshots;
 pub mod views;
 
@@ -23,7 +24,8 @@ use super::state::AppState;
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "ferry snapshot service", description = "Request, track, list and download snapshots. Every call needs `Authorization: Bearer <token>`."),
-    paths(snapshots::create, snapshots::list, snapshots::show, snapshots::delete, files::list, files::download, estimates::estimate, meta::openapi),
+    paths(snapshots::create, snapshots::list, snapshots::show, snapshots::delete, files::list, files::download, estimates::estimate, meta::openapi,
+        schedules::list, schedules::pause, schedules::resume, schedules::notifications),
     modifiers(&Bearer)
 )]
 pub struct ApiDoc;
@@ -44,7 +46,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/snapshots/{id}/files", get(files::list))
         .route("/api/v1/snapshots/{id}/files/{name}", get(files::download))
         .route("/api/v1/estimates", post(estimates::estimate))
-        .route("/api/v1/openapi.json", get(meta::openapi));
+        .route("/api/v1/openapi.json", get(meta::openapi))
+        .route("/api/v1/schedules", get(schedules::list))
+        .route("/api/v1/schedules/{name}/pause", post(schedules::pause))
+        .route("/api/v1/schedules/{name}/resume", post(schedules::resume))
+        .route("/api/v1/snapshots/{id}/notifications", get(schedules::notifications));
     api.route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))
         .fallback(not_found)

@@ -201,6 +201,7 @@ pub async fn show(State(state): State<AppState>, _caller: Caller, ApiPath(id): A
 pub async fn delete(State(state): State<AppState>, Admin(caller): Admin, ApiPath(id): ApiPath<String>) -> Result<StatusCode, ApiError> {
     check_id(&id)?;
     let id2 = id.clone();
+    let st = state.clone();
     state
         .db(move |c| {
             let (r, s) = lookup(c, &id2)?;
@@ -208,8 +209,10 @@ pub async fn delete(State(state): State<AppState>, Admin(caller): Admin, ApiPath
                 return Err(ApiError::Gone(format!("snapshot {id2} was already deleted")));
             }
             match s {
+                Some(s) if s.deleted_at.is_some() => return Err(ApiError::Gone(format!("snapshot {id2} was already deleted"))),
+                // Its delivered copy too: the same removal as the retention purge.
                 Some(s) => {
-                    c.delete(&s.id)?;
+                    crate::service::retention::remove(&st, c, &s, Some(&r.job), crate::service::retention::Why::Deleted)?;
                 }
                 None if c.cancel_request(&id2)? => {}
                 None if r.state == crate::catalog::RequestState::Finished => {
