@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 pub mod jobs;
 pub mod metrics;
+pub mod page;
 pub mod routes;
 pub mod runner;
 pub mod state;

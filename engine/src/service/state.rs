@@ -25,11 +25,14 @@ pub struct Inner {
     pub s3: Mutex<HashMap<String, crate::s3::S3>>,
     /// The `ferry` binary, for estimates.
     pub exe: std::path::PathBuf,
+    /// The snapshots page's logged-in browsers.
+    pub sessions: super::page::session::Sessions,
 }
 
 impl AppState {
     pub fn new(config: ServiceConfig, jobs: Jobs, runner: Runner, exe: std::path::PathBuf) -> Result<AppState, CatalogError> {
         let catalog = Catalog::open(&config.output_dir)?;
+        let sessions = super::page::session::Sessions::new(config.session_timeout);
         Ok(AppState(Arc::new(Inner {
             config,
             jobs,
@@ -38,6 +41,7 @@ impl AppState {
             metrics: Metrics::default(),
             s3: Mutex::new(HashMap::new()),
             exe,
+            sessions,
         })))
     }
 

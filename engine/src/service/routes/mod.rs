@@ -45,7 +45,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/snapshots/{id}/files/{name}", get(files::download))
         .route("/api/v1/estimates", post(estimates::estimate))
         .route("/api/v1/openapi.json", get(meta::openapi));
-    api.route("/healthz", get(meta::healthz))
+    api.merge(super::page::router(&state))
+        .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
