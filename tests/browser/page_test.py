@@ -115,13 +115,14 @@ class Browser:
             raise Failed("the browser logged: " + " | ".join(self.problems))
 
     def shot(self, name):
-        """Full-page screenshots at 1280 and 375 CSS pixels wide."""
+        """Full-page screenshots (up to a height) at 1280 and 375 CSS pixels wide."""
+        self.d.execute_script("window.scrollTo(0, 0); document.activeElement && document.activeElement.blur()")
         for width, suffix in ((1280, "desktop"), (375, "mobile")):
             metrics = {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 500}
             self.d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
             time.sleep(0.3)
             height = self.d.execute_script("return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)")
-            metrics["height"] = min(int(height), 5000)
+            metrics["height"] = min(int(height), 2400 if width < 500 else 3200)
             self.d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
             time.sleep(0.3)
             wide = self.d.execute_script("return document.documentElement.scrollWidth")

@@ -14,6 +14,7 @@ mod inspect;
 mod integrity;
 mod job_errors;
 mod packaging;
+mod page;
 mod parquet;
 mod postgres;
 mod s3;

@@ -14,14 +14,14 @@ use sha2::{Digest, Sha256};
 use crate::common::{Platform, ferry, plugin};
 
 /// A running `ferry serve`; SIGKILLed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
-    addr: String,
+    pub(crate) base: String,
+    pub(crate) addr: String,
 }
 
 impl Server {
-    fn start(config: &Path) -> Server {
+    pub(crate) fn start(config: &Path) -> Server {
         Self::start_on(config, "127.0.0.1:0")
     }
 
@@ -51,7 +51,7 @@ impl Server {
         Server { child, base: url, addr }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
@@ -67,24 +67,24 @@ impl Drop for Server {
     }
 }
 
-fn client() -> Client {
+pub(crate) fn client() -> Client {
     Client::builder().timeout(Duration::from_secs(120)).build().unwrap()
 }
 
-fn token(config: &Path, name: &str, role: &str) -> String {
+pub(crate) fn token(config: &Path, name: &str, role: &str) -> String {
     let out = ferry().args(["tokens", "create", "--config"]).arg(config).args(["--name", name, "--role", role]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
 /// A platform, a job over it and a service config naming that job `demo`.
-struct Setup {
-    platform: Platform,
-    config: PathBuf,
+pub(crate) struct Setup {
+    pub(crate) platform: Platform,
+    pub(crate) config: PathBuf,
 }
 
 impl Setup {
-    fn new(scale: f64, output_extra: &str, resources: &str, service_extra: &str) -> Setup {
+    pub(crate) fn new(scale: f64, output_extra: &str, resources: &str, service_extra: &str) -> Setup {
         let platform = Platform::new(scale, 11);
         let job = platform.job("demo", output_extra, resources);
         let config = platform.dir.path().join("service.toml");
@@ -107,16 +107,16 @@ fn json_of(r: Response) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
 }
 
-fn create(s: &Server, token: &str, body: Value) -> (u16, Value) {
+pub(crate) fn create(s: &Server, token: &str, body: Value) -> (u16, Value) {
     json_of(client().post(s.url("/api/v1/snapshots")).bearer_auth(token).json(&body).send().unwrap())
 }
 
-fn get(s: &Server, token: &str, path: &str) -> (u16, Value) {
+pub(crate) fn get(s: &Server, token: &str, path: &str) -> (u16, Value) {
     json_of(client().get(s.url(path)).bearer_auth(token).send().unwrap())
 }
 
 /// Polls a snapshot until `done` says so (or fails after `limit`).
-fn wait_for(s: &Server, token: &str, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_for(s: &Server, token: &str, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
     let started = Instant::now();
     loop {
         let (status, v) = get(s, token, &format!("/api/v1/snapshots/{id}"));
@@ -129,7 +129,7 @@ fn wait_for(s: &Server, token: &str, id: &str, limit: Duration, done: impl Fn(&V
     }
 }
 
-fn finished(v: &Value) -> bool {
+pub(crate) fn finished(v: &Value) -> bool {
     matches!(v["status"].as_str(), Some("completed" | "failed"))
 }
 

@@ -36,10 +36,10 @@ pub fn bytes(n: u64) -> String {
     format!("{v:.decimals$} {}", UNITS[unit])
 }
 
-/// An RFC 3339 time as `2026-03-31 14:30 UTC`; anything else as it is.
+/// An RFC 3339 time as `2026-03-31 14:30` (UTC); anything else as it is.
 pub fn when(rfc3339: &str) -> String {
     match chrono::DateTime::parse_from_rfc3339(rfc3339) {
-        Ok(t) => t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M UTC").to_string(),
+        Ok(t) => t.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M").to_string(),
         Err(_) => rfc3339.to_string(),
     }
 }
@@ -68,7 +68,7 @@ mod tests {
         assert_eq!(bytes(1536), "1.50 KiB");
         assert_eq!(bytes(15 * 1024 * 1024), "15.0 MiB");
         assert_eq!(bytes(300 * 1024 * 1024 * 1024), "300 GiB");
-        assert_eq!(when("2026-03-31T14:30:22.000000Z"), "2026-03-31 14:30 UTC");
+        assert_eq!(when("2026-03-31T14:30:22.000000Z"), "2026-03-31 14:30");
         assert_eq!(when("yesterday"), "yesterday");
         assert_eq!(duration(4.4), "4 s");
         assert_eq!(duration(150.0), "3 min");

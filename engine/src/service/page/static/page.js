@@ -29,6 +29,10 @@
     if (s < 3600) return Math.floor((s + 30) / 60) + " min";
     return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
   }
+  function money(v) {
+    if (v > 0 && v < 0.01) return "under 0.01";
+    return v.toFixed(2);
+  }
   function progressText(p) {
     let t = count(p.records);
     if (p.expected_records != null) t += " of " + count(p.expected_records);
@@ -189,8 +193,8 @@
       set("size", bytes(v.estimated_bytes));
       set("files", count(files));
       set("parts", v.parts == null ? "not packed" : count(v.parts));
-      set("time", duration(v.estimated_seconds));
-      set("cost", v.cost ? v.cost.per_month.toFixed(2) + " / month" : "no price set");
+      set("time", v.estimated_seconds < 1 ? "under 1 s" : duration(v.estimated_seconds));
+      set("cost", v.cost ? money(v.cost.per_month) + " / month" : "no price set");
       const guessed = (v.resources || []).some(function (res) { return res.basis && res.basis.kind === "default"; });
       basis.textContent = guessed
         ? "Size and time are first guesses: part of this request has not run here yet."
