@@ -304,7 +304,7 @@ fn page_in_a_real_browser() {
          chromium-driver and selenium into target/py (or point FERRY_PYTHON at a Python with selenium)"
     );
     let resources = "[[resource]]\nname = \"users\"\n[[resource]]\nname = \"accounts\"\n[[resource]]\nname = \"transactions\"\nmonths = 12\n[[resource]]\nname = \"attachments\"\n";
-    let setup = Setup::new(0.5, "archive = \"tar\"\npart_size = \"256KiB\"\nprice_per_gib = 0.023", resources, "");
+    let setup = Setup::new(0.5, "archive = \"tar\"\npart_size = \"1MiB\"\nprice_per_gib = 0.023", resources, "");
     let admin = token(&setup.config, "ops", "admin");
     let reader = token(&setup.config, "warehouse", "reader");
     let s = Server::start(&setup.config);

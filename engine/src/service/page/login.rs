@@ -65,7 +65,10 @@ pub async fn submit(State(state): State<AppState>, LoginForm { fields }: LoginFo
                 session::set_cookie(COOKIE, &id, "/", state.sessions.ttl(), secure),
                 session::clear_cookie(csrf::LOGIN_COOKIE, "/login", secure),
             ] {
-                h.append(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(|e| PageError::Form(e.to_string()))?);
+                // Hex ids and fixed attributes: always a valid header value.
+                if let Ok(v) = HeaderValue::from_str(&cookie) {
+                    h.append(header::SET_COOKIE, v);
+                }
             }
             Ok(response)
         }
