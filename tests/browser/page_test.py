@@ -162,8 +162,14 @@ def run(b, admin, reader):
     b.wait("the history", lambda: b.path() == "/" and b.all("h1") and b.text("h1") == "Snapshots")
     if len(b.all("#history tbody tr")) < 2:
         raise Failed("the history should list the snapshots made before the test")
+    failed = b.all('tr[data-status="failed"] details.fail')
+    if not failed:
+        raise Failed("the history should show the failed snapshot made before the test")
+    failed[0].find_element(By.CSS_SELECTOR, "summary").click()
+    error = failed[0].find_element(By.CSS_SELECTOR, ".error-text")
+    b.wait("the error to show", lambda: error.is_displayed() and error.text)
     b.check_log()
-    b.ok("an admin token logs in and sees the history")
+    b.ok("an admin token logs in and sees the history; a failed run shows its error on expand")
 
     # The form: its estimate shows before submitting and follows the choices.
     b.find('.mainnav a[href="/snapshots/new"]').click()

@@ -305,18 +305,29 @@ fn page_in_a_real_browser() {
     );
     let resources = "[[resource]]\nname = \"users\"\n[[resource]]\nname = \"accounts\"\n[[resource]]\nname = \"transactions\"\nmonths = 12\n[[resource]]\nname = \"attachments\"\n";
     let setup = Setup::new(0.5, "archive = \"tar\"\npart_size = \"1MiB\"\nprice_per_gib = 0.023", resources, "");
+    // A second job whose plugin fails, for a failed row in the history.
+    let hostile = crate::common::plugin("ferry-test-hostile");
+    let broken = format!("[[resource]]\nname = \"ledger\"\nplugin = \"{}\"\noptions = {{ mode = \"panic\" }}\n", hostile.display());
+    setup.platform.job("ledger", "", &broken);
+    let text = std::fs::read_to_string(&setup.config).unwrap();
+    std::fs::write(&setup.config, format!("{text}\n[[job]]\nname = \"ledger\"\nfile = \"ledger.toml\"\n")).unwrap();
     let admin = token(&setup.config, "ops", "admin");
     let reader = token(&setup.config, "warehouse", "reader");
-    let s = Server::start(&setup.config);
-    // A history to look at: two snapshots made through the API.
-    for body in [
-        json!({"job": "demo", "name": "March close", "description": "month-end export for the auditors"}),
-        json!({"job": "demo", "name": "Users and accounts", "resources": ["users", "accounts"], "description": "the CRM sync"}),
+    // Each run holds 2 s before publishing: the page must be seen following it in progress.
+    let s = Server::start_with(&setup.config, "127.0.0.1:0", &[("FERRY_FAULT_HOLD_BEFORE_PUBLISH_MS", "2000")]);
+    // A history to look at: snapshots made through the API, one of them failed.
+    for (body, status) in [
+        (json!({"job": "demo", "name": "March close", "description": "month-end export for the auditors"}), "completed"),
+        (json!({"job": "ledger", "name": "General ledger", "description": "the finance team's ledger export"}), "failed"),
+        (
+            json!({"job": "demo", "name": "Users and accounts", "resources": ["users", "accounts"], "description": "the CRM sync"}),
+            "completed",
+        ),
     ] {
-        let (status, created) = create(&s, &admin, body);
-        assert_eq!(status, 202, "{created}");
+        let (code, created) = create(&s, &admin, body);
+        assert_eq!(code, 202, "{created}");
         let done = wait_for(&s, &admin, created["id"].as_str().unwrap(), Duration::from_secs(180), finished);
-        assert_eq!(done["status"], "completed", "{done}");
+        assert_eq!(done["status"], status, "{done}");
     }
     let shots = std::env::var_os("FERRY_SCREENSHOTS")
         .map(PathBuf::from)

@@ -26,7 +26,13 @@ impl Server {
     }
 
     fn start_on(config: &Path, listen: &str) -> Server {
+        Self::start_with(config, listen, &[])
+    }
+
+    /// With extra environment variables for the server (and the runs it starts).
+    pub(crate) fn start_with(config: &Path, listen: &str, envs: &[(&str, &str)]) -> Server {
         let mut child = ferry()
+            .envs(envs.iter().copied())
             .args(["serve", "--config"])
             .arg(config)
             .args(["--listen", listen, "--log-format", "json"])
