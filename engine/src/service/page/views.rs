@@ -93,8 +93,9 @@ impl SnapshotRow {
             size: v.bytes.map(format::bytes),
             created: format::when(&v.created),
             created_at: v.created.clone(),
-            completed: v.completed.as_deref().map(format::when),
-            expires: v.expires.as_deref().map(format::when).filter(|_| v.status != "deleted"),
+            // A failed run has a finish time and a record that expires, but no data to keep.
+            completed: v.completed.as_deref().map(format::when).filter(|_| v.status != "failed"),
+            expires: v.expires.as_deref().map(format::when).filter(|_| v.status == "completed"),
             as_of: v.as_of.as_deref().map(format::when),
             requested_by: v.requested_by.clone(),
             started: v.started.as_deref().map(format::when),

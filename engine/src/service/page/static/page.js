@@ -214,7 +214,7 @@
       schedule();
     });
     form.addEventListener("submit", function () {
-      const button = form.querySelector("#request-snapshot");
+      const button = document.getElementById("request-snapshot");
       button.disabled = true;
       button.textContent = "Requesting…";
     });
