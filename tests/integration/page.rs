@@ -347,4 +347,5 @@ fn page_in_a_real_browser() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    println!("{stdout}");
 }
