@@ -234,6 +234,43 @@ fn page_sessions_cookies_csrf_and_headers() {
     assert_eq!(r.status().as_u16(), 303, "a revoked token's session");
 }
 
+/// The history: 20 rows a page, search by name, filter by status; names escaped.
+#[test]
+fn page_history_filters_searches_and_pages() {
+    let setup = Setup::new(0.01, "", "[[resource]]\nname = \"users\"\n", "");
+    let admin = token(&setup.config, "ops", "admin");
+    let s = Server::start(&setup.config);
+    let c = browserless();
+    for i in 0..21 {
+        let (code, v) = create(&s, &admin, json!({"job": "demo", "name": format!("nightly {i}")}));
+        assert_eq!(code, 202, "{v}");
+    }
+    let (code, v) = create(&s, &admin, json!({"job": "demo", "name": "<b>quarterly</b> & \"more\""}));
+    assert_eq!(code, 202, "{v}");
+    let (session, _) = login(&c, &s, &admin, 8 * 3600);
+    let page = |path: &str| {
+        let r = c.get(s.url(path)).header("Cookie", &session).send().unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        r.text().unwrap()
+    };
+    let rows = |html: &str| html.matches("<tr id=\"row-").count();
+    let first = page("/");
+    assert_eq!(rows(&first), 20);
+    assert!(first.contains("Showing 1–20 of 22") && first.contains("?page=2\" rel=\"next\""), "{first}");
+    assert!(
+        first.contains("&lt;b&gt;quarterly&lt;&#x2f;b&gt; &amp; &quot;more&quot;") && !first.contains("<b>quarterly"),
+        "a name is escaped"
+    );
+    let second = page("/?page=2");
+    assert_eq!(rows(&second), 2);
+    assert!(second.contains("nightly 0") && second.contains("Showing 21–22 of 22"), "{second}");
+    let found = page("/?q=QUARTERLY");
+    assert_eq!(rows(&found), 1, "search ignores case");
+    let nothing = page("/?status=failed&q=nightly");
+    assert!(rows(&nothing) == 0 && nothing.contains("No snapshots match"), "{nothing}");
+    assert!(nothing.contains("aria-current=\"page\" data-filter=\"failed\""), "the filter shows as current");
+}
+
 /// Under TLS both cookies are `Secure`.
 #[test]
 fn page_cookies_are_secure_under_tls() {

@@ -57,6 +57,25 @@ async fn manifest(state: &AppState, snapshot_id: Option<String>) -> Option<(Stri
     Some((text, attachment_versions(&value)))
 }
 
+/// What a request narrowed, for people: `resources users, transactions · 3 months · tables`.
+fn narrowing(request: &serde_json::Value) -> String {
+    let mut parts = Vec::new();
+    if let Some(list) = request["resources"].as_array() {
+        let names: Vec<&str> = list.iter().filter_map(|r| r.as_str()).collect();
+        parts.push(format!("resources {}", names.join(", ")));
+    }
+    match &request["months"] {
+        serde_json::Value::Number(n) if n.as_u64() == Some(1) => parts.push("1 month".into()),
+        serde_json::Value::Number(n) => parts.push(format!("{n} months")),
+        serde_json::Value::String(s) if s == "all" => parts.push("all months".into()),
+        _ => {}
+    }
+    if let Some(c) = request["content"].as_str() {
+        parts.push(if c == "both" { "tables and attachments".into() } else { c.to_string() });
+    }
+    if parts.is_empty() { "the whole job".into() } else { parts.join(" · ") }
+}
+
 pub async fn page(
     State(state): State<AppState>,
     admin: AdminSession,
@@ -110,7 +129,7 @@ pub async fn page(
             wget,
             manifest => manifest_text,
             resources => view.resources,
-            request => serde_json::to_string(&view.request).unwrap_or_default(),
+            request => narrowing(&view.request),
             snapshot_id => view.snapshot_id,
         },
     )
@@ -145,4 +164,17 @@ pub async fn delete(
     check_id(&id)?;
     snapshots::delete(State(state), Admin(session.caller()), ApiPath(id)).await?;
     Ok(Redirect::to("/?notice=deleted").into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrowings_read_as_sentences() {
+        assert_eq!(narrowing(&serde_json::json!({"resources": null, "months": null, "content": null})), "the whole job");
+        let n = serde_json::json!({"resources": ["users", "transactions"], "months": 3, "content": "both"});
+        assert_eq!(narrowing(&n), "resources users, transactions · 3 months · tables and attachments");
+        assert_eq!(narrowing(&serde_json::json!({"months": "all"})), "all months");
+    }
 }
