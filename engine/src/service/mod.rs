@@ -4,6 +4,7 @@
 //! POST /api/v1/snapshots ─auth─▶ narrow the named job ─▶ catalog: request queued
 //! run queue ─▶ `ferry run --progress json` child ─▶ catalog: snapshot pending → in progress → completed | failed
 //! GET …/files ─▶ catalog ─▶ URLs;  GET <url> ─Range─▶ streamed from disk or S3
+//! GET / ─session cookie─▶ the snapshots page (`page/`), a client of the same handlers
 //! ```
 
 pub mod config;
