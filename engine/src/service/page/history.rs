@@ -18,7 +18,8 @@ use crate::service::state::AppState;
 
 /// Rows per page.
 const PER_PAGE: usize = 20;
-/// Most requests searched by name (newest first).
+/// Most requests searched by name (newest first): the history is filtered in memory,
+/// and each row of the page shown reads its manifest (for the attachment versions).
 const MAX_SEARCHED: u64 = 10_000;
 const MAX_QUERY: usize = 200;
 

@@ -40,7 +40,7 @@ use super::state::AppState;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The page's routes, each response with the security headers.
-pub fn router(_state: &AppState) -> Router<AppState> {
+pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(history::page))
         .route("/login", get(login::form).post(login::submit))

@@ -45,7 +45,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/snapshots/{id}/files/{name}", get(files::download))
         .route("/api/v1/estimates", post(estimates::estimate))
         .route("/api/v1/openapi.json", get(meta::openapi));
-    api.merge(super::page::router(&state))
+    api.merge(super::page::router())
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))
         .fallback(not_found)

@@ -41,6 +41,12 @@
     return t;
   }
 
+  // Tells screen readers that a run finished (the live progress itself stays quiet).
+  function announce(text) {
+    const region = document.getElementById("announce");
+    if (region) region.textContent = text;
+  }
+
   async function getJson(url) {
     const r = await fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" });
     if (r.status === 401) {
@@ -79,6 +85,7 @@
     if (!row) return;
     if (tr.classList.contains("fresh")) row.classList.add("fresh");
     tr.replaceWith(row);
+    announce("Snapshot " + v.name + ": " + (LABELS[v.status] || v.status) + ".");
   }
 
   async function pollDetail(head) {
