@@ -148,6 +148,17 @@ def run(b, admin, reader):
     b.check_log()
     b.ok("logged out, / shows the login form")
 
+    # The log check itself: an inline script is blocked by the page's policy, and the
+    # violation reaches the log this test reads.
+    b.d.execute_script("const s = document.createElement('script'); s.textContent = 'window.__inline = 1'; document.head.appendChild(s)")
+    time.sleep(0.3)
+    if b.d.execute_script("return window.__inline === 1"):
+        raise Failed("an inline script ran: the Content-Security-Policy does not hold")
+    caught = [e["message"] for e in b.d.get_log("browser") if "Content Security Policy" in e["message"]]
+    if not caught:
+        raise Failed("a CSP violation did not reach the browser log: the log check would miss one")
+    b.ok("an inline script is refused by the CSP, and the violation shows in the log")
+
     # A reader token is refused, with a page that says why.
     b.login(reader)
     b.wait("the reader refusal", lambda: b.all("#login-error"))

@@ -32,7 +32,9 @@ pub struct ProgressView {
 
 fn progress(v: &serde_json::Value) -> ProgressView {
     let records = v["records"].as_u64().unwrap_or(0);
-    let expected = v["expected_records"].as_u64();
+    // Expected counts only what the source could count up front (not attachments' index
+    // records): past it, the count alone is shown.
+    let expected = v["expected_records"].as_u64().filter(|&e| e >= records);
     ProgressView {
         records: format::count(records),
         expected: expected.map(format::count),

@@ -35,7 +35,7 @@
   }
   function progressText(p) {
     let t = count(p.records);
-    if (p.expected_records != null) t += " of " + count(p.expected_records);
+    if (p.expected_records != null && p.expected_records >= p.records) t += " of " + count(p.expected_records);
     t += " records · " + bytes(p.bytes);
     if (p.eta_seconds != null) t += " · ETA " + duration(p.eta_seconds);
     return t;
@@ -70,6 +70,7 @@
     const text = el.querySelector("[data-progress-text]");
     if (p && text) text.textContent = progressText(p);
     if (p && bar && p.expected_records > 0) bar.value = Math.min(100, Math.floor((p.records * 100) / p.expected_records));
+    else if (p && bar && p.records > 0) bar.value = 100;
   }
 
   async function pollRow(tr) {
