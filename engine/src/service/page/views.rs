@@ -34,13 +34,14 @@ fn progress(v: &serde_json::Value) -> ProgressView {
     let records = v["records"].as_u64().unwrap_or(0);
     // Expected counts only what the source could count up front (not attachments' index
     // records): past it, the count alone is shown.
-    let expected = v["expected_records"].as_u64().filter(|&e| e >= records);
+    let counted = v["expected_records"].as_u64();
+    let expected = counted.filter(|&e| e >= records);
     ProgressView {
         records: format::count(records),
         expected: expected.map(format::count),
         bytes: format::bytes(v["bytes"].as_u64().unwrap_or(0)),
         eta: v["eta_seconds"].as_f64().map(format::duration),
-        percent: expected.filter(|&e| e > 0).map(|e| (records.saturating_mul(100) / e).min(100)),
+        percent: counted.filter(|&e| e > 0).map(|e| (records.saturating_mul(100) / e).min(100)),
     }
 }
 

@@ -70,7 +70,6 @@
     const text = el.querySelector("[data-progress-text]");
     if (p && text) text.textContent = progressText(p);
     if (p && bar && p.expected_records > 0) bar.value = Math.min(100, Math.floor((p.records * 100) / p.expected_records));
-    else if (p && bar && p.records > 0) bar.value = 100;
   }
 
   async function pollRow(tr) {
