@@ -16,8 +16,15 @@ if ! command -v bsdtar >/dev/null || ! command -v age >/dev/null || ! command -v
   $SUDO apt-get update -qq && $SUDO apt-get install -y -qq libarchive-tools age minisign openssh-client >/dev/null
 fi
 
+# Headless Chromium and its driver for the snapshots page's browser test (Selenium, in
+# the venv below, drives them).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+fi
+
 # An independent Avro reader (fastavro) in a venv under target/.
-if ! target/py/bin/python -c "import fastavro, cramjam, backports.zstd, jsonschema, pyarrow, duckdb, polars, aiosmtpd" 2>/dev/null; then
+if ! target/py/bin/python -c "import fastavro, cramjam, backports.zstd, jsonschema, pyarrow, duckdb, polars, aiosmtpd, selenium" 2>/dev/null; then
   python3 -m venv target/py
   target/py/bin/pip install --quiet --disable-pip-version-check -r tests/py/requirements.txt
 fi

@@ -15,6 +15,7 @@ mod integrity;
 mod job_errors;
 mod notifications;
 mod packaging;
+mod page;
 mod parquet;
 mod postgres;
 mod s3;

@@ -16,8 +16,8 @@ use crate::common::{Platform, ferry, plugin};
 /// A running `ferry serve`; SIGKILLed when dropped.
 pub(crate) struct Server {
     pub(crate) child: Child,
-    base: String,
-    addr: String,
+    pub(crate) base: String,
+    pub(crate) addr: String,
 }
 
 impl Server {

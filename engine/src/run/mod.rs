@@ -281,9 +281,23 @@ fn run_recorded(
     if let Some(signature) = &signature {
         staging.add_signature(signature)?;
     }
+    hold_before_publish();
     let snapshot_dir = staging.publish(&manifest)?;
     Ok(RunReport { snapshot_dir, manifest, delivered })
 }
+
+/// `FERRY_FAULT_HOLD_BEFORE_PUBLISH_MS`: wait that long before publishing, so a test can
+/// watch a run in progress (the snapshots page's row) instead of racing a fast one. Only
+/// in builds with the `test-hooks` feature (the test suite's).
+#[cfg(feature = "test-hooks")]
+fn hold_before_publish() {
+    if let Some(ms) = std::env::var("FERRY_FAULT_HOLD_BEFORE_PUBLISH_MS").ok().and_then(|v| v.parse().ok()) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn hold_before_publish() {}
 
 /// Uploads the loose files (those no part holds), then the manifest, last.
 fn deliver(

@@ -59,6 +59,8 @@ pub struct LimitsFile {
     pub header_read_timeout: Option<String>,
     /// `POST /api/v1/estimates` gives up after this long ("120s", the default).
     pub estimate_timeout: Option<String>,
+    /// A snapshots-page session lasts this long after logging in ("8h", the default).
+    pub session_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +84,7 @@ pub struct ServiceConfig {
     pub allow_plain_http: bool,
     pub header_read_timeout: Duration,
     pub estimate_timeout: Duration,
+    pub session_timeout: Duration,
     pub jobs: Vec<(String, PathBuf)>,
     pub schedules: Vec<super::schedule::config::Schedule>,
     pub notify: super::notify::config::NotifyConfig,
@@ -136,6 +139,7 @@ impl ServiceFile {
         };
         let header_read_timeout = duration("limits.header_read_timeout", &self.limits.header_read_timeout, 10)?;
         let estimate_timeout = duration("limits.estimate_timeout", &self.limits.estimate_timeout, 120)?;
+        let session_timeout = duration("limits.session_timeout", &self.limits.session_timeout, 8 * 3600)?;
         if self.jobs.is_empty() {
             return Err(invalid("job", "no job is configured; add [[job]] name = \"nightly\" and file = \"jobs/nightly.toml\"".into()));
         }
@@ -180,6 +184,7 @@ impl ServiceFile {
             allow_plain_http: self.allow_plain_http,
             header_read_timeout,
             estimate_timeout,
+            session_timeout,
             jobs,
             schedules,
             notify,

@@ -14,6 +14,12 @@ pub enum ApiError {
     Unauthorized,
     #[error("token {name:?} has the reader role, which may list and download but not {action}; use an admin token")]
     Forbidden { name: String, action: &'static str },
+    /// A request authorized by the page's session cookie that changes something needs
+    /// the session's CSRF token.
+    #[error(
+        "missing or wrong X-CSRF-Token header; a request authorized by the page's session cookie must send the page's CSRF token (or use `Authorization: Bearer <token>`)"
+    )]
+    Csrf,
     #[error("{0}")]
     BadRequest(String),
     /// A field of the request (body, query or path) is wrong.
@@ -46,10 +52,12 @@ impl ApiError {
         ApiError::InvalidField { field: field.into(), message: message.into() }
     }
 
-    fn status_and_code(&self) -> (StatusCode, &'static str) {
+    /// The status and stable code of the error (the page maps them too).
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::Csrf => (StatusCode::FORBIDDEN, "csrf"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::InvalidField { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_field"),
             ApiError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),

@@ -27,6 +27,12 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
         let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        // No Authorization header: the snapshots page's session cookie may stand for one.
+        if header.is_none()
+            && let Some(caller) = super::page::session::api_caller(parts, state).await?
+        {
+            return Ok(caller);
+        }
         // The token is never logged: it lives only in this function and the hash.
         let Some(token) = header.and_then(tokens::bearer).map(str::to_string) else { return Err(ApiError::Unauthorized) };
         state

@@ -7,6 +7,7 @@
 //! scheduler (each second): due slot ─▶ catalog: slot + request, one transaction ─▶ run queue
 //! run over ─▶ notify: mail / signed webhook, retried, each attempt recorded
 //! retention (every `purge_every`): expired ─▶ S3 copy, directory, catalog mark (as DELETE does)
+//! GET / ─session cookie─▶ the snapshots page (`page/`), a client of the same handlers
 //! ```
 
 pub mod config;
@@ -15,6 +16,7 @@ pub mod extract;
 pub mod jobs;
 pub mod metrics;
 pub mod notify;
+pub mod page;
 pub mod retention;
 pub mod routes;
 pub mod runner;

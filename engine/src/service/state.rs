@@ -27,6 +27,8 @@ pub struct Inner {
     pub exe: std::path::PathBuf,
     /// The time schedules and retention go by (a test build can set it).
     pub clock: Arc<dyn super::schedule::clock::Clock>,
+    /// The snapshots page's logged-in browsers.
+    pub sessions: super::page::session::Sessions,
 }
 
 impl AppState {
@@ -38,6 +40,7 @@ impl AppState {
         clock: Arc<dyn super::schedule::clock::Clock>,
     ) -> Result<AppState, CatalogError> {
         let catalog = Catalog::open(&config.output_dir)?;
+        let sessions = super::page::session::Sessions::new(config.session_timeout);
         Ok(AppState(Arc::new(Inner {
             config,
             jobs,
@@ -47,6 +50,7 @@ impl AppState {
             s3: Mutex::new(HashMap::new()),
             exe,
             clock,
+            sessions,
         })))
     }
 

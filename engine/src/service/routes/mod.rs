@@ -51,7 +51,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/schedules/{name}/pause", post(schedules::pause))
         .route("/api/v1/schedules/{name}/resume", post(schedules::resume))
         .route("/api/v1/snapshots/{id}/notifications", get(schedules::notifications));
-    api.route("/healthz", get(meta::healthz))
+    api.merge(super::page::router())
+        .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
