@@ -168,7 +168,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::records::proptests::{SCHEMAS, apply, encoded, mutation, schema};
+    use crate::records::proptests::{SCHEMAS, damaged, mutation, schema};
     use crate::records::validate_batch;
 
     proptest! {
@@ -184,11 +184,7 @@ mod tests {
             mutations in proptest::collection::vec(mutation(), 0..3),
         ) {
             let schema = schema(which);
-            let (mut data, _) = encoded(&schema, count, seed);
-            let mut claimed = count as u32;
-            for m in &mutations {
-                apply(m, &mut claimed, &mut data);
-            }
+            let (claimed, data) = damaged(&schema, count, seed, &mutations);
             if let Ok(ends) = validate_batch(&schema, claimed, &data) {
                 let mut start = 0;
                 for (i, &end) in ends.iter().enumerate() {

@@ -181,7 +181,17 @@ pub(crate) fn mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
-pub(crate) fn apply(m: &Mutation, count: &mut u32, data: &mut Vec<u8>) {
+/// `count` generated records damaged by `mutations`: the claimed count and the bytes.
+pub(crate) fn damaged(schema: &RecordSchema, count: usize, seed: u64, mutations: &[Mutation]) -> (u32, Vec<u8>) {
+    let (mut data, _) = encoded(schema, count, seed);
+    let mut claimed = count as u32;
+    for m in mutations {
+        apply(m, &mut claimed, &mut data);
+    }
+    (claimed, data)
+}
+
+fn apply(m: &Mutation, count: &mut u32, data: &mut Vec<u8>) {
     let n = data.len();
     match *m {
         Mutation::Flip { at, xor } if n > 0 => data[at % n] ^= xor,
@@ -217,11 +227,7 @@ proptest! {
         mutations in proptest::collection::vec(mutation(), 1..4),
     ) {
         let schema = schema(which);
-        let (mut data, _) = encoded(&schema, count, seed);
-        let mut claimed = count as u32;
-        for m in &mutations {
-            apply(m, &mut claimed, &mut data);
-        }
+        let (claimed, data) = damaged(&schema, count, seed, &mutations);
         if let Ok(ends) = validate_batch(&schema, claimed, &data) {
             assert_consistent(&schema, claimed, &data, &ends);
         }

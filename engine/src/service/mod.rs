@@ -11,17 +11,17 @@
 //! ```
 
 pub mod config;
-pub mod error;
-pub mod extract;
-pub mod jobs;
-pub mod metrics;
-pub mod notify;
-pub mod page;
-pub mod retention;
-pub mod routes;
-pub mod runner;
+pub(crate) mod error;
+pub(crate) mod extract;
+pub(crate) mod jobs;
+pub(crate) mod metrics;
+pub(crate) mod notify;
+pub(crate) mod page;
+pub(crate) mod retention;
+pub(crate) mod routes;
+pub(crate) mod runner;
 pub mod schedule;
-pub mod state;
+pub(crate) mod state;
 pub mod tokens;
 
 use std::net::SocketAddr;
