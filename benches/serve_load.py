@@ -49,13 +49,17 @@ def main():
     ap.add_argument("--scale", type=float, default=10)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--platform", help="a platform `ferry demo` generated before (reused instead of generating one)")
     a = ap.parse_args()
     ferry = os.path.abspath(a.ferry)
     if not os.path.exists(ferry):
         subprocess.run(["cargo", "build", "--release"], check=True)
     work = tempfile.mkdtemp(prefix="ferry-serve-bench-")
     env = dict(os.environ)
-    subprocess.run([ferry, "demo", "--out", f"{work}/platform", "--scale", str(a.scale)], check=True, stdout=subprocess.DEVNULL)
+    if a.platform:
+        os.symlink(os.path.abspath(a.platform), f"{work}/platform")
+    else:
+        subprocess.run([ferry, "demo", "--out", f"{work}/platform", "--scale", str(a.scale)], check=True, stdout=subprocess.DEVNULL)
     res = '[[resource]]\nname = "users"\n[[resource]]\nname = "accounts"\n[[resource]]\nname = "transactions"\n'
     open(f"{work}/job.toml", "w").write(
         f'[snapshot]\nname = "bench"\nas_of = "2026-03-31T14:30:22Z"\n[source]\nsqlite = "platform/platform.db"\n[output]\ndir = "out"\npart_size = "4GiB"\n{res}')
@@ -115,19 +119,20 @@ def main():
             subprocess.run(["apt-get", "install", "-y", "-qq", "nginx"], check=False, stdout=subprocess.DEVNULL)
         nginx = "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else shutil.which("nginx")
         if nginx:
+            import socket
+            probe = socket.socket(); probe.bind((host, 0)); ng_port = probe.getsockname()[1]; probe.close()
             conf = f"{work}/nginx.conf"
             # Workers run as the caller, so they read the same private temporary directory.
             open(conf, "w").write(f"daemon off; user {os.getenv('USER') or 'root'}; pid {work}/nginx.pid; error_log {work}/nginx.err; events {{}}\n"
-                                  f"http {{ access_log off; sendfile on; server {{ listen 127.0.0.1:{port + 1}; root {os.path.dirname(path)}; }} }}\n")
+                                  f"http {{ access_log off; sendfile on; server {{ listen 127.0.0.1:{ng_port}; root {os.path.dirname(path)}; }} }}\n")
             ng = subprocess.Popen([nginx, "-c", conf], stderr=subprocess.DEVNULL)
-            import socket
             for _ in range(100):
                 try:
-                    socket.create_connection((host, port + 1), timeout=1).close()
+                    socket.create_connection((host, ng_port), timeout=1).close()
                     break
                 except OSError:
                     time.sleep(0.1)
-            st, _, m, ng_s = request(host, port + 1, "GET", "/" + part["name"], None)
+            st, _, m, ng_s = request(host, ng_port, "GET", "/" + part["name"], None)
             assert st == 200 and m == part["bytes"], f"nginx answered {st} with {m} bytes"
             ng.send_signal(signal.SIGQUIT); ng.wait()
             nginx_mbs = m / 1e6 / ng_s
