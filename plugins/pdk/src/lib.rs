@@ -47,13 +47,20 @@ pub mod blobs;
 mod describe;
 mod error;
 mod export;
+mod host;
+#[cfg(feature = "mock")]
+pub mod mock;
+mod record;
 mod rows;
+mod values;
 
 pub use avro::RecordWriter;
 pub use describe::{Describe, Field, Nullable, Type};
 pub use error::{Error, Result};
 pub use export::{Export, Range};
+pub use record::{Record, Value};
 pub use rows::{Cell, Row, Rows};
+pub use values::{Decimal, FromCell, MAX_PRECISION, ParseDecimalError};
 
 /// What a plugin author implements: the resource's shape and how to export it.
 pub trait Resource {
@@ -65,7 +72,7 @@ pub trait Resource {
 
 /// Everything a plugin needs, in one import.
 pub mod prelude {
-    pub use crate::{Cell, Describe, Error, Export, Range, RecordWriter, Resource, Result, Row, Type, export_resource};
+    pub use crate::{Cell, Decimal, Describe, Error, Export, Range, RecordWriter, Resource, Result, Row, Type, export_resource};
 }
 
 /// Makes `$ty` (a [`Resource`]) the component's export.
@@ -88,10 +95,15 @@ impl<R: Resource> bindings::Guest for Plugin<R> {
     fn export(
         request: bindings::ferry::plugin::types::ExportRequest,
     ) -> core::result::Result<bindings::ferry::plugin::types::ExportSummary, bindings::ferry::plugin::types::Error> {
-        let describe = R::describe();
-        let mut cx = Export::new(&describe, request);
-        R::export(&mut cx).map_err(Error::into_wit)?;
-        let records = cx.finish().map_err(Error::into_wit)?;
+        let records = run::<R>(request).map_err(Error::into_wit)?;
         Ok(bindings::ferry::plugin::types::ExportSummary { records })
     }
+}
+
+/// One export of `R`: what the component's `export` does, and what the mock host runs.
+pub(crate) fn run<R: Resource>(request: bindings::ferry::plugin::types::ExportRequest) -> Result<u64> {
+    let describe = R::describe();
+    let mut cx = Export::new(&describe, request);
+    R::export(&mut cx)?;
+    cx.finish()
 }
