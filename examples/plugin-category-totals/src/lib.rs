@@ -54,21 +54,22 @@ mod tests {
     #[test]
     fn sums_debits_and_credits_per_category_within_the_window() {
         let out = MockHost::new()
-            .table("transactions", &["category", "type", "amount", "transacted_at"], [
-                row!["food", "DEBIT", "12.30", 10],
-                row!["food", "CREDIT", "2.05", 11],
-                row!["food", "DEBIT", 3, 12],
-                row![None::<&str>, "DEBIT", "1.5", 13],
-                row!["rent", "DEBIT", "900.00", 99],
-            ])
+            .table(
+                "transactions",
+                &["category", "type", "amount", "transacted_at"],
+                [
+                    row!["food", "DEBIT", "12.30", 10],
+                    row!["food", "CREDIT", "2.05", 11],
+                    row!["food", "DEBIT", 3, 12],
+                    row![None::<&str>, "DEBIT", "1.5", 13],
+                    row!["rent", "DEBIT", "900.00", 99],
+                ],
+            )
             .window("transacted_at", Some(10), Some(20))
             .export::<CategoryTotals>()
             .unwrap();
-        let got: Vec<String> = out
-            .records
-            .iter()
-            .map(|r| format!("{} {} {} {}", r["category"], r["transactions"], r["debits"], r["credits"]))
-            .collect();
+        let got: Vec<String> =
+            out.records.iter().map(|r| format!("{} {} {} {}", r["category"], r["transactions"], r["debits"], r["credits"])).collect();
         assert_eq!(got, ["null 1 1.50 0.00", "food 3 15.30 2.05"]);
     }
 

@@ -243,10 +243,7 @@ impl MockHost {
         let state = HOST.with_borrow_mut(|h| h.take()).expect("the mock host is installed during the export");
         let emitted = result?;
         if emitted != state.out.records.len() as u64 {
-            return Err(Error::other(format!(
-                "the export reported {emitted} records but the host received {}",
-                state.out.records.len()
-            )));
+            return Err(Error::other(format!("the export reported {emitted} records but the host received {}", state.out.records.len())));
         }
         Ok(state.out)
     }
@@ -307,6 +304,11 @@ impl State {
                 _ => false,
             });
         }
+        // The host leaves out main-table rows created at or after the as-of time.
+        if let Some(c) = self.info.created_column.as_ref().filter(|_| *t == self.info.main_table) {
+            let i = index(c)?;
+            rows.retain(|row| matches!(row[i], Datum::Integer(n) if n < self.host.as_of));
+        }
         if let Some(o) = &request.order_by {
             let i = index(o)?;
             rows.sort_by(|a, b| a[i].partial_cmp(&b[i]).unwrap_or(std::cmp::Ordering::Equal));
@@ -341,7 +343,11 @@ impl State {
             let mut fields = Vec::with_capacity(self.fields.len());
             for f in &self.fields {
                 let (v, next) = decode_field(data, pos, f).ok_or_else(|| {
-                    Error::bad_data(format!("record {record} (of {count} in the batch, #{n}): field `{}` is not a valid {}", f.name, f.type_name()))
+                    Error::bad_data(format!(
+                        "record {record} (of {count} in the batch, #{n}): field `{}` is not a valid {}",
+                        f.name,
+                        f.type_name()
+                    ))
                 })?;
                 fields.push((f.name.clone(), v));
                 pos = next;
@@ -361,12 +367,18 @@ impl State {
         }
         let mut sources = Vec::new();
         for f in &self.fields {
-            let column = self.info.copied.iter().find(|c| c.field == f.name).map(|c| &c.column).ok_or_else(|| {
-                Error::InvalidArgument(format!("field `{}` is not copied from a column; emit those records", f.name))
-            })?;
-            let i = request.columns.iter().position(|c| c == column).ok_or_else(|| {
-                Error::InvalidArgument(format!("column `{column}` of field `{}` is not in the request", f.name))
-            })?;
+            let column = self
+                .info
+                .copied
+                .iter()
+                .find(|c| c.field == f.name)
+                .map(|c| &c.column)
+                .ok_or_else(|| Error::InvalidArgument(format!("field `{}` is not copied from a column; emit those records", f.name)))?;
+            let i = request
+                .columns
+                .iter()
+                .position(|c| c == column)
+                .ok_or_else(|| Error::InvalidArgument(format!("column `{column}` of field `{}` is not in the request", f.name)))?;
             sources.push(i);
         }
         let key = key.and_then(|k| request.columns.iter().position(|c| c == k));
@@ -377,9 +389,10 @@ impl State {
             for (f, &i) in self.fields.iter().zip(&sources) {
                 let cell = row[columns[i]].cell();
                 let v = copy_cell(cell, f).ok_or_else(|| {
-                    let which = match key.map(|k| row[columns[k]].cell()) {
-                        Some(k) => format!("row {}", k.describe()),
-                        None => format!("row {}", n + 1),
+                    let which = match key.map(|k| (&request.columns[k], row[columns[k]].cell())) {
+                        Some((c, Cell::Text(v))) => format!("row {c} {v:?}"),
+                        Some((c, Cell::Integer(v))) => format!("row {c} {v}"),
+                        _ => format!("row {}", n + 1),
                     };
                     Error::bad_data(format!(
                         "table `{t}`, {which}, column `{}`: {} does not fit field `{}` ({})",
@@ -413,9 +426,10 @@ impl State {
     }
 
     pub(crate) fn blob_copy(&mut self, v: &AttachmentVersion) -> Result<Stored> {
-        let bytes = self.host.blobs.get(&v.blob_key).ok_or_else(|| {
-            Error::NotFound(format!("attachment {} version {}: blob `{}` is not in the store", v.uid, v.sid, v.blob_key))
-        })?;
+        let bytes =
+            self.host.blobs.get(&v.blob_key).ok_or_else(|| {
+                Error::NotFound(format!("attachment {} version {}: blob `{}` is not in the store", v.uid, v.sid, v.blob_key))
+            })?;
         if bytes.len() as u64 != v.size {
             return Err(Error::bad_data(format!(
                 "attachment {} version {}: blob `{}` has {} bytes, the version says {}",
@@ -489,4 +503,49 @@ fn decode_field(data: &[u8], pos: usize, f: &Field) -> Option<(Value, usize)> {
             (Value::Decimal(Decimal::new(unscaled, scale)?), next)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MockHost, row};
+    use crate::prelude::*;
+
+    struct Sneaky;
+
+    impl Resource for Sneaky {
+        fn describe() -> Describe {
+            Describe::new("sneaky", "1").table("users").computed("n", Type::Long).computed("note", Type::String.or_null())
+        }
+
+        fn export(cx: &mut Export) -> Result<()> {
+            match cx.option("mode") {
+                Some("undeclared") => drop(cx.read("secrets", &["token"], None)?),
+                Some("wrong-type") => cx.emit(cx.record().set("n", "seven"))?,
+                Some("missing") => cx.emit(cx.record().set("note", "no n"))?,
+                Some("unknown") => cx.emit(cx.record().set("n", 1).set("nope", 2))?,
+                _ => cx.emit(cx.record().set("n", 7))?,
+            }
+            Ok(())
+        }
+    }
+
+    fn run(mode: &str) -> String {
+        let host = MockHost::new().table("users", &["guid"], [row!["U1"]]).table("secrets", &["token"], [row!["t"]]);
+        match host.option("mode", mode).export::<Sneaky>() {
+            Ok(out) => format!("{:?}", out.records),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_mock_host_refuses_what_the_host_refuses() {
+        assert_eq!(run("ok"), r#"[Record { fields: [("n", Long(7)), ("note", Null)] }]"#);
+        assert_eq!(run("undeclared"), "denied: table `secrets` was not declared; declare it in describe (`.table` or `.reads`)");
+        assert_eq!(run("wrong-type"), "bad data: resource `sneaky`, field `n` (long): got text \"seven\"; set a value of the field's type");
+        assert_eq!(
+            run("missing"),
+            "bad data: resource `sneaky`, field `n` (long): not set; set it, or declare it with `.or_null()` if it may be missing"
+        );
+        assert!(run("unknown").starts_with("invalid argument: resource `sneaky` has no field `nope`; declare it"), "{}", run("unknown"));
+    }
 }

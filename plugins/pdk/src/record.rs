@@ -160,9 +160,9 @@ fn encode_field(buf: &mut Vec<u8>, f: &Field, v: Value, unset: bool) -> core::re
         (Type::Double, Value::Double(r)) => buf.extend_from_slice(&r.to_le_bytes()),
         (Type::Double, Value::Long(n)) => buf.extend_from_slice(&(n as f64).to_le_bytes()),
         (Type::Decimal { precision, scale }, Value::Decimal(d)) => {
-            let unscaled = d.at_scale(scale).ok_or_else(|| {
-                format!("{d} has more than {scale} digits after the point; round it first (`Decimal::round({scale})`)")
-            })?;
+            let unscaled = d
+                .at_scale(scale)
+                .ok_or_else(|| format!("{d} has more than {scale} digits after the point; round it first (`Decimal::round({scale})`)"))?;
             if !decimal::fits(unscaled, precision.into()) {
                 return Err(format!("{d} has more than {precision} digits at scale {scale}"));
             }

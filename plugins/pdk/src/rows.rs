@@ -104,14 +104,7 @@ impl Rows {
         }
         self.left -= 1;
         self.row += 1;
-        Ok(Some(Row {
-            data: &self.batch,
-            cells: &self.cells,
-            columns: &self.columns,
-            table: &self.table,
-            key: self.key,
-            number: self.row,
-        }))
+        Ok(Some(Row { data: &self.batch, cells: &self.cells, columns: &self.columns, table: &self.table, key: self.key, number: self.row }))
     }
 
     fn corrupt(&self, what: &str) -> Error {

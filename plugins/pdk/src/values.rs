@@ -247,8 +247,9 @@ impl Ord for Decimal {
         // At most 38 + 38 digits would overflow; compare in wider steps when it does.
         match (self.at_scale(scale), other.at_scale(scale)) {
             (Some(a), Some(b)) => a.cmp(&b),
-            _ => (self.unscaled as f64 / 10f64.powi(self.scale.into()))
-                .total_cmp(&(other.unscaled as f64 / 10f64.powi(other.scale.into()))),
+            _ => {
+                (self.unscaled as f64 / 10f64.powi(self.scale.into())).total_cmp(&(other.unscaled as f64 / 10f64.powi(other.scale.into())))
+            }
         }
     }
 }
