@@ -507,7 +507,7 @@ fn decode_field(data: &[u8], pos: usize, f: &Field) -> Option<(Value, usize)> {
 
 #[cfg(test)]
 mod tests {
-    use super::{MockHost, row};
+    use super::MockHost;
     use crate::prelude::*;
 
     struct Sneaky;
