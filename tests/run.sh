@@ -40,7 +40,7 @@ cargo test --locked -p ferry-wire --quiet
 (cd plugins && cargo test --locked -p ferry-pdk --quiet)
 # Plugins' unit tests on the kit's native mock host (feature `mock`, no wasm); the
 # example shares the plugins' target directory.
-(cd plugins && cargo test --locked -p ferry-pdk --features mock -p ferry-plugin-accounts -p ferry-plugin-attachments --quiet)
+(cd plugins && cargo test --locked -p ferry-pdk --features ferry-pdk/mock -p ferry-plugin-accounts -p ferry-plugin-attachments --quiet)
 (cd examples/plugin-category-totals && cargo test --locked --quiet --target-dir ../../plugins/target)
 
 cargo test --locked --features test-hooks "$@"
