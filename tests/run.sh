@@ -30,6 +30,14 @@ if ! target/py/bin/python -c "import fastavro, cramjam, backports.zstd, jsonsche
 fi
 export FERRY_PYTHON="$PWD/target/py/bin/python"
 
+# componentize-py (PyPI wheel with its binary; offline once installed) for the Python
+# example plugin, in its own venv; the test caches the component it builds.
+if ! target/componentize/bin/componentize-py --version >/dev/null 2>&1; then
+  python3 -m venv target/componentize
+  target/componentize/bin/pip install --quiet --disable-pip-version-check -r tests/py/componentize.txt
+fi
+export FERRY_COMPONENTIZE_PY="$PWD/target/componentize/bin/componentize-py"
+
 # PostgreSQL and an S3 server on 127.0.0.1 for the tests that need them (stopped on exit).
 source tests/servers.sh
 

@@ -121,3 +121,102 @@ fn a_scaffolded_plugin_builds_tests_and_exports_the_demo_platform() {
     let out = plugins_test(&wasm, None, &["--scale", "0.02"]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
 }
+
+/// componentize-py: `$FERRY_COMPONENTIZE_PY`, else `target/componentize` (tests/run.sh
+/// installs it there). Missing fails the test, as a missing fastavro does.
+fn componentize_py() -> std::path::PathBuf {
+    let path = std::env::var_os("FERRY_COMPONENTIZE_PY")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/componentize/bin/componentize-py"));
+    assert!(path.is_file(), "componentize-py is missing at {}: run tests/run.sh, or install tests/py/componentize.txt", path.display());
+    path
+}
+
+/// The Python example built into a component, cached by the sha256 of its source, the
+/// WIT and componentize-py's version (a build takes tens of seconds; the component is
+/// ~18 MB).
+fn python_plugin() -> std::path::PathBuf {
+    use sha2::{Digest, Sha256};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tool = componentize_py();
+    let version = Command::new(&tool).arg("--version").output().unwrap();
+    let mut h = Sha256::new();
+    h.update(&version.stdout);
+    for file in ["examples/plugin-python-monthly/app.py", "examples/plugin-python-monthly/wit/computing.wit", "wit/ferry.wit"] {
+        h.update(std::fs::read(root.join(file)).unwrap());
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("py-components");
+    let wasm = dir.join(format!("monthly_activity-{}.wasm", &hex::encode(h.finalize())[..16]));
+    if !wasm.is_file() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let partial = wasm.with_extension(format!("{}.partial", std::process::id()));
+        // The contract with the example's blob-free world appended (same package).
+        let wit = dir.join(format!("wit-{}", std::process::id()));
+        std::fs::create_dir_all(&wit).unwrap();
+        let mut text = std::fs::read_to_string(root.join("wit/ferry.wit")).unwrap();
+        text += &std::fs::read_to_string(root.join("examples/plugin-python-monthly/wit/computing.wit")).unwrap();
+        std::fs::write(wit.join("ferry.wit"), text).unwrap();
+        let out = Command::new(&tool)
+            .arg("-d")
+            .arg(&wit)
+            .args(["-w", "computing-plugin", "componentize", "app", "-p", "examples/plugin-python-monthly", "-o"])
+            .arg(&partial)
+            .current_dir(root)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "componentize-py failed:\n{}{}", stdout(&out), stderr(&out));
+        std::fs::rename(&partial, &wasm).unwrap();
+        std::fs::remove_dir_all(&wit).unwrap();
+    }
+    wasm
+}
+
+/// A plugin in Python, built by the test, exports through ferry like any component; its
+/// records are the same totals computed here from the SQLite source.
+#[test]
+fn a_python_plugin_computes_monthly_activity_that_matches_sql() {
+    let wasm = python_plugin();
+    let p = Platform::new(0.05, 21);
+    let job = p.job(
+        "py",
+        "format = \"jsonl\"\ngzip = false",
+        &format!("[[resource]]\nname = \"monthly_activity\"\nplugin = \"{}\"", wasm.display()),
+    );
+    let out = crate::common::run(&job);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let snap = &crate::common::snapshots(&p.out())[0];
+    let mut got = Vec::new();
+    let files: Vec<_> = std::fs::read_dir(snap).unwrap().flatten().map(|e| e.path()).collect();
+    let file = files.iter().find(|f| f.to_string_lossy().ends_with("monthly_activity.jsonl"));
+    let file = file.unwrap_or_else(|| panic!("no monthly_activity.jsonl in {files:?}"));
+    for line in std::fs::read_to_string(file).unwrap().lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        got.push(format!("{} {} {} {} {}", r["account_guid"], r["month"], r["transactions"], r["debits"], r["credits"]).replace('"', ""));
+    }
+    let db = rusqlite::Connection::open(p.db()).unwrap();
+    let mut q = db
+        .prepare(
+            "SELECT account_guid, strftime('%Y-%m', transacted_at / 1000000, 'unixepoch'), type, amount FROM transactions \
+             WHERE transacted_at < ?1 ORDER BY 1, 2",
+        )
+        .unwrap();
+    let mut want: BTreeMap<(String, String), (i64, i128, i128)> = BTreeMap::new();
+    // The window "all" still ends at the snapshot's as_of.
+    let as_of = chrono::DateTime::parse_from_rfc3339("2026-03-31T14:30:22Z").unwrap().timestamp_micros();
+    for row in q
+        .query_map([as_of], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))
+        .unwrap()
+    {
+        let (account, month, kind, amount) = row.unwrap();
+        let w = want.entry((account, month)).or_default();
+        let cents = ferry_wire::decimal::parse(amount.as_bytes(), 38, 2).unwrap();
+        w.0 += 1;
+        if kind == "CREDIT" { w.2 += cents } else { w.1 += cents }
+    }
+    let text = |c| ferry_wire::decimal::to_text(c, 2);
+    let want: Vec<String> = want.into_iter().map(|((a, m), (n, d, c))| format!("{a} {m} {n} {} {}", text(d), text(c))).collect();
+    assert!(want.len() > 100, "{}", want.len());
+    if let Some(i) = (0..got.len().max(want.len())).find(|&i| got.get(i) != want.get(i)) {
+        panic!("{} records, {} from SQL; first difference at {i}: {:?} vs {:?}", got.len(), want.len(), got.get(i), want.get(i));
+    }
+}
