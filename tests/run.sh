@@ -50,5 +50,6 @@ cargo test --locked -p ferry-wire --quiet
 # example shares the plugins' target directory.
 (cd plugins && cargo test --locked -p ferry-pdk --features ferry-pdk/mock -p ferry-plugin-accounts -p ferry-plugin-attachments --quiet)
 (cd examples/plugin-category-totals && cargo test --locked --quiet --target-dir ../../plugins/target)
+(cd examples/plugin-monthly-activity && cargo test --locked --quiet --target-dir ../../plugins/target)
 
 cargo test --locked --features test-hooks "$@"

@@ -213,6 +213,19 @@ fn a_python_plugin_computes_monthly_activity_that_matches_sql() {
         w.0 += 1;
         if kind == "CREDIT" { w.2 += cents } else { w.1 += cents }
     }
+    // The Rust twin (examples/plugin-monthly-activity, the benchmark's other half) agrees.
+    let twin = p.job(
+        "rust",
+        "format = \"jsonl\"\ngzip = false",
+        &format!("[[resource]]\nname = \"monthly_activity\"\nplugin = \"{}\"", plugin("ferry-example-monthly-activity").display()),
+    );
+    let text = std::fs::read_to_string(&twin).unwrap().replace("dir = \"out\"", "dir = \"out-rust\"");
+    std::fs::write(&twin, text).unwrap();
+    let out = crate::common::run(&twin);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let twin_snap = &crate::common::snapshots(&p.dir.path().join("out-rust"))[0];
+    assert_eq!(std::fs::read(twin_snap.join("monthly_activity.jsonl")).unwrap(), std::fs::read(file).unwrap());
+
     let text = |c| ferry_wire::decimal::to_text(c, 2);
     let want: Vec<String> = want.into_iter().map(|((a, m), (n, d, c))| format!("{a} {m} {n} {} {}", text(d), text(c))).collect();
     assert!(want.len() > 100, "{}", want.len());
