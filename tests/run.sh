@@ -38,6 +38,14 @@ if ! target/componentize/bin/componentize-py --version >/dev/null 2>&1; then
 fi
 export FERRY_COMPONENTIZE_PY="$PWD/target/componentize/bin/componentize-py"
 
+# componentize-js (npm, pinned in the example's package.json; no install scripts, and the
+# optional AOT step, which downloads, is not used) for the JavaScript example plugin.
+if [ ! -f target/js/node_modules/@bytecodealliance/componentize-js/package.json ]; then
+  mkdir -p target/js && cp examples/plugin-js-monthly/package.json target/js/
+  (cd target/js && npm install --ignore-scripts --no-audit --no-fund --silent)
+fi
+export FERRY_JS_MODULES="$PWD/target/js"
+
 # PostgreSQL and an S3 server on 127.0.0.1 for the tests that need them (stopped on exit).
 source tests/servers.sh
 

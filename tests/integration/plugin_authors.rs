@@ -171,65 +171,124 @@ fn python_plugin() -> std::path::PathBuf {
     wasm
 }
 
-/// A plugin in Python, built by the test, exports through ferry like any component; its
-/// records are the same totals computed here from the SQLite source.
-#[test]
-fn a_python_plugin_computes_monthly_activity_that_matches_sql() {
-    let wasm = python_plugin();
-    let p = Platform::new(0.05, 21);
+/// Runs the `monthly_activity` plugin `wasm` on platform `p` into `out_dir` (under the
+/// platform's directory) and returns its records as `account month n debits credits`.
+fn monthly(p: &Platform, wasm: &Path, out_dir: &str) -> Vec<String> {
     let job = p.job(
-        "py",
+        out_dir,
         "format = \"jsonl\"\ngzip = false",
         &format!("[[resource]]\nname = \"monthly_activity\"\nplugin = \"{}\"", wasm.display()),
     );
+    let text = std::fs::read_to_string(&job).unwrap().replace("dir = \"out\"", &format!("dir = \"{out_dir}\""));
+    std::fs::write(&job, text).unwrap();
     let out = crate::common::run(&job);
     assert!(out.status.success(), "{}", stderr(&out));
-    let snap = &crate::common::snapshots(&p.out())[0];
+    let snap = &crate::common::snapshots(&p.dir.path().join(out_dir))[0];
+    let file = snap.join("monthly_activity.jsonl");
+    assert!(file.is_file(), "no monthly_activity.jsonl in {}", snap.display());
     let mut got = Vec::new();
-    let files: Vec<_> = std::fs::read_dir(snap).unwrap().flatten().map(|e| e.path()).collect();
-    let file = files.iter().find(|f| f.to_string_lossy().ends_with("monthly_activity.jsonl"));
-    let file = file.unwrap_or_else(|| panic!("no monthly_activity.jsonl in {files:?}"));
     for line in std::fs::read_to_string(file).unwrap().lines() {
         let r: serde_json::Value = serde_json::from_str(line).unwrap();
         got.push(format!("{} {} {} {} {}", r["account_guid"], r["month"], r["transactions"], r["debits"], r["credits"]).replace('"', ""));
     }
-    let db = rusqlite::Connection::open(p.db()).unwrap();
+    got
+}
+
+/// `monthly_activity` computed from the source with exact cents, the same shape.
+fn monthly_from_sql(db: &Path) -> Vec<String> {
+    let db = rusqlite::Connection::open(db).unwrap();
+    // The window "all" still ends at the snapshot's as_of.
+    let as_of = chrono::DateTime::parse_from_rfc3339("2026-03-31T14:30:22Z").unwrap().timestamp_micros();
     let mut q = db
         .prepare(
             "SELECT account_guid, strftime('%Y-%m', transacted_at / 1000000, 'unixepoch'), type, amount FROM transactions \
-             WHERE transacted_at < ?1 ORDER BY 1, 2",
+             WHERE transacted_at < ?1",
         )
         .unwrap();
     let mut want: BTreeMap<(String, String), (i64, i128, i128)> = BTreeMap::new();
-    // The window "all" still ends at the snapshot's as_of.
-    let as_of = chrono::DateTime::parse_from_rfc3339("2026-03-31T14:30:22Z").unwrap().timestamp_micros();
-    for row in q
-        .query_map([as_of], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)))
-        .unwrap()
-    {
+    let rows =
+        q.query_map([as_of], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)));
+    for row in rows.unwrap() {
         let (account, month, kind, amount) = row.unwrap();
         let w = want.entry((account, month)).or_default();
         let cents = ferry_wire::decimal::parse(amount.as_bytes(), 38, 2).unwrap();
         w.0 += 1;
         if kind == "CREDIT" { w.2 += cents } else { w.1 += cents }
     }
-    // The Rust twin (examples/plugin-monthly-activity, the benchmark's other half) agrees.
-    let twin = p.job(
-        "rust",
-        "format = \"jsonl\"\ngzip = false",
-        &format!("[[resource]]\nname = \"monthly_activity\"\nplugin = \"{}\"", plugin("ferry-example-monthly-activity").display()),
-    );
-    let text = std::fs::read_to_string(&twin).unwrap().replace("dir = \"out\"", "dir = \"out-rust\"");
-    std::fs::write(&twin, text).unwrap();
-    let out = crate::common::run(&twin);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let twin_snap = &crate::common::snapshots(&p.dir.path().join("out-rust"))[0];
-    assert_eq!(std::fs::read(twin_snap.join("monthly_activity.jsonl")).unwrap(), std::fs::read(file).unwrap());
-
     let text = |c| ferry_wire::decimal::to_text(c, 2);
-    let want: Vec<String> = want.into_iter().map(|((a, m), (n, d, c))| format!("{a} {m} {n} {} {}", text(d), text(c))).collect();
+    want.into_iter().map(|((a, m), (n, d, c))| format!("{a} {m} {n} {} {}", text(d), text(c))).collect()
+}
+
+fn assert_same(got: &[String], want: &[String], what: &str) {
     assert!(want.len() > 100, "{}", want.len());
     if let Some(i) = (0..got.len().max(want.len())).find(|&i| got.get(i) != want.get(i)) {
-        panic!("{} records, {} from SQL; first difference at {i}: {:?} vs {:?}", got.len(), want.len(), got.get(i), want.get(i));
+        panic!("{what}: {} records, {} expected; first difference at {i}: {:?} vs {:?}", got.len(), want.len(), got.get(i), want.get(i));
     }
+}
+
+/// A plugin in Python, built by the test, exports through ferry like any component; its
+/// records are the totals computed here from the SQLite source, and its Rust twin's
+/// (`examples/plugin-monthly-activity`, the benchmark's other half).
+#[test]
+fn a_python_plugin_computes_monthly_activity_that_matches_sql() {
+    let p = Platform::new(0.05, 21);
+    let want = monthly_from_sql(&p.db());
+    assert_same(&monthly(&p, &python_plugin(), "out-py"), &want, "python");
+    assert_same(&monthly(&p, &plugin("ferry-example-monthly-activity"), "out-rust"), &want, "rust");
+}
+
+/// The JavaScript example's `node_modules` (componentize-js): `$FERRY_JS_MODULES`, else
+/// `target/js` (tests/run.sh installs it there). Missing fails the test.
+fn js_modules() -> std::path::PathBuf {
+    let dir = std::env::var_os("FERRY_JS_MODULES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/js"));
+    assert!(
+        dir.join("node_modules/@bytecodealliance/componentize-js/package.json").is_file(),
+        "componentize-js is missing under {}: run tests/run.sh, or npm install --ignore-scripts there from examples/plugin-js-monthly/package.json",
+        dir.display()
+    );
+    dir
+}
+
+/// The JavaScript example built into a component, cached by the sha256 of its sources, the
+/// WIT and componentize-js's package.json (a build takes ~45 s; the component is ~12 MB).
+fn js_plugin() -> std::path::PathBuf {
+    use sha2::{Digest, Sha256};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let modules = js_modules();
+    let example = root.join("examples/plugin-js-monthly");
+    let mut h = Sha256::new();
+    h.update(std::fs::read(modules.join("node_modules/@bytecodealliance/componentize-js/package.json")).unwrap());
+    for file in [
+        "examples/plugin-js-monthly/app.js",
+        "examples/plugin-js-monthly/build.mjs",
+        "examples/plugin-python-monthly/wit/computing.wit",
+        "wit/ferry.wit",
+    ] {
+        h.update(std::fs::read(root.join(file)).unwrap());
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("js-components");
+    let wasm = dir.join(format!("monthly_activity-{}.wasm", &hex::encode(h.finalize())[..16]));
+    if !wasm.is_file() {
+        let work = dir.join(format!("build-{}", std::process::id()));
+        std::fs::create_dir_all(&work).unwrap();
+        // The script resolves componentize-js from where it sits: beside node_modules.
+        let script = modules.join(format!("build-{}.mjs", std::process::id()));
+        std::fs::copy(example.join("build.mjs"), &script).unwrap();
+        let out =
+            Command::new("node").arg(&script).arg(work.join("monthly_activity.wasm")).env("FERRY_JS_EXAMPLE", &example).output().unwrap();
+        std::fs::remove_file(&script).unwrap();
+        assert!(out.status.success(), "componentize-js failed:\n{}{}", stdout(&out), stderr(&out));
+        std::fs::rename(work.join("monthly_activity.wasm"), &wasm).unwrap();
+        std::fs::remove_dir_all(&work).unwrap();
+    }
+    wasm
+}
+
+/// The same resource in JavaScript (componentize-js), built by the test, checked against SQL.
+#[test]
+fn a_javascript_plugin_computes_monthly_activity_that_matches_sql() {
+    let p = Platform::new(0.05, 22);
+    assert_same(&monthly(&p, &js_plugin(), "out-js"), &monthly_from_sql(&p.db()), "javascript");
 }
