@@ -29,6 +29,22 @@
 //! decoding and batching (records leave the plugin in ~64 KiB batches). `copy_table`
 //! hands the whole copy to the host (`records.copy`), which converts each column into
 //! its field and names the row, column and field of a value that does not fit.
+//!
+//! A plugin that computes its records reads cells by column name as Rust types and
+//! builds records by field name:
+//!
+//! ```ignore
+//! let mut rows = cx.read("transactions", &["category", "amount"], cx.window().cloned())?;
+//! while let Some(row) = rows.next()? {
+//!     let amount: Decimal = row.get("amount")?; // bad-data naming table, row and column
+//!     let category: Option<&str> = row.get("category")?;
+//!     // ...
+//! }
+//! cx.emit(cx.record().set("category", category).set("debits", debits))?;
+//! ```
+//!
+//! With the `mock` feature, [`mock::MockHost`] runs a plugin's export natively in
+//! `cargo test`, against tables written in the test.
 
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)] // generated: `records.copy` flattens a table-request
