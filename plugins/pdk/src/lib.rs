@@ -43,7 +43,7 @@
 //! cx.emit(cx.record().set("category", category).set("debits", debits))?;
 //! ```
 //!
-//! With the `mock` feature, [`mock::MockHost`] runs a plugin's export natively in
+//! With the `mock` feature, `mock::MockHost` runs a plugin's export natively in
 //! `cargo test`, against tables written in the test.
 
 #[doc(hidden)]
