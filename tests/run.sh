@@ -30,6 +30,22 @@ if ! target/py/bin/python -c "import fastavro, cramjam, backports.zstd, jsonsche
 fi
 export FERRY_PYTHON="$PWD/target/py/bin/python"
 
+# componentize-py (PyPI wheel with its binary; offline once installed) for the Python
+# example plugin, in its own venv; the test caches the component it builds.
+if ! target/componentize/bin/componentize-py --version >/dev/null 2>&1; then
+  python3 -m venv target/componentize
+  target/componentize/bin/pip install --quiet --disable-pip-version-check -r tests/py/componentize.txt
+fi
+export FERRY_COMPONENTIZE_PY="$PWD/target/componentize/bin/componentize-py"
+
+# componentize-js (npm, pinned in the example's package.json; no install scripts, and the
+# optional AOT step, which downloads, is not used) for the JavaScript example plugin.
+if [ ! -f target/js/node_modules/@bytecodealliance/componentize-js/package.json ]; then
+  mkdir -p target/js && cp examples/plugin-js-monthly/package.json target/js/
+  (cd target/js && npm install --ignore-scripts --no-audit --no-fund --silent)
+fi
+export FERRY_JS_MODULES="$PWD/target/js"
+
 # PostgreSQL and an S3 server on 127.0.0.1 for the tests that need them (stopped on exit).
 source tests/servers.sh
 
@@ -38,5 +54,10 @@ source tests/servers.sh
 # integration test.
 cargo test --locked -p ferry-wire --quiet
 (cd plugins && cargo test --locked -p ferry-pdk --quiet)
+# Plugins' unit tests on the kit's native mock host (feature `mock`, no wasm); the
+# example shares the plugins' target directory.
+(cd plugins && cargo test --locked -p ferry-pdk --features ferry-pdk/mock -p ferry-plugin-accounts -p ferry-plugin-attachments --quiet)
+(cd examples/plugin-category-totals && cargo test --locked --quiet --target-dir ../../plugins/target)
+(cd examples/plugin-monthly-activity && cargo test --locked --quiet --target-dir ../../plugins/target)
 
 cargo test --locked --features test-hooks "$@"

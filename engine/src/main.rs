@@ -23,6 +23,41 @@ struct Cli {
     command: Command,
 }
 
+/// What `ferry plugins` does besides listing.
+#[derive(Subcommand)]
+enum PluginsAction {
+    /// Write a new plugin project (outside ferry's tree) that builds and exports against
+    /// the demo platform out of the box.
+    New {
+        /// The resource's name: a letter, then letters, digits, _ or -.
+        name: String,
+        /// The plugin's language.
+        #[arg(long, default_value = "rust")]
+        lang: String,
+        /// Where to write it (default: ./NAME); must not exist.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// The plugin kit the project depends on by path (default: this checkout's plugins/pdk).
+        #[arg(long)]
+        kit: Option<PathBuf>,
+    },
+    /// Run a plugin against the demo platform (or a job's source) and report its describe
+    /// output, grants, checks, records, time and memory; exits 1 when a check fails.
+    Test {
+        /// The plugin component (`.wasm`).
+        plugin: PathBuf,
+        /// Read from this job's `[source]` (and its `as_of`) instead of the demo platform.
+        #[arg(long)]
+        job: Option<PathBuf>,
+        /// A resource option for the plugin, KEY=VALUE (repeatable).
+        #[arg(long = "option", value_name = "KEY=VALUE")]
+        options: Vec<String>,
+        /// Scale of the demo platform (generated once in the plugin cache directory).
+        #[arg(long, default_value_t = 0.1)]
+        scale: f64,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run a job file and publish a snapshot. Exits 0 when the snapshot is complete, 1 on
@@ -101,11 +136,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// List the built-in plugins and their record schemas.
+    /// List the built-in plugins and their record schemas; `plugins new` writes a new one.
     Plugins {
         /// Print the full Avro schema of each.
         #[arg(long)]
         schemas: bool,
+        #[command(subcommand)]
+        action: Option<PluginsAction>,
     },
     /// Serve the snapshot HTTP API: request, track, list and download snapshots.
     Serve {
@@ -267,7 +304,19 @@ fn real_main(process_started: Instant) -> Result<()> {
         Command::Tokens(args) => cli::serve::tokens(args)?,
         Command::Schedules(args) => cli::schedules::schedules(args)?,
         Command::Inspect { dir, resource, against, json } => inspect(&dir, resource.as_deref(), against.as_deref(), json)?,
-        Command::Plugins { schemas } => {
+        Command::Plugins { action: Some(PluginsAction::New { name, lang, dir, kit }), .. } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let kit = kit.unwrap_or_else(cli::scaffold::default_kit);
+            cli::scaffold::new(&name, &lang, &dir, &kit)?;
+            println!("wrote plugin `{name}` in {}", cli::clean_path(&dir).display());
+            println!("next: cd {} && cargo test && cargo build --target wasm32-wasip2 --release && ferry run job.toml", dir.display());
+        }
+        Command::Plugins { action: Some(PluginsAction::Test { plugin, job, options, scale }), .. } => {
+            if !cli::plugin_test::main(cli::plugin_test::TestArgs { wasm: plugin, job, options, scale })? {
+                std::process::exit(1);
+            }
+        }
+        Command::Plugins { schemas, action: None } => {
             let runtime = Runtime::new(runtime::default_cache_dir()).map_err(|e| anyhow::anyhow!("{e}"))?;
             for name in runtime::builtin_names() {
                 let wasm = runtime::builtin(name).context("built-in plugin")?;

@@ -17,6 +17,7 @@ mod notifications;
 mod packaging;
 mod page;
 mod parquet;
+mod plugin_authors;
 mod postgres;
 mod s3;
 mod sandbox;

@@ -2,7 +2,9 @@
 
 pub mod keys;
 pub mod plan;
+pub mod plugin_test;
 pub mod progress;
+pub mod scaffold;
 pub mod schedules;
 pub mod serve;
 pub mod snapshots;

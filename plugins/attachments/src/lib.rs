@@ -35,45 +35,27 @@ struct Version {
     blob_key: String,
 }
 
-fn text(row: &Row, table: &str, column: &str) -> Result<String> {
-    match row.get(column)? {
-        Cell::Text(t) => Ok(t.to_string()),
-        other => Err(Error::bad_data(format!("table `{table}` column `{column}`: {} is not text", other.describe()))),
-    }
-}
-
-fn integer(row: &Row, table: &str, column: &str) -> Result<i64> {
-    row.get(column)?.integer().ok_or_else(|| {
-        Error::bad_data(format!(
-            "table `{table}` column `{column}`: {} is not an integer",
-            row.get(column).map(|c| c.describe()).unwrap_or_default()
-        ))
-    })
-}
-
 fn attachment(row: &Row) -> Result<Attachment> {
-    let t = "attachments";
     Ok(Attachment {
-        uid: text(row, t, "uid")?,
-        file_name: text(row, t, "file_name")?,
-        content_type: text(row, t, "content_type")?,
-        owner_type: text(row, t, "owner_type")?,
-        owner_id: text(row, t, "owner_id")?,
-        created_at: integer(row, t, "created_at")?,
-        updated_at: integer(row, t, "updated_at")?,
+        uid: row.get("uid")?,
+        file_name: row.get("file_name")?,
+        content_type: row.get("content_type")?,
+        owner_type: row.get("owner_type")?,
+        owner_id: row.get("owner_id")?,
+        created_at: row.get("created_at")?,
+        updated_at: row.get("updated_at")?,
     })
 }
 
 fn version(row: &Row) -> Result<Version> {
-    let t = "attachment_versions";
     Ok(Version {
-        sid: text(row, t, "sid")?,
-        attachment_uid: text(row, t, "attachment_uid")?,
-        version: integer(row, t, "version")?,
-        size: integer(row, t, "size")?,
-        sha256: text(row, t, "sha256")?,
-        created_at: integer(row, t, "created_at")?,
-        blob_key: text(row, t, "blob_key")?,
+        sid: row.get("sid")?,
+        attachment_uid: row.get("attachment_uid")?,
+        version: row.get("version")?,
+        size: row.get("size")?,
+        sha256: row.get("sha256")?,
+        created_at: row.get("created_at")?,
+        blob_key: row.get("blob_key")?,
     })
 }
 
@@ -171,35 +153,23 @@ fn export_attachment(cx: &mut Export, a: &Attachment, versions: &[Version]) -> R
 }
 
 fn record(cx: &mut Export, a: &Attachment, v: Option<&Version>, s: &Stored, kind: &str) -> Result<()> {
-    cx.record(|w| {
-        w.string(&s.path);
-        w.string(kind);
-        w.string(&a.uid);
-        w.string(&a.file_name);
-        w.string(&a.content_type);
-        w.string(&a.owner_type);
-        w.string(&a.owner_id);
-        w.long(a.created_at);
-        w.long(a.updated_at);
-        match v {
-            Some(v) => {
-                w.some();
-                w.string(&v.sid);
-                w.some();
-                w.long(v.version);
-                w.some();
-                w.long(v.created_at);
-            }
-            None => {
-                w.null();
-                w.null();
-                w.null();
-            }
-        }
-        w.long(s.size as i64);
-        w.string(&s.sha256);
-        Ok(())
-    })
+    cx.emit(
+        cx.record()
+            .set("path", &s.path)
+            .set("kind", kind)
+            .set("uid", &a.uid)
+            .set("file_name", &a.file_name)
+            .set("content_type", &a.content_type)
+            .set("owner_type", &a.owner_type)
+            .set("owner_id", &a.owner_id)
+            .set("created_at", a.created_at)
+            .set("updated_at", a.updated_at)
+            .set("sid", v.map(|v| v.sid.as_str()))
+            .set("version", v.map(|v| v.version))
+            .set("version_created_at", v.map(|v| v.created_at))
+            .set("size", s.size as i64)
+            .set("sha256", &s.sha256),
+    )
 }
 
 /// The attachment and its versions, as the document-backup layout's `versions/` JSON.
@@ -270,3 +240,60 @@ fn rfc3339(micros: i64) -> String {
 }
 
 export_resource!(Attachments);
+
+#[cfg(test)]
+mod tests {
+    use ferry_pdk::mock::{MockHost, Value, row};
+
+    use super::{ATTACHMENT_COLUMNS, Attachments, VERSION_COLUMNS};
+
+    fn host() -> MockHost {
+        MockHost::new()
+            .table(
+                "attachments",
+                ATTACHMENT_COLUMNS,
+                [row!["A2", "b.txt", "text/plain", "user", "U1", 3, 4], row!["A1", "report.pdf", "application/pdf", "user", "U1", 1, 2]],
+            )
+            .table(
+                "attachment_versions",
+                VERSION_COLUMNS,
+                [row!["S2", "A1", 2, 3, "h2", 20, "k2"], row!["S1", "A1", 1, 2, "h1", 10, "k1"], row!["S9", "GONE", 1, 1, "h9", 10, "k9"]],
+            )
+            .blob("k1", b"v1")
+            .blob("k2", b"v22")
+    }
+
+    #[test]
+    fn indexes_every_version_then_the_version_list_and_warns_of_orphans() {
+        let out = host().export::<Attachments>().unwrap();
+        let got: Vec<String> = out.records.iter().map(|r| format!("{} {} {}", r["kind"], r["path"], r["version"])).collect();
+        assert_eq!(
+            got,
+            [
+                "version attachments/A1_report.pdf/S1_1 1",
+                "version attachments/A1_report.pdf/S2_2 2",
+                "versions attachments/versions/A1_report.pdf.json null",
+                "versions attachments/versions/A2_b.txt.json null",
+            ]
+        );
+        assert_eq!(out.records[1]["size"], Value::Long(3));
+        assert_eq!(out.records[0]["version_created_at"], Value::Timestamp(10));
+        assert_eq!(out.logs, ["warn: 1 attachment versions belong to no attachment and were not archived"]);
+        let json = String::from_utf8(out.files[2].1.clone()).unwrap();
+        assert!(json.contains(r#""created_at":"1970-01-01T00:00:00.000001Z""#), "{json}");
+    }
+
+    #[test]
+    fn a_version_whose_size_is_not_an_integer_names_the_table_row_and_column() {
+        let err = host()
+            .table("attachment_versions", VERSION_COLUMNS, [row!["S1", "A1", 1, "2 bytes", "h1", 10, "k1"]])
+            .export::<Attachments>()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "bad data: table `attachment_versions`, row sid \"S1\", column `size`: text \"2 bytes\" is not an integer; \
+             read it as an Option or a Cell, or fix the source"
+        );
+    }
+}

@@ -6,17 +6,17 @@
 //! records become the index of the archived files.
 
 use crate::bindings::ferry::plugin::blobs;
-use crate::{Error, Result};
+use crate::{Result, host};
 
 pub use blobs::{AttachmentVersion, Stored};
 
 /// Streams one version's blob into the snapshot; a missing blob or a size or sha256
 /// mismatch fails the export (the host reports it, naming the uid and sid).
 pub fn copy(version: &AttachmentVersion) -> Result<Stored> {
-    blobs::copy(version).map_err(Error::from_wit)
+    host::blob_copy(version)
 }
 
 /// Writes an attachment's version list (a JSON document) beside its files.
 pub fn write_versions(uid: &str, file_name: &str, json: &[u8]) -> Result<Stored> {
-    blobs::write_versions(uid, file_name, json).map_err(Error::from_wit)
+    host::write_versions(uid, file_name, json)
 }

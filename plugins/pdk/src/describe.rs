@@ -22,6 +22,19 @@ pub enum Type {
 }
 
 impl Type {
+    /// The type as messages name it: `string`, `decimal(18, 2)`.
+    pub fn name(self) -> String {
+        match self {
+            Type::String => "string".into(),
+            Type::Long => "long".into(),
+            Type::Int => "int".into(),
+            Type::Boolean => "boolean".into(),
+            Type::Double => "double".into(),
+            Type::TimestampMicros => "timestamp-micros".into(),
+            Type::Decimal { precision, scale } => format!("decimal({precision}, {scale})"),
+        }
+    }
+
     /// This type, or null (Avro `["null", T]` with default null).
     pub fn or_null(self) -> Nullable {
         Nullable { ty: self, nullable: true }
@@ -62,6 +75,13 @@ pub struct Field {
     pub column: String,
     pub ty: Type,
     pub nullable: bool,
+}
+
+impl Field {
+    /// The field's type as messages name it: `decimal(18, 2)`, `string or null`.
+    pub fn type_name(&self) -> String {
+        if self.nullable { format!("{} or null", self.ty.name()) } else { self.ty.name() }
+    }
 }
 
 /// A resource's declaration; see the crate docs for an example.
@@ -158,6 +178,16 @@ impl Describe {
     pub fn reads(mut self, table: &str, columns: &[&str]) -> Self {
         self.extra_tables.push((table.into(), columns.iter().map(|c| c.to_string()).collect()));
         self
+    }
+
+    /// The resource's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The main source table.
+    pub fn main_table(&self) -> &str {
+        &self.table
     }
 
     pub fn fields(&self) -> &[Field] {

@@ -1,10 +1,11 @@
 //! The export context: reading granted tables and emitting records in batches.
 
 use crate::avro::RecordWriter;
-use crate::bindings::ferry::plugin::{log, progress, records, source, types};
+use crate::bindings::ferry::plugin::{log, types};
 use crate::describe::Describe;
+use crate::record::Record;
 use crate::rows::Rows;
-use crate::{Error, Result};
+use crate::{Error, Result, host};
 
 /// Records leave the plugin in batches of about this many bytes (tens of KiB: large
 /// enough that the per-call cost vanishes, small enough to stay in cache).
@@ -45,43 +46,63 @@ impl<'a> Export<'a> {
     /// Opens a read of a granted table.
     pub fn read(&self, table: &str, columns: &[&str], range: Option<Range>) -> Result<Rows> {
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        let cursor = source::open(&source::TableRequest { table: table.into(), columns: columns.clone(), range, order_by: None })
-            .map_err(Error::from_wit)?;
-        Ok(Rows::new(table, columns, cursor))
+        let cursor = host::open(&host::TableRequest { table: table.into(), columns: columns.clone(), range, order_by: None })?;
+        Ok(Rows::new(table, columns, cursor, self.key_of(table)))
+    }
+
+    /// The column naming a row of `table` in messages: the resource's key on its main table.
+    fn key_of(&self, table: &str) -> Option<&str> {
+        (table == self.describe.table).then(|| self.describe.key_column()).flatten()
     }
 
     /// Opens a read of a granted table in the order of `order_by` (a granted column,
     /// ascending), for plugins that merge two tables on a key.
     pub fn read_ordered(&self, table: &str, columns: &[&str], order_by: &str) -> Result<Rows> {
         let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        let cursor = source::open(&source::TableRequest {
+        let cursor = host::open(&host::TableRequest {
             table: table.into(),
             columns: columns.clone(),
             range: None,
             order_by: Some(order_by.into()),
-        })
-        .map_err(Error::from_wit)?;
-        Ok(Rows::new(table, columns, cursor))
+        })?;
+        Ok(Rows::new(table, columns, cursor, self.key_of(table)))
     }
 
     /// Reports progress: `done` records so far, out of `total` when known.
     pub fn progress(&self, done: u64, total: Option<u64>) {
-        progress::report(done, total)
+        host::report(done, total)
     }
 
     /// Counts the rows a read would return.
     pub fn count(&self, table: &str, columns: &[&str], range: Option<Range>) -> Result<u64> {
-        source::count(&source::TableRequest {
+        host::count(&host::TableRequest {
             table: table.into(),
             columns: columns.iter().map(|c| c.to_string()).collect(),
             range,
             order_by: None,
         })
-        .map_err(Error::from_wit)
     }
 
-    /// Writes one record; `write` must append every field in schema order.
-    pub fn record(&mut self, write: impl FnOnce(&mut RecordWriter) -> Result<()>) -> Result<()> {
+    /// A new record of this resource, its fields set by name:
+    /// `cx.emit(cx.record().set("category", category).set("debits", debits))?`.
+    pub fn record<'v>(&self) -> Record<'a, 'v> {
+        Record::new(self.describe)
+    }
+
+    /// Writes a record built with [`Export::record`]; an unknown or unset field, or a
+    /// value that does not fit its field, is an error naming the field.
+    pub fn emit(&mut self, record: &Record) -> Result<()> {
+        record.encode(&mut self.batch)?;
+        self.batch_records += 1;
+        if self.batch.len() >= BATCH_BYTES {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes one record by position; `write` must append every field in schema order.
+    /// [`Export::record`] and [`Export::emit`] name the fields instead.
+    pub fn write_record(&mut self, write: impl FnOnce(&mut RecordWriter) -> Result<()>) -> Result<()> {
         let mark = self.batch.len();
         if let Err(e) = write(&mut RecordWriter { buf: &mut self.batch }) {
             self.batch.truncate(mark);
@@ -103,32 +124,32 @@ impl<'a> Export<'a> {
         let d = self.describe;
         if let Some(f) = d.fields.iter().find(|f| f.column.is_empty()) {
             return Err(Error::InvalidArgument(format!(
-                "field `{}` is computed, so copy_table cannot fill it; write records with Export::record",
+                "field `{}` is computed, so copy_table cannot fill it; build records with Export::record and Export::emit",
                 f.name
             )));
         }
         // Records written before stay before the copied ones.
         self.flush()?;
         let request =
-            source::TableRequest { table: d.table.clone(), columns: d.columns(), range: self.request.window.clone(), order_by: None };
-        let copied = records::copy(&request, d.key_column()).map_err(Error::from_wit)?;
+            host::TableRequest { table: d.table.clone(), columns: d.columns(), range: self.request.window.clone(), order_by: None };
+        let copied = host::copy(&request, d.key_column())?;
         self.emitted += copied;
-        progress::report(copied, Some(copied));
+        host::report(copied, Some(copied));
         Ok(())
     }
 
     /// Logs a message for the operator.
     pub fn info(&self, message: &str) {
-        log::log(log::Level::Info, message)
+        host::log(log::Level::Info, message)
     }
 
     pub fn warn(&self, message: &str) {
-        log::log(log::Level::Warn, message)
+        host::log(log::Level::Warn, message)
     }
 
     fn flush(&mut self) -> Result<()> {
         if self.batch_records > 0 {
-            records::emit(self.batch_records, &self.batch).map_err(Error::from_wit)?;
+            host::emit(self.batch_records, &self.batch)?;
             self.emitted += self.batch_records as u64;
             self.batch.clear();
             self.batch_records = 0;

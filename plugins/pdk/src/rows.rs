@@ -3,14 +3,22 @@
 pub use ferry_wire::cell::Cell;
 use ferry_wire::cell::decode;
 
-use crate::bindings::ferry::plugin::source::{self, RowBatch};
+use crate::bindings::ferry::plugin::source::RowBatch;
+use crate::host::Cursor;
+use crate::values::FromCell;
 use crate::{Error, Result};
+
+/// Columns that name a row in messages when the read is not of the main table (whose
+/// key is the resource's `key`): the first of these the read requested.
+const KEY_COLUMNS: &[&str] = &["guid", "uid", "sid", "id"];
 
 /// A forward-only read of one table, batch by batch.
 pub struct Rows {
     table: String,
     columns: Vec<String>,
-    cursor: source::Cursor,
+    cursor: Cursor,
+    key: Option<usize>,
+    row: u64,
     batch: Vec<u8>,
     pos: usize,
     left: u32,
@@ -35,11 +43,24 @@ pub struct Row<'a> {
     cells: &'a [Slot],
     columns: &'a [String],
     table: &'a str,
+    key: Option<usize>,
+    number: u64,
 }
 
 impl Rows {
-    pub(crate) fn new(table: &str, columns: Vec<String>, cursor: source::Cursor) -> Self {
-        Rows { table: table.into(), columns, cursor, batch: Vec::new(), pos: 0, left: 0, cells: Vec::new(), done: false }
+    pub(crate) fn new(table: &str, columns: Vec<String>, cursor: Cursor, key: Option<&str>) -> Self {
+        let key = key
+            .and_then(|k| columns.iter().position(|c| c == k))
+            .or_else(|| KEY_COLUMNS.iter().find_map(|k| columns.iter().position(|c| c == k)));
+        Rows { table: table.into(), columns, cursor, key, row: 0, batch: Vec::new(), pos: 0, left: 0, cells: Vec::new(), done: false }
+    }
+
+    /// Names rows in error messages by `column` (one of the read's columns) instead of
+    /// the default: the resource's key on its main table, else a `guid`, `uid`, `sid` or
+    /// `id` column, else the row's number in the read.
+    pub fn keyed_by(mut self, column: &str) -> Self {
+        self.key = self.columns.iter().position(|c| c == column);
+        self
     }
 
     /// The next row, or `None` at the end of the table. Not an `Iterator`: each row
@@ -53,7 +74,7 @@ impl Rows {
             if self.done {
                 return Ok(None);
             }
-            match self.cursor.next().map_err(Error::from_wit)? {
+            match self.cursor.next()? {
                 Some(RowBatch { rows, data }) => {
                     self.batch = data;
                     self.pos = 0;
@@ -82,7 +103,8 @@ impl Rows {
             self.pos = next;
         }
         self.left -= 1;
-        Ok(Some(Row { data: &self.batch, cells: &self.cells, columns: &self.columns, table: &self.table }))
+        self.row += 1;
+        Ok(Some(Row { data: &self.batch, cells: &self.cells, columns: &self.columns, table: &self.table, key: self.key, number: self.row }))
     }
 
     fn corrupt(&self, what: &str) -> Error {
@@ -107,14 +129,36 @@ impl<'a> Row<'a> {
         }
     }
 
-    /// The cell of the named column.
-    pub fn get(&self, column: &str) -> Result<Cell<'a>> {
-        let i = self
-            .columns
-            .iter()
-            .position(|c| c == column)
-            .ok_or_else(|| Error::InvalidArgument(format!("column `{column}` was not requested from `{}`", self.table)))?;
-        Ok(self.cell(i))
+    /// The named column's value as `T`: `row.get::<Decimal>("amount")?`,
+    /// `row.get::<Option<&str>>("category")?` ([`FromCell`] lists the types). A value
+    /// that is not a `T` is `bad-data` naming the table, the row and the column.
+    pub fn get<T: FromCell<'a>>(&self, column: &str) -> Result<T> {
+        let i = self.columns.iter().position(|c| c == column).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "column `{column}` was not requested from table `{}`; add it to the read's columns (it has: {})",
+                self.table,
+                self.columns.join(", ")
+            ))
+        })?;
+        let cell = self.cell(i);
+        T::from_cell(cell).ok_or_else(|| {
+            Error::bad_data(format!(
+                "table `{}`, {}, column `{column}`: {} is not {}; read it as an Option or a Cell, or fix the source",
+                self.table,
+                self.name(),
+                cell.describe(),
+                T::expected()
+            ))
+        })
+    }
+
+    /// How messages name this row: `row guid "a1"` or `row 17` (its number in the read).
+    pub fn name(&self) -> String {
+        match self.key.map(|k| (&self.columns[k], self.cell(k))) {
+            Some((column, Cell::Text(t))) => format!("row {column} {t:?}"),
+            Some((column, Cell::Integer(n))) => format!("row {column} {n}"),
+            _ => format!("row {}", self.number),
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -30,7 +30,7 @@ impl Resource for Sneaky {
         while let Some(row) = rows.next()? {
             if let Cell::Text(guid) = row.cell(0) {
                 let guid = guid.to_string();
-                cx.record(|w| {
+                cx.write_record(|w| {
                     w.string(&guid);
                     Ok(())
                 })?;
