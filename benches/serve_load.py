@@ -49,6 +49,7 @@ def main():
     ap.add_argument("--scale", type=float, default=10)
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--downloads", type=int, default=5, help="whole-part downloads through each server, alternated")
     ap.add_argument("--platform", help="a platform `ferry demo` generated before (reused instead of generating one)")
     a = ap.parse_args()
     ferry = os.path.abspath(a.ferry)
@@ -110,38 +111,43 @@ def main():
         threads = [threading.Thread(target=client, args=(i,)) for i in range(a.clients)]
         for t in threads: t.start()
         for t in threads: t.join()
-        # One whole part through the API, then through nginx, same client.
-        st, _, n, api_s = request(host, port, "GET", part["url"], token)
-        assert st == 200 and n == part["bytes"], f"the API answered {st} with {n} bytes"
+        # One whole part through the API and through nginx, same client, alternated
+        # `--downloads` times each (one download of each is at the mercy of the machine).
         path = os.path.join(work, "srv", done["snapshot_id"], part["name"])
-        nginx_mbs = float("nan")
         if not shutil.which("nginx") and not os.path.exists("/usr/sbin/nginx"):
             subprocess.run(["apt-get", "install", "-y", "-qq", "nginx"], check=False, stdout=subprocess.DEVNULL)
         nginx = "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else shutil.which("nginx")
-        if nginx:
-            import socket
-            probe = socket.socket(); probe.bind((host, 0)); ng_port = probe.getsockname()[1]; probe.close()
-            conf = f"{work}/nginx.conf"
-            # Workers run as the caller, so they read the same private temporary directory.
-            open(conf, "w").write(f"daemon off; user {os.getenv('USER') or 'root'}; pid {work}/nginx.pid; error_log {work}/nginx.err; events {{}}\n"
-                                  f"http {{ access_log off; sendfile on; server {{ listen 127.0.0.1:{ng_port}; root {os.path.dirname(path)}; }} }}\n")
-            ng = subprocess.Popen([nginx, "-c", conf], stderr=subprocess.DEVNULL)
-            for _ in range(100):
-                try:
-                    socket.create_connection((host, ng_port), timeout=1).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        import socket
+        probe = socket.socket(); probe.bind((host, 0)); ng_port = probe.getsockname()[1]; probe.close()
+        conf = f"{work}/nginx.conf"
+        # Workers run as the caller, so they read the same private temporary directory.
+        open(conf, "w").write(f"daemon off; user {os.getenv('USER') or 'root'}; pid {work}/nginx.pid; error_log {work}/nginx.err; events {{}}\n"
+                              f"http {{ access_log off; sendfile on; server {{ listen 127.0.0.1:{ng_port}; root {os.path.dirname(path)}; }} }}\n")
+        ng = subprocess.Popen([nginx, "-c", conf], stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                socket.create_connection((host, ng_port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        api, web = [], []
+        for _ in range(a.downloads):
+            st, _, n, api_s = request(host, port, "GET", part["url"], token)
+            assert st == 200 and n == part["bytes"], f"the API answered {st} with {n} bytes"
+            api.append(n / 1e6 / api_s)
             st, _, m, ng_s = request(host, ng_port, "GET", "/" + part["name"], None)
             assert st == 200 and m == part["bytes"], f"nginx answered {st} with {m} bytes"
-            ng.send_signal(signal.SIGQUIT); ng.wait()
-            nginx_mbs = m / 1e6 / ng_s
-        api_mbs = n / 1e6 / api_s
+            web.append(m / 1e6 / ng_s)
+        ng.send_signal(signal.SIGQUIT); ng.wait()
+        api_mbs, nginx_mbs = percentile(api, .5), percentile(web, .5)
+        ratios = sorted(x / y for x, y in zip(api, web))
         print(f"clients {a.clients}, {a.seconds:.0f} s, loopback, while a run exports (scale {a.scale})")
         print(f"errors {errors[0]}; list requests {len(lists)}: p50 {percentile(lists, .5)*1e3:.1f} ms, p99 {percentile(lists, .99)*1e3:.1f} ms")
         print(f"range downloads {len(ttfbs)} (1 MiB each): time to first byte p50 {percentile(ttfbs, .5)*1e3:.1f} ms, p99 {percentile(ttfbs, .99)*1e3:.1f} ms")
         print(f"server peak RSS {peak[0] / 1024:.1f} MiB")
-        print(f"one part of {part['bytes'] / 1e6:.1f} MB: API {api_mbs:.0f} MB/s, nginx {nginx_mbs:.0f} MB/s, ratio {api_mbs / nginx_mbs:.2f}")
+        print(f"one part of {part['bytes'] / 1e6:.1f} MB, {a.downloads} downloads each, alternated: API median {api_mbs:.0f} MB/s "
+              f"({min(api):.0f}-{max(api):.0f}), nginx median {nginx_mbs:.0f} MB/s ({min(web):.0f}-{max(web):.0f}); "
+              f"ratio per pair median {percentile(ratios, .5):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})")
     finally:
         stop.set()
         server.kill()

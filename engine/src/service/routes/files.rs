@@ -10,7 +10,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use futures_util::StreamExt as _;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
 
 use super::snapshots::{check_id, lookup};
 use super::views::{FileList, FileView};
@@ -239,20 +238,49 @@ pub async fn download(
     Ok(response)
 }
 
-/// `len` bytes of a file from `start`, read in chunks as the client takes them.
+/// `len` bytes of a file from `start`, read in chunks as the client takes them. One
+/// blocking reader per download hands chunks through a channel two deep: a read per chunk
+/// through `tokio::fs` would hop to the blocking pool every time (0.65 of nginx's speed
+/// on one 1 GiB part), and the channel bounds memory per download to three chunks.
 async fn disk_body(state: &AppState, path: PathBuf, start: u64, len: u64) -> Result<Body, ApiError> {
-    let mut f = tokio::fs::File::open(&path)
-        .await
-        .map_err(|e| ApiError::Gone(format!("{} is gone from disk ({e})", path.file_name().unwrap_or_default().to_string_lossy())))?;
-    f.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| ApiError::Internal(format!("seeking {}: {e}", path.display())))?;
-    let stream = tokio_util::io::ReaderStream::with_capacity(f.take(len), CHUNK);
+    use std::io::{Read as _, Seek as _};
+    let gone =
+        |e: std::io::Error| ApiError::Gone(format!("{} is gone from disk ({e})", path.file_name().unwrap_or_default().to_string_lossy()));
+    let mut f = std::fs::File::open(&path).map_err(gone)?;
+    f.seek(std::io::SeekFrom::Start(start)).map_err(|e| ApiError::Internal(format!("seeking {}: {e}", path.display())))?;
+    let (chunks, received) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(2);
+    tokio::task::spawn_blocking(move || {
+        let mut rest = f.take(len);
+        loop {
+            let mut buf = vec![0u8; CHUNK];
+            let chunk = match rest.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Ok(bytes::Bytes::from(buf))
+                }
+                Err(e) => Err(e),
+            };
+            let failed = chunk.is_err();
+            // A client that hung up drops the receiver: the reader stops.
+            if chunks.blocking_send(chunk).is_err() || failed {
+                return;
+            }
+        }
+    });
     let st = state.clone();
+    let stream = tokio_stream_from(received);
     Ok(Body::from_stream(stream.map(move |chunk| {
         if let Ok(c) = &chunk {
             st.metrics.served(c.len() as u64);
         }
         chunk
     })))
+}
+
+/// A receiver as a stream of its messages.
+fn tokio_stream_from<T: Send + 'static>(received: tokio::sync::mpsc::Receiver<T>) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::unfold(received, |mut r| async move { r.recv().await.map(|item| (item, r)) })
 }
 
 /// Bytes `range` of a delivered file, streamed from its bucket.
