@@ -5,6 +5,7 @@ pub mod plan;
 pub mod progress;
 pub mod schedules;
 pub mod serve;
+pub mod shards;
 pub mod snapshots;
 
 /// A byte count for people: 1.5 MiB.

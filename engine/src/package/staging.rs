@@ -99,6 +99,65 @@ impl Staging {
     }
 }
 
+impl Staging {
+    /// Publishes a shard (`ferry run --shard i/N`) into the shared snapshot directory
+    /// (this staging's output root): the shard's manifests of earlier attempts go first,
+    /// then every file of this shard's earlier attempts (their names hold `tag`), then
+    /// this attempt's files and folders move in, and its shard manifest `name` is
+    /// written last, so a shard manifest always lists files that are there.
+    pub fn publish_shard(mut self, shard: &str, tag: &str, name: &str, manifest: &[u8]) -> Result<PathBuf, StagingError> {
+        let root = self.root.path().to_path_buf();
+        let shards = root.join(layout::SHARDS_DIR);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StagingError::Write { path, source }
+        };
+        fs::create_dir_all(&shards).map_err(io(&shards))?;
+        for old in fs::read_dir(&shards).map_err(io(&shards))?.flatten() {
+            if old.file_name().to_string_lossy().starts_with(&format!("{shard}.")) {
+                fs::remove_file(old.path()).map_err(io(&old.path()))?;
+            }
+        }
+        for old in fs::read_dir(&root).map_err(io(&root))?.flatten() {
+            if old.file_name().to_string_lossy().contains(tag) && old.file_type().is_ok_and(|t| t.is_file()) {
+                fs::remove_file(old.path()).map_err(io(&old.path()))?;
+            }
+        }
+        self.dir.remove_file(layout::LOCK).map_err(io(&self.dir.display(layout::LOCK)))?;
+        move_into(self.dir.path(), &root)?;
+        let tmp = shards.join(format!(".{name}.tmp"));
+        let write = || -> io::Result<()> {
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(manifest)?;
+            file.sync_all()?;
+            fs::rename(&tmp, shards.join(name))?;
+            fs::File::open(&shards)?.sync_all()
+        };
+        write().map_err(io(&shards.join(name)))?;
+        let _ = fs::remove_dir_all(self.dir.path());
+        self.published = true;
+        Ok(shards.join(name))
+    }
+}
+
+/// Moves every file under `from` to the same place under `to` (folders merge).
+fn move_into(from: &Path, to: &Path) -> Result<(), StagingError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StagingError::Write { path, source }
+    };
+    for entry in fs::read_dir(from).map_err(io(from))?.flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::create_dir_all(&target).map_err(io(&target))?;
+            move_into(&entry.path(), &target)?;
+        } else {
+            fs::rename(entry.path(), &target).map_err(|source| StagingError::Publish { from: entry.path(), to: target.clone(), source })?;
+        }
+    }
+    Ok(())
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.published {

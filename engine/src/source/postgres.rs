@@ -253,7 +253,8 @@ impl PostgresSource {
             }
             // A row with no creation time is read (and refused by its field's type if that
             // is not nullable), never dropped unseen.
-            if query.created_before.as_ref().is_some_and(|c| std::ptr::eq(c, range))
+            if query.keeps_unvalued(range)
+                && range.end.is_some()
                 && let Some(last) = conds.pop()
             {
                 conds.push(format!("({last} OR {col} IS NULL)"));
@@ -360,6 +361,31 @@ impl Source for PostgresSource {
 
     fn open(&self, query: &TableQuery) -> Result<Box<dyn RowStream>, SourceError> {
         Ok(Box::new(self.start(query, RowBatchBuilder::with_capacity(BATCH_BYTES + 4096))?))
+    }
+
+    fn value_at(&self, query: &TableQuery, column: &str, offset: u64) -> Result<Option<i64>, SourceError> {
+        let mut client = self.client()?;
+        let col = quote_ident(column)?;
+        let (mut sql, params) = self.build_sql(&mut client, query, Some(&col))?;
+        sql.push_str(if sql.contains(" WHERE ") { " AND " } else { " WHERE " });
+        sql.push_str(&format!("{col} IS NOT NULL ORDER BY {col} LIMIT 1 OFFSET {offset}"));
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
+        let pg = |e| SourceError::PgQuery { table: query.table.into(), source: e };
+        let mut txn = self.pin.begin(&mut client).map_err(pg)?;
+        let row = txn.query_opt(&sql, &refs).map_err(pg)?;
+        txn.commit().map_err(pg)?;
+        let Some(row) = row else { return Ok(None) };
+        if let Ok(v) = row.try_get::<_, i64>(0) {
+            return Ok(Some(v));
+        }
+        if let Ok(v) = row.try_get::<_, i32>(0) {
+            return Ok(Some(v.into()));
+        }
+        let t: SystemTime = row.try_get(0).map_err(pg)?;
+        Ok(Some(match t.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => d.as_micros() as i64,
+            Err(e) => -(e.duration().as_micros() as i64),
+        }))
     }
 
     fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {

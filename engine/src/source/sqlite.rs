@@ -192,7 +192,14 @@ fn build_sql(query: &TableQuery, select: &str) -> Result<(String, Vec<i64>), Sou
         params.push(as_of);
         conds.push(format!("({col} < ?{} OR typeof({col}) NOT IN ('integer', 'real'))", params.len()));
     }
-    for range in query.range.iter() {
+    if let Some(Range { column, start: None, end: Some(end) }) = query.shard {
+        // The first shard also holds the rows the as-of cut keeps unvalued.
+        let col = quote_ident(column)?;
+        params.push(end);
+        conds.push(format!("({col} < ?{} OR typeof({col}) NOT IN ('integer', 'real'))", params.len()));
+    }
+    let shard = query.shard.iter().filter(|r| r.start.is_some());
+    for range in query.range.iter().chain(shard) {
         let col = quote_ident(range.column)?;
         if let Some(start) = range.start {
             params.push(start);
@@ -321,6 +328,22 @@ impl Source for SqliteSource {
 
     fn open(&self, query: &TableQuery) -> Result<Box<dyn RowStream>, SourceError> {
         Ok(Box::new(self.start(query, RowBatchBuilder::with_capacity(BATCH_BYTES + 4096))?))
+    }
+
+    fn value_at(&self, query: &TableQuery, column: &str, offset: u64) -> Result<Option<i64>, SourceError> {
+        let col = quote_ident(column)?;
+        let (mut sql, params) = build_sql(query, &col)?;
+        let numeric = format!("typeof({col}) IN ('integer', 'real')");
+        sql.push_str(if sql.contains(" WHERE ") { " AND " } else { " WHERE " });
+        sql.push_str(&format!("{numeric} ORDER BY {col} LIMIT 1 OFFSET {offset}"));
+        let conn = self.connect_pinned()?;
+        let err = |e| SourceError::Query { table: query.table.into(), source: e };
+        let mut stmt = conn.prepare(&sql).map_err(err)?;
+        let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(err)?;
+        match rows.next().map_err(err)? {
+            Some(row) => Ok(Some(row.get::<_, f64>(0).map_err(err)? as i64)),
+            None => Ok(None),
+        }
     }
 
     fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {
@@ -491,7 +514,7 @@ mod tests {
             let source = SqliteSource::open(&db).unwrap();
             assert_eq!(source.utf8, encoding == "UTF-8");
             let columns: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
-            let query = TableQuery { table: "t", columns: &columns, range: None, order_by: None, created_before: None };
+            let query = TableQuery { table: "t", columns: &columns, range: None, order_by: None, created_before: None, shard: None };
             let mut stream = source.open(&query).unwrap();
             batches.push(stream.next_batch().unwrap().unwrap());
             assert!(stream.next_batch().unwrap().is_none());
@@ -532,7 +555,7 @@ mod tests {
         let source = SqliteSource::open(&db).unwrap();
         assert_eq!(source.consistency(), Consistency::SqliteSnapshot);
         let columns = vec!["a".to_string()];
-        let query = TableQuery { table: "t", columns: &columns, range: None, order_by: None, created_before: None };
+        let query = TableQuery { table: "t", columns: &columns, range: None, order_by: None, created_before: None, shard: None };
         for round in 0..3 {
             writer.execute("INSERT INTO t VALUES (?1)", [10 + round]).unwrap();
             writer.execute("DELETE FROM t WHERE a = 1", []).unwrap();
