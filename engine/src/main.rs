@@ -233,7 +233,12 @@ fn real_main(process_started: Instant) -> Result<()> {
                     cli::count(records),
                     cli::size(bytes)
                 ),
-                None => println!("snapshot {} ({status}): {} records, {} in {seconds:.2}s", m.snapshot_id, cli::count(records), cli::size(bytes)),
+                None => println!(
+                    "snapshot {} ({status}): {} records, {} in {seconds:.2}s",
+                    m.snapshot_id,
+                    cli::count(records),
+                    cli::size(bytes)
+                ),
             }
             println!("{}", cli::clean_path(&report.snapshot_dir).display());
             if let Some(d) = &report.delivered {

@@ -33,7 +33,8 @@ pub fn expected_rows(
     let Some(main) = plugin.info.tables.iter().find(|t| t.table == plugin.info.main_table) else { return Ok(None) };
     let range = window.map(|w| crate::source::Range { column: &w.column, start: w.start, end: w.end });
     let created_before = plugin.info.created_column.as_deref().map(|column| crate::source::Range { column, start: None, end: Some(as_of) });
-    let query = crate::source::TableQuery { table: &main.table, columns: &main.columns, range, order_by: None, created_before, shard: None };
+    let query =
+        crate::source::TableQuery { table: &main.table, columns: &main.columns, range, order_by: None, created_before, shard: None };
     source.count(&query).map(Some)
 }
 

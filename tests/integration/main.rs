@@ -23,5 +23,6 @@ mod sandbox;
 mod schedules;
 mod servers;
 mod service;
+mod shards;
 mod trust;
 mod windows;

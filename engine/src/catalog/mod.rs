@@ -595,7 +595,12 @@ impl Catalog {
         self.record_found_because(id, published, why)
     }
 
-    fn record_found_because(&mut self, id: &Identity, published: Option<Result<PublishedSnapshot, String>>, why: &str) -> Result<(), CatalogError> {
+    fn record_found_because(
+        &mut self,
+        id: &Identity,
+        published: Option<Result<PublishedSnapshot, String>>,
+        why: &str,
+    ) -> Result<(), CatalogError> {
         let now = timestamp(Utc::now());
         let created = if parse_time(&id.created_at).is_some() { id.created_at.clone() } else { now.clone() };
         let new = NewSnapshot {

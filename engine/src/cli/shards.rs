@@ -20,7 +20,10 @@ fn env(vars: &'static [&'static str]) -> Option<(&'static str, String)> {
 pub fn parse(shard: &str, shards: Option<u32>) -> Result<Shard> {
     let (index, count) = if shard == "auto" {
         let Some((var, index)) = env(INDEX_VARS) else {
-            bail!("--shard auto found no shard index; set one of {} (Kubernetes and AWS Batch set theirs), or pass --shard i/N", INDEX_VARS.join(", "))
+            bail!(
+                "--shard auto found no shard index; set one of {} (Kubernetes and AWS Batch set theirs), or pass --shard i/N",
+                INDEX_VARS.join(", ")
+            )
         };
         let index: u32 = index.trim().parse().with_context(|| format!("{var}={index:?} is not a shard index (0, 1, 2, ...)"))?;
         let count = match shards {
@@ -54,7 +57,8 @@ pub fn parse(shard: &str, shards: Option<u32>) -> Result<Shard> {
 
 /// `--snapshot-id ID`: what goes into a directory name and an S3 key.
 pub fn check_snapshot_id(id: &str) -> Result<()> {
-    let ok = !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') && !id.starts_with('-');
+    let ok =
+        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') && !id.starts_with('-');
     if !ok {
         bail!("--snapshot-id {id:?} is not a usable id; use 1 to 64 letters, digits, '-' or '_' (not starting with '-')");
     }

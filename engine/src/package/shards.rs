@@ -75,7 +75,7 @@ pub enum AssembleError {
     Bad { path: PathBuf, reason: String },
     #[error("`--shards {count}` must be at least 1")]
     ZeroShards { count: u32 },
-    #[error("{} missing of {count}: {}; rerun each with `ferry run JOB --shard i/{count} --snapshot-id ID`", if missing.len() == 1 { "a shard is" } else { "shards are" }, missing.iter().map(|i| format!("{i}/{count}")).collect::<Vec<_>>().join(", "))]
+    #[error("{} of {count} shards missing: {}; rerun each with `ferry run JOB --shard i/{count} --snapshot-id ID`", missing.len(), missing.iter().map(|i| format!("{i}/{count}")).collect::<Vec<_>>().join(", "))]
     Missing { count: u32, missing: Vec<u32> },
     #[error("shard {index}/{count} has {n} manifests (attempts {attempts}): two workers ran that index; remove its manifests and rerun shard {index} alone", n = attempts.split(", ").count())]
     Duplicate { index: u32, count: u32, attempts: String },
@@ -137,7 +137,13 @@ pub fn assemble(dir: &Path, count: u32) -> Result<Assembled, AssembleError> {
     for (name, m) in &found {
         let stale = |reason: String| Err(AssembleError::Stale { name: name.clone(), reason });
         if m.shard.count != count {
-            return stale(format!("it is shard {}/{} of an earlier attempt with {} shards, not {count}", m.shard.index, m.shard.count, m.shard.count));
+            return stale(format!(
+                "it is shard {}/{} of an earlier attempt with {} shards, not {count} (its files' names hold `{}`)",
+                m.shard.index,
+                m.shard.count,
+                m.shard.count,
+                m.shard.tag()
+            ));
         }
         if m.manifest.snapshot_id != snapshot_id {
             return stale(format!("it belongs to snapshot {}, not {snapshot_id}", m.manifest.snapshot_id));
@@ -172,6 +178,8 @@ pub fn assemble(dir: &Path, count: u32) -> Result<Assembled, AssembleError> {
     let shards: Vec<&ShardManifest> = by_index.into_values().map(|ms| ms[0]).collect();
     check_cuts(&shards)?;
     let manifest = merge(&shards);
+    // A shard killed mid-run left its staging directory: not part of the snapshot.
+    super::staging::remove_dead_staging(dir);
     let write_err = |source| AssembleError::Write { path: dir.join(MANIFEST), source };
     let write = || -> std::io::Result<()> {
         let tmp = dir.join(MANIFEST_TMP);
@@ -273,12 +281,11 @@ fn merge(shards: &[&ShardManifest]) -> Manifest {
             shards.len()
         ),
     };
-    let status =
-        if shards.iter().all(|s| s.manifest.status == Status::Completed) && resources.iter().all(|r| r.error.is_none()) {
-            Status::Completed
-        } else {
-            Status::Incomplete
-        };
+    let status = if shards.iter().all(|s| s.manifest.status == Status::Completed) && resources.iter().all(|r| r.error.is_none()) {
+        Status::Completed
+    } else {
+        Status::Incomplete
+    };
     Manifest {
         format_version: first.format_version,
         snapshot_id: first.snapshot_id.clone(),

@@ -166,6 +166,14 @@ impl Drop for Staging {
     }
 }
 
+/// Removes the staging directories of runs that died in `dir` (a sharded snapshot's
+/// directory: shards killed mid-run).
+pub(crate) fn remove_dead_staging(dir: &Path) {
+    if let Ok(dir) = ConfinedDir::open(dir) {
+        clean_leftovers(&dir);
+    }
+}
+
 /// Removes staging directories of runs that died. A staging directory still being
 /// written by a live run is skipped: its lock names a live process (pid and start time,
 /// so a reused pid does not keep a dead run's directory).

@@ -421,7 +421,8 @@ pub fn verify_with(path: &Path, keys: &Keys) -> Result<Report, VerifyError> {
             }
             // A sharded snapshot keeps its shard manifests (which `assemble` checked) in `shards/`.
             let shard_manifests = name == super::layout::SHARDS_DIR && e.file_type().is_ok_and(|t| t.is_dir());
-            if name != MANIFEST && name != SIGNATURE_FILE && !shard_manifests && !known.contains(&name) && !archives.contains(name.as_str()) {
+            if name != MANIFEST && name != SIGNATURE_FILE && !shard_manifests && !known.contains(&name) && !archives.contains(name.as_str())
+            {
                 report.push(false, name, "is in the snapshot directory but not in the manifest");
             }
         }

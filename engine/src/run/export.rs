@@ -144,10 +144,7 @@ impl Exporter<'_> {
             self.as_of.timestamp_micros(),
             Box::new(channel),
         );
-        let slice = self
-            .cuts
-            .and_then(|cuts| cuts.get(index))
-            .and_then(|c| c.column.clone().map(|column| (column, c.start, c.end)));
+        let slice = self.cuts.and_then(|cuts| cuts.get(index)).and_then(|c| c.column.clone().map(|column| (column, c.start, c.end)));
         let job = ExportJob {
             slice,
             resource: spec.name.clone(),

@@ -79,6 +79,7 @@ pub(super) fn run_shard(job: &Job, options: &RunOptions, run: &ShardRun) -> Resu
     let shard_manifest = ShardManifest { shard: run.shard, attempt: attempt.clone(), cuts: cuts.unwrap_or_default(), manifest };
     let mut text = serde_json::to_vec_pretty(&shard_manifest).expect("a shard manifest serializes");
     text.push(b'\n');
+    super::hold_before_publish();
     let path = staging.publish_shard(&run.shard.name(), &run.shard.tag(), &run.shard.manifest_name(&attempt), &text)?;
     Ok(RunReport { snapshot_dir: path, manifest: shard_manifest.manifest, delivered: None })
 }
@@ -89,7 +90,8 @@ fn cuts(job: &Job, prepared: &Prepared, shard: Shard) -> Result<Vec<Cut>, RunErr
     let mut wholes = 0;
     for selected in &prepared.selection.resources {
         let name = &selected.spec.name;
-        let cuttable = selected.plugin.as_ref().and_then(|p| p.info.created_column.clone().filter(|_| p.info.key.is_some()).map(|c| (p, c)));
+        let cuttable =
+            selected.plugin.as_ref().and_then(|p| p.info.created_column.clone().filter(|_| p.info.key.is_some()).map(|c| (p, c)));
         let Some((plugin, column)) = cuttable else {
             cuts.push(Cut::whole(name, whole_owner(wholes, shard.count) == shard.index));
             wholes += 1;
@@ -106,8 +108,8 @@ fn cuts(job: &Job, prepared: &Prepared, shard: Shard) -> Result<Vec<Cut>, RunErr
             created_before: Some(Range { column: &column, start: None, end: Some(job.as_of.timestamp_micros()) }),
             shard: None,
         };
-        let (start, end) = slice(prepared.source.as_ref(), &query, &column, shard)
-            .map_err(|source| ShardError::Cut { resource: name.clone(), source })?;
+        let (start, end) =
+            slice(prepared.source.as_ref(), &query, &column, shard).map_err(|source| ShardError::Cut { resource: name.clone(), source })?;
         cuts.push(Cut::slice(name, &column, start, end));
     }
     Ok(cuts)
@@ -116,7 +118,12 @@ fn cuts(job: &Job, prepared: &Prepared, shard: Shard) -> Result<Vec<Cut>, RunErr
 /// Shard `i`'s range `[v(i), v(i+1))` of `column`: `v(k)` is the value at position
 /// `k·rows/N` of the rows sorted by it, open at both ends of the table (past the last
 /// numbered row, `i64::MAX`: an empty slice).
-fn slice(source: &dyn Source, query: &TableQuery, column: &str, shard: Shard) -> Result<(Option<i64>, Option<i64>), crate::source::SourceError> {
+fn slice(
+    source: &dyn Source,
+    query: &TableQuery,
+    column: &str,
+    shard: Shard,
+) -> Result<(Option<i64>, Option<i64>), crate::source::SourceError> {
     let rows = source.count(query)?;
     let n = u64::from(shard.count);
     let at = |k: u64| -> Result<Option<i64>, crate::source::SourceError> {

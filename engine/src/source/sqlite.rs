@@ -606,6 +606,7 @@ mod tests {
             range: Some(Range { column: "transacted_at", start: Some(200), end: Some(400) }),
             order_by: None,
             created_before: None,
+            shard: None,
         };
         let plan = source.query_plan(&query).unwrap();
         assert!(plan.contains("USING INDEX transactions_transacted_at"), "{plan}");
