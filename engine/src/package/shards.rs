@@ -265,11 +265,8 @@ fn merge(shards: &[&ShardManifest]) -> Manifest {
     }
     let mut archives: Vec<ArchiveEntry> = Vec::new();
     for kind in ["tables", "attachments"] {
-        let mut number = 0;
-        for a in shards.iter().flat_map(|s| &s.manifest.archives).filter(|a| a.kind == kind) {
-            number += 1;
-            archives.push(ArchiveEntry { part: number, ..a.clone() });
-        }
+        let of_kind = shards.iter().flat_map(|s| &s.manifest.archives).filter(|a| a.kind == kind);
+        archives.extend(of_kind.zip(1..).map(|(a, part)| ArchiveEntry { part, ..a.clone() }));
     }
     let kinds: BTreeSet<&str> = ["tables", "attachments"].into();
     archives.extend(shards.iter().flat_map(|s| &s.manifest.archives).filter(|a| !kinds.contains(a.kind.as_str())).cloned());

@@ -40,7 +40,7 @@ pub enum ShardError {
     )]
     S3,
     #[error("cannot cut resource `{resource}` into shards: {source}")]
-    Cut { resource: String, source: crate::source::SourceError },
+    Cut { resource: String, source: Box<crate::source::SourceError> },
     #[error(transparent)]
     Window(#[from] crate::window::WindowError),
 }
@@ -87,14 +87,13 @@ pub(super) fn run_shard(job: &Job, options: &RunOptions, run: &ShardRun) -> Resu
 /// Where this shard cuts each selected resource (selection order).
 fn cuts(job: &Job, prepared: &Prepared, shard: Shard) -> Result<Vec<Cut>, RunError> {
     let mut cuts = Vec::with_capacity(prepared.selection.resources.len());
-    let mut wholes = 0;
     for selected in &prepared.selection.resources {
         let name = &selected.spec.name;
         let cuttable =
             selected.plugin.as_ref().and_then(|p| p.info.created_column.clone().filter(|_| p.info.key.is_some()).map(|c| (p, c)));
         let Some((plugin, column)) = cuttable else {
+            let wholes = cuts.iter().filter(|c: &&Cut| c.column.is_none()).count();
             cuts.push(Cut::whole(name, whole_owner(wholes, shard.count) == shard.index));
-            wholes += 1;
             continue;
         };
         let window = crate::window::for_resource(&plugin.info.name, plugin.info.window_column.as_deref(), selected.spec.months, job.as_of)
@@ -108,8 +107,8 @@ fn cuts(job: &Job, prepared: &Prepared, shard: Shard) -> Result<Vec<Cut>, RunErr
             created_before: Some(Range { column: &column, start: None, end: Some(job.as_of.timestamp_micros()) }),
             shard: None,
         };
-        let (start, end) =
-            slice(prepared.source.as_ref(), &query, &column, shard).map_err(|source| ShardError::Cut { resource: name.clone(), source })?;
+        let (start, end) = slice(prepared.source.as_ref(), &query, &column, shard)
+            .map_err(|source| ShardError::Cut { resource: name.clone(), source: Box::new(source) })?;
         cuts.push(Cut::slice(name, &column, start, end));
     }
     Ok(cuts)
