@@ -10,7 +10,7 @@ use std::process::{Child, Output};
 use crate::common::{Platform, ferry, plugin, snapshots, stderr};
 use crate::servers;
 
-const SNAPSHOT: &str = "nightly-2026-03-31";
+const SNAPSHOT: &str = "5a0c6a1e-3b7d-4c2e-9f10-2026033100a4";
 
 /// Tables (one cut, one windowed and cut), attachments and an aggregate (whole).
 fn resources() -> String {
@@ -240,7 +240,7 @@ fn shard_options_are_checked() {
         (vec!["--shard", "1-4"], "is not a shard; write it as INDEX/COUNT"),
         (vec!["--shard", "1/4", "--shards", "8"], "--shard 1/4 says 4 shards but --shards says 8"),
         (vec!["--shard", "auto"], "--shard auto found no shard index"),
-        (vec!["--shard", "0/2", "--snapshot-id", "../x"], "is not a usable id"),
+        (vec!["--shard", "0/2", "--snapshot-id", "../x"], "is not a snapshot id; ids are lowercase UUIDs"),
     ] {
         let out = ferry().args(["run", "--progress", "none"]).args(&args).arg(&job).env_remove("JOB_COMPLETION_INDEX").output().unwrap();
         assert!(!out.status.success() && stderr(&out).contains(needle), "{args:?}: {}", stderr(&out));
@@ -292,4 +292,25 @@ fn four_shards_on_postgres_make_the_snapshot_of_one_process() {
     ok(assemble(&snap, 4), "assemble");
     verify(&snap);
     assert_same_rows(&single, &snap);
+}
+
+#[test]
+fn the_service_downloads_an_assembled_snapshot() {
+    use crate::service::{Server, Setup, download_all, get, token};
+    let resources = "[[resource]]\nname = \"users\"\n[[resource]]\nname = \"accounts\"\n[[resource]]\nname = \"transactions\"\n";
+    let setup = Setup::new(0.05, "archive = \"tar\"\npart_size = \"64KiB\"", resources, "");
+    // The shards write into the service's output root.
+    let job = setup.platform.dir.path().join("demo.toml");
+    let text = std::fs::read_to_string(&job).unwrap().replacen("dir = \"out\"", "dir = \"srv\"", 1);
+    std::fs::write(&job, text).unwrap();
+    run_shards(&job, 4);
+    ok(assemble(&setup.root().join(SNAPSHOT), 4), "assemble");
+    let reader = token(&setup.config, "reader", "reader");
+    let s = Server::start(&setup.config);
+    let (status, v) = get(&s, &reader, &format!("/api/v1/snapshots/{SNAPSHOT}"));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["status"], "completed", "{v}");
+    let files = download_all(&s, &reader, SNAPSHOT);
+    let parts = files.iter().filter(|(f, _)| f["kind"] == "part").count();
+    assert!(parts >= 4, "every shard's parts are served: {parts}");
 }

@@ -587,7 +587,21 @@ impl Catalog {
             tx.execute("DELETE FROM snapshots WHERE id = ?1", [&id])?;
             Ok(())
         })?;
-        self.record_found_because(&identity, inspect_published(dir), &format!("assembled from {shards} shards (ferry assemble)"))
+        self.record_found_because(&identity, inspect_published(dir), &format!("assembled from {shards} shards (ferry assemble)"))?;
+        // The service's API lists and serves requests: the assembled snapshot gets a
+        // finished one of its own id, linked as a run links its request (`snapshots.job`).
+        let link = format!("assembled:{id}");
+        let at = timestamp(Utc::now());
+        self.write(|tx| {
+            tx.execute("UPDATE snapshots SET job = ?2 WHERE id = ?1", params![id, link])?;
+            tx.execute("DELETE FROM requests WHERE id = ?1", [&id])?;
+            tx.execute(
+                "INSERT INTO requests (id, job, params, name, description, requested_by, created_at, state, job_file, started_at, finished_at) \
+                 VALUES (?1, ?2, '{}', ?2, ?3, 'ferry assemble', ?4, 'finished', ?5, ?4, ?4)",
+                params![id, identity.name, identity.description, at, link],
+            )?;
+            Ok(())
+        })
     }
 
     fn record_found(&mut self, id: &Identity, published: Option<Result<PublishedSnapshot, String>>) -> Result<(), CatalogError> {

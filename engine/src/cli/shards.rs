@@ -55,14 +55,15 @@ pub fn parse(shard: &str, shards: Option<u32>) -> Result<Shard> {
     Ok(Shard { index, count })
 }
 
-/// `--snapshot-id ID`: what goes into a directory name and an S3 key.
+/// `--snapshot-id ID`: a UUID as ferry writes them (lowercase, hyphenated), so the
+/// service's API, which takes only those, serves the assembled snapshot.
 pub fn check_snapshot_id(id: &str) -> Result<()> {
-    let ok =
-        !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') && !id.starts_with('-');
-    if !ok {
-        bail!("--snapshot-id {id:?} is not a usable id; use 1 to 64 letters, digits, '-' or '_' (not starting with '-')");
+    match uuid::Uuid::parse_str(id) {
+        Ok(u) if u.hyphenated().to_string() == id => Ok(()),
+        _ => bail!(
+            "--snapshot-id {id:?} is not a snapshot id; ids are lowercase UUIDs such as 0f8e4a52-1c3b-4d7e-9a61-2b5c8d9e0f13 (`uuidgen`), or leave it out to derive one from the job and its as_of"
+        ),
     }
-    Ok(())
 }
 
 /// `ferry assemble DIR --shards N`: checks the shard manifests, writes the manifest and
