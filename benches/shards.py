@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from e2e import AS_OF, ROOT, ferry_bin, platform  # noqa: E402
 
 TABLES = ["users", "members", "accounts", "transactions", "devices", "goals", "notification_profiles"]
-SNAPSHOT = "bench-shards"
+SNAPSHOT = "00000000-0000-4000-8000-00000000be4c"  # --snapshot-id takes a UUID
 
 
 def timed(cmd):

@@ -34,13 +34,28 @@ pub struct Staging {
 
 impl Staging {
     pub fn create(output_dir: &Path, snapshot_id: &str) -> Result<Self, StagingError> {
+        Self::create_in(output_dir, snapshot_id, true)
+    }
+
+    /// A shard's staging directory in the shared snapshot directory `dir`. Other shards
+    /// create theirs there at the same moment, so only this shard's own leftover (of a
+    /// killed attempt) is removed, never another's that has no lock yet.
+    pub fn create_shard(dir: &Path, shard: &str) -> Result<Self, StagingError> {
+        Self::create_in(dir, shard, false)
+    }
+
+    fn create_in(output_dir: &Path, snapshot_id: &str, clean_all: bool) -> Result<Self, StagingError> {
         fn create_err(path: &Path) -> impl FnOnce(io::Error) -> StagingError + '_ {
             move |source| StagingError::Create { path: path.into(), source }
         }
         fs::create_dir_all(output_dir).map_err(create_err(output_dir))?;
         let root = ConfinedDir::open(output_dir).map_err(create_err(output_dir))?;
-        clean_leftovers(&root);
         let name = SnapshotLayout::staging_name(snapshot_id);
+        if clean_all {
+            clean_leftovers(&root);
+        } else if !lock_alive(&root, &name) {
+            let _ = root.remove_dir_all(&name);
+        }
         let path = root.display(&name);
         root.dir().create_dir(&name).map_err(create_err(&path))?;
         let dir = ConfinedDir::open(&path).map_err(create_err(&path))?;
@@ -174,15 +189,19 @@ pub(crate) fn remove_dead_staging(dir: &Path) {
     }
 }
 
+/// Whether the staging directory `name` is locked by a live process.
+fn lock_alive(root: &ConfinedDir, name: &str) -> bool {
+    let lock = root.dir().read_to_string(Path::new(name).join(layout::LOCK)).ok();
+    lock.as_deref().and_then(ProcessId::parse_lock_text).is_some_and(|p| p.is_alive())
+}
+
 /// Removes staging directories of runs that died. A staging directory still being
 /// written by a live run is skipped: its lock names a live process (pid and start time,
 /// so a reused pid does not keep a dead run's directory).
 fn clean_leftovers(root: &ConfinedDir) {
     let Ok(names) = root.names() else { return };
     for name in names.iter().filter(|n| SnapshotLayout::staging_id(n).is_some()) {
-        let lock = root.dir().read_to_string(Path::new(name).join(layout::LOCK)).ok();
-        let alive = lock.as_deref().and_then(ProcessId::parse_lock_text).is_some_and(|p| p.is_alive());
-        if !alive {
+        if !lock_alive(root, name) {
             let _ = root.remove_dir_all(name);
         }
     }

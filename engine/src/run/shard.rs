@@ -7,7 +7,7 @@
 //! already applies to) into `N` ranges holding equal numbers of rows: shard `i` reads
 //! `[v(i), v(i+1))`, where `v(k)` is the column's value at position `k·rows/N` of the
 //! rows sorted by it (`v(0)` and `v(N)` open). The ranges cover every row once whatever
-//! the values are; each shard computes only its own two cut points, and `assemble`
+//! the values are; each shard computes only its own two cut points (one sorted pass), and `assemble`
 //! checks neighbours agree. A resource without a creation column or without a record key
 //! (an aggregate, like the category-totals example) cannot be cut: it runs whole on one
 //! shard.
@@ -68,7 +68,7 @@ pub(super) fn run_shard(job: &Job, options: &RunOptions, run: &ShardRun) -> Resu
     let prepared = prepare(job, options)?;
     let cuts = cuts(job, &prepared, run.shard)?;
     let snapshot_dir = job.output_dir.join(&run.snapshot_id);
-    let staging = Staging::create(&snapshot_dir, &run.shard.name())?;
+    let staging = Staging::create_shard(&snapshot_dir, &run.shard.name())?;
     let (mut manifest, staging, _, cuts) =
         export_snapshot(job, options, &run.snapshot_id, prepared, staging, None, Some(cuts), created_at)?;
     manifest.consistency = manifest.consistency.map(|c| crate::package::ConsistencyEntry {
@@ -116,7 +116,7 @@ fn cuts(job: &Job, prepared: &Prepared, shard: Shard) -> Result<Vec<Cut>, RunErr
 
 /// Shard `i`'s range `[v(i), v(i+1))` of `column`: `v(k)` is the value at position
 /// `k·rows/N` of the rows sorted by it, open at both ends of the table (past the last
-/// numbered row, `i64::MAX`: an empty slice).
+/// numbered row, `i64::MAX`: an empty slice). One count and one sorted pass.
 fn slice(
     source: &dyn Source,
     query: &TableQuery,
@@ -125,12 +125,11 @@ fn slice(
 ) -> Result<(Option<i64>, Option<i64>), crate::source::SourceError> {
     let rows = source.count(query)?;
     let n = u64::from(shard.count);
-    let at = |k: u64| -> Result<Option<i64>, crate::source::SourceError> {
-        if k == 0 || k == n {
-            return Ok(None);
-        }
-        let offset = (u128::from(rows) * u128::from(k) / u128::from(n)) as u64;
-        Ok(Some(source.value_at(query, column, offset)?.unwrap_or(i64::MAX)))
-    };
-    Ok((at(u64::from(shard.index))?, at(u64::from(shard.index) + 1)?))
+    let (lo, hi) = (u64::from(shard.index), u64::from(shard.index) + 1);
+    // `v(0)` and `v(N)` are open: only the inner cut points are looked up.
+    let inner: Vec<u64> = [lo, hi].into_iter().filter(|k| *k != 0 && *k != n).collect();
+    let offsets: Vec<u64> = inner.iter().map(|k| (u128::from(rows) * u128::from(*k) / u128::from(n)) as u64).collect();
+    let values = if offsets.is_empty() { Vec::new() } else { source.values_at(query, column, &offsets)? };
+    let at = |k: u64| inner.iter().position(|i| *i == k).map(|p| values[p].unwrap_or(i64::MAX));
+    Ok((at(lo), at(hi)))
 }

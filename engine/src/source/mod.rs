@@ -175,9 +175,10 @@ pub trait Source: Send + Sync {
     fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {
         Ok(Box::new(ConvertedRows { rows: self.open(query)?, encoder }))
     }
-    /// The value of `column` at position `offset` (0-based) of the query's rows sorted
-    /// by it, or `None` past the end: the cut points of balanced shards.
-    fn value_at(&self, query: &TableQuery, column: &str, offset: u64) -> Result<Option<i64>, SourceError>;
+    /// The values of `column` at positions `offsets` (0-based) of the query's rows with
+    /// a numeric value there, sorted by it; `None` past the end. One sort for all the
+    /// offsets: the cut points of balanced shards.
+    fn values_at(&self, query: &TableQuery, column: &str, offsets: &[u64]) -> Result<Vec<Option<i64>>, SourceError>;
     /// How the source's reads share one point in time.
     fn consistency(&self) -> Consistency {
         Consistency::PerRead

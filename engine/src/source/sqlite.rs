@@ -330,20 +330,21 @@ impl Source for SqliteSource {
         Ok(Box::new(self.start(query, RowBatchBuilder::with_capacity(BATCH_BYTES + 4096))?))
     }
 
-    fn value_at(&self, query: &TableQuery, column: &str, offset: u64) -> Result<Option<i64>, SourceError> {
+    fn values_at(&self, query: &TableQuery, column: &str, offsets: &[u64]) -> Result<Vec<Option<i64>>, SourceError> {
         let col = quote_ident(column)?;
-        let (mut sql, params) = build_sql(query, &col)?;
+        let (inner, params) = build_sql(query, &format!("{col} AS v, row_number() OVER (ORDER BY {col}) - 1 AS rn"))?;
         let numeric = format!("typeof({col}) IN ('integer', 'real')");
-        sql.push_str(if sql.contains(" WHERE ") { " AND " } else { " WHERE " });
-        sql.push_str(&format!("{numeric} ORDER BY {col} LIMIT 1 OFFSET {offset}"));
+        let inner = if inner.contains(" WHERE ") { format!("{inner} AND {numeric}") } else { format!("{inner} WHERE {numeric}") };
+        let wanted = offsets.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT rn, v FROM ({inner}) WHERE rn IN ({wanted})");
         let conn = self.connect_pinned()?;
         let err = |e| SourceError::Query { table: query.table.into(), source: e };
         let mut stmt = conn.prepare(&sql).map_err(err)?;
-        let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(err)?;
-        match rows.next().map_err(err)? {
-            Some(row) => Ok(Some(row.get::<_, f64>(0).map_err(err)? as i64)),
-            None => Ok(None),
-        }
+        let found: std::collections::HashMap<u64, i64> = stmt
+            .query_map(rusqlite::params_from_iter(params), |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, f64>(1)? as i64)))
+            .and_then(|rows| rows.collect())
+            .map_err(err)?;
+        Ok(offsets.iter().map(|o| found.get(o).copied()).collect())
     }
 
     fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {
