@@ -272,7 +272,7 @@ fn merge(shards: &[&ShardManifest]) -> Manifest {
     archives.extend(shards.iter().flat_map(|s| &s.manifest.archives).filter(|a| !kinds.contains(a.kind.as_str())).cloned());
     let method = first.consistency.as_ref().map(|c| c.method.clone()).unwrap_or_else(|| "per-read".into());
     let consistency = ConsistencyEntry {
-        method: format!("sharded-as-of ({method} per shard)"),
+        method: "sharded-as-of".into(),
         detail: format!(
             "{} shards each read the source at its own moment ({method} within a shard); every shard cut at the same as_of on the creation columns, so rows created later are in no shard, but rows updated or deleted between the shards' reads show each shard's view",
             shards.len()
