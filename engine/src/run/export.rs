@@ -135,6 +135,7 @@ impl Exporter<'_> {
         let (writer, channel) = FileWriter::spawn(&spec.name, files, self.options.started).map_err(output_error)?;
         let first_record = channel.first_record();
         let range = window.map(Range::from);
+        let slice = self.cuts.and_then(|cuts| cuts.get(index)).and_then(|c| c.column.clone().map(|column| (column, c.start, c.end)));
         let sink = crate::progress::track(
             self.options.progress.clone(),
             &spec.name,
@@ -142,9 +143,9 @@ impl Exporter<'_> {
             self.source.as_ref(),
             range.as_ref(),
             self.as_of.timestamp_micros(),
+            slice.as_ref(),
             Box::new(channel),
         );
-        let slice = self.cuts.and_then(|cuts| cuts.get(index)).and_then(|c| c.column.clone().map(|column| (column, c.start, c.end)));
         let job = ExportJob {
             slice,
             resource: spec.name.clone(),
