@@ -39,6 +39,10 @@ pub enum ShardError {
         "sharded runs write to a directory every worker mounts (`[output] dir`, local or NFS/EFS); `s3://` delivery of shards is not supported yet, so set `[output] dir` to a shared path"
     )]
     S3,
+    #[error(
+        "job {job} signs its manifest (`[output] sign_with`), which a sharded run cannot do yet: the manifest is written by `ferry assemble`; remove `sign_with` for sharded runs"
+    )]
+    Sign { job: String },
     #[error("cannot cut resource `{resource}` into shards: {source}")]
     Cut { resource: String, source: Box<crate::source::SourceError> },
     #[error(transparent)]
@@ -63,6 +67,9 @@ pub(super) fn run_shard(job: &Job, options: &RunOptions, run: &ShardRun) -> Resu
     }
     if job.delivery.is_some() {
         return Err(ShardError::S3.into());
+    }
+    if job.trust.sign_with.is_some() {
+        return Err(ShardError::Sign { job: job.path.display().to_string() }.into());
     }
     let created_at = Utc::now();
     let prepared = prepare(job, options)?;
