@@ -152,6 +152,7 @@ fn plugin_boundary(c: &mut Criterion) {
     g.throughput(Throughput::Elements(counts.transactions));
     g.sample_size(10);
     let job = |resource: &str| ExportJob {
+        slice: None,
         resource: resource.into(),
         request: ExportRequest { as_of: i64::MAX / 2, window: None, options: vec![] },
         source: source.clone(),

@@ -75,6 +75,29 @@ enum Command {
         /// JSON lines on stderr for machines.
         #[arg(long, value_enum, default_value = "auto")]
         progress: cli::progress::Mode,
+        /// Export only this shard's slice of every resource: INDEX/COUNT (0-based,
+        /// `3/4` is the last of four), or `auto` (the index from JOB_COMPLETION_INDEX,
+        /// AWS_BATCH_JOB_ARRAY_INDEX or FERRY_SHARD_INDEX). Then `ferry assemble`.
+        #[arg(long, value_name = "I/N|auto")]
+        shard: Option<String>,
+        /// The shard count for `--shard auto` (else FERRY_SHARDS, JOB_COMPLETIONS or
+        /// AWS_BATCH_JOB_ARRAY_SIZE).
+        #[arg(long, value_name = "N")]
+        shards: Option<u32>,
+        /// The snapshot every shard writes into (default: derived from the job's name
+        /// and as_of, the same on every worker).
+        #[arg(long, value_name = "ID", requires = "shard")]
+        snapshot_id: Option<String>,
+    },
+    /// Make one snapshot of a sharded run's shards: checks every shard manifest in
+    /// DIR/shards/ (missing, duplicated, stale), writes DIR/manifest.json and records the
+    /// snapshot in the catalog of DIR's parent.
+    Assemble {
+        /// The sharded snapshot's directory: `<[output] dir>/<snapshot id>`.
+        dir: PathBuf,
+        /// How many shards the run had.
+        #[arg(long)]
+        shards: u32,
     },
     /// What a job will export, before running it: rows per resource (counted in the
     /// source, window included), estimated size, files, parts, time and storage cost.
@@ -198,9 +221,25 @@ fn real_main(process_started: Instant) -> Result<()> {
         cli::quiet_on_closed_stdout();
     }
     match cli.command {
-        Command::Run { job, stats, verbose, progress } => {
+        Command::Assemble { dir, shards } => cli::shards::assemble(&dir, shards)?,
+        Command::Run { job, stats, verbose, progress, shard, shards, snapshot_id } => {
             let started = Instant::now();
             let job = Job::load(&job)?;
+            let shard = match shard {
+                Some(shard) => {
+                    let shard = cli::shards::parse(&shard, shards)?;
+                    let snapshot_id = match snapshot_id {
+                        Some(id) => {
+                            cli::shards::check_snapshot_id(&id)?;
+                            id
+                        }
+                        None => ferry::run::snapshot_id_for(&job),
+                    };
+                    Some(ferry::run::ShardRun { shard, snapshot_id })
+                }
+                None => None,
+            };
+            let sharded = shard.clone();
             let display = Arc::new(cli::progress::Display::new(progress, verbose));
             let options = RunOptions {
                 events: display.clone(),
@@ -209,6 +248,7 @@ fn real_main(process_started: Instant) -> Result<()> {
                 cache_dir: runtime::default_cache_dir(),
                 parallelism: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
                 started: process_started,
+                shard,
             };
             let report = run(&job, &options)?;
             let m = &report.manifest;
@@ -221,7 +261,22 @@ fn real_main(process_started: Instant) -> Result<()> {
             let bytes: u64 = m.resources.iter().flat_map(|r| &r.files).map(|f| f.bytes).sum();
             let status = if m.status == ferry::package::Status::Completed { "completed" } else { "incomplete" };
             let seconds = started.elapsed().as_secs_f64();
-            println!("snapshot {} ({status}): {} records, {} in {seconds:.2}s", m.snapshot_id, cli::count(records), cli::size(bytes));
+            match &sharded {
+                Some(s) => println!(
+                    "shard {}/{} of snapshot {} ({status}): {} records, {} in {seconds:.2}s",
+                    s.shard.index,
+                    s.shard.count,
+                    m.snapshot_id,
+                    cli::count(records),
+                    cli::size(bytes)
+                ),
+                None => println!(
+                    "snapshot {} ({status}): {} records, {} in {seconds:.2}s",
+                    m.snapshot_id,
+                    cli::count(records),
+                    cli::size(bytes)
+                ),
+            }
             println!("{}", cli::clean_path(&report.snapshot_dir).display());
             if let Some(d) = &report.delivered {
                 let mb = d.bytes as f64 / 1e6;

@@ -107,7 +107,8 @@ pub fn plan(job: &Job, runtime: &Runtime, parallelism: usize) -> Result<Plan, Pl
         let window = window::for_resource(&plugin.info.name, plugin.info.window_column.as_deref(), spec.months, job.as_of)
             .map_err(|error| PlanError::Window { resource: spec.name.clone(), error })?;
         let window = window.as_ref().map(Range::from);
-        let rows = crate::progress::expected_rows(&plugin, source.as_ref(), window.as_ref(), job.as_of.timestamp_micros())?.unwrap_or(0);
+        let rows =
+            crate::progress::expected_rows(&plugin, source.as_ref(), window.as_ref(), job.as_of.timestamp_micros(), None)?.unwrap_or(0);
         let format = spec.format.extension();
         let history = match &catalog {
             Some(c) => c.resource_stats(&spec.name, format, spec.gzip)?,

@@ -21,24 +21,30 @@ pub trait Progress: Send + Sync {
     fn finished(&self, resource: &str, outcome: Result<(u64, u64), &str>);
 }
 
+/// A sharded run's slice of a main table: `(creation column, start, end)`.
+pub type Slice = (String, Option<i64>, Option<i64>);
+
 /// The rows a resource's plugin will read from its main table, within its window and
 /// created before `as_of` (microseconds): the count `copy_table` exports, pushed down
-/// exactly as the export's read is.
+/// exactly as the export's read is (a shard's: within its slice).
 pub fn expected_rows(
     plugin: &Plugin,
     source: &dyn Source,
     window: Option<&Range>,
     as_of: i64,
+    slice: Option<&Slice>,
 ) -> Result<Option<u64>, crate::source::SourceError> {
     let Some(main) = plugin.info.tables.iter().find(|t| t.table == plugin.info.main_table) else { return Ok(None) };
     let range = window.map(|w| crate::source::Range { column: &w.column, start: w.start, end: w.end });
     let created_before = plugin.info.created_column.as_deref().map(|column| crate::source::Range { column, start: None, end: Some(as_of) });
-    let query = crate::source::TableQuery { table: &main.table, columns: &main.columns, range, order_by: None, created_before };
+    let shard = slice.map(|(column, start, end)| crate::source::Range { column, start: *start, end: *end });
+    let query = crate::source::TableQuery { table: &main.table, columns: &main.columns, range, order_by: None, created_before, shard };
     source.count(&query).map(Some)
 }
 
 /// Wraps a resource's record sink so every batch it accepts is counted, and reports the
-/// start (with the expected rows) right away.
+/// start (with the expected rows, of its slice for a shard) right away.
+#[allow(clippy::too_many_arguments)]
 pub fn track(
     progress: Option<Arc<dyn Progress>>,
     resource: &str,
@@ -46,11 +52,12 @@ pub fn track(
     source: &dyn Source,
     window: Option<&Range>,
     as_of: i64,
+    slice: Option<&Slice>,
     sink: Box<dyn RecordSink>,
 ) -> Box<dyn RecordSink> {
     let Some(progress) = progress else { return sink };
     // An estimate only: a count that fails leaves the bar without a length.
-    progress.started(resource, expected_rows(plugin, source, window, as_of).ok().flatten());
+    progress.started(resource, expected_rows(plugin, source, window, as_of, slice).ok().flatten());
     Box::new(Tracked { inner: sink, progress, resource: resource.into(), records: 0, bytes: 0 })
 }
 

@@ -85,6 +85,7 @@ fn a_postgres_window_column_that_is_null_or_text_fails_the_read() {
         range: Some(ferry::source::Range { column, start: Some(0), end: Some(i64::MAX / 2) }),
         order_by: None,
         created_before: None,
+        shard: None,
     };
     let err = match source.open(&query("at")) {
         Err(e) => e.to_string(),

@@ -27,7 +27,7 @@ fn verify(snap: &Path, extra: &[&str]) -> (bool, String) {
 }
 
 /// The manifest matches docs/manifest.schema.json (Python's jsonschema).
-fn assert_schema_valid(snap: &Path) {
+pub(crate) fn assert_schema_valid(snap: &Path) {
     let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/manifest.schema.json");
     let code = "import json,sys,jsonschema\njsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))";
     let out = Command::new(python()).args(["-c", code]).arg(snap.join("manifest.json")).arg(schema).output().unwrap();

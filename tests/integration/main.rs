@@ -24,5 +24,6 @@ mod sandbox;
 mod schedules;
 mod servers;
 mod service;
+mod shards;
 mod trust;
 mod windows;

@@ -108,6 +108,7 @@ fn a_postgres_window_is_pushed_into_the_query_and_uses_the_index() {
         range: Some(ferry::source::Range { column: "transacted_at", start: Some(start), end: Some(start + 60_000_000 * 50) }),
         order_by: None,
         created_before: None,
+        shard: None,
     };
     let plan = ferry::source::PostgresSource::query_plan(&source, &query).unwrap();
     eprintln!("EXPLAIN of a window:\n{plan}");

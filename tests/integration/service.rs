@@ -145,7 +145,7 @@ fn sha256(bytes: &[u8]) -> String {
 
 /// Downloads every listed file and checks it against the manifest (downloaded too) and
 /// its ETag; returns the files' bytes by name.
-fn download_all(s: &Server, token: &str, id: &str) -> Vec<(Value, Vec<u8>)> {
+pub(crate) fn download_all(s: &Server, token: &str, id: &str) -> Vec<(Value, Vec<u8>)> {
     let (status, list) = get(s, token, &format!("/api/v1/snapshots/{id}/files"));
     assert_eq!(status, 200, "{list}");
     let files = list["files"].as_array().unwrap().clone();

@@ -574,7 +574,47 @@ impl Catalog {
         Ok(())
     }
 
+    /// Records a snapshot `ferry assemble` just made of its shards in `dir` (a folder of
+    /// this catalog's root), completed (or failed when its files do not match its
+    /// manifest); a snapshot assembled again (after a shard reran) is recorded anew.
+    pub fn record_assembled(&mut self, dir: &Path, shards: u32) -> Result<(), CatalogError> {
+        let Some(identity) = disk::identity(dir) else { return Ok(()) };
+        let id = identity.snapshot_id.clone();
+        self.write(|tx| {
+            tx.execute("DELETE FROM files WHERE snapshot_id = ?1", [&id])?;
+            tx.execute("DELETE FROM resource_runs WHERE snapshot_id = ?1", [&id])?;
+            tx.execute("DELETE FROM history WHERE snapshot_id = ?1", [&id])?;
+            tx.execute("DELETE FROM snapshots WHERE id = ?1", [&id])?;
+            Ok(())
+        })?;
+        self.record_found_because(&identity, inspect_published(dir), &format!("assembled from {shards} shards (ferry assemble)"))?;
+        // The service's API lists and serves requests: the assembled snapshot gets a
+        // finished one of its own id, linked as a run links its request (`snapshots.job`).
+        let link = format!("assembled:{id}");
+        let at = timestamp(Utc::now());
+        self.write(|tx| {
+            tx.execute("UPDATE snapshots SET job = ?2 WHERE id = ?1", params![id, link])?;
+            tx.execute("DELETE FROM requests WHERE id = ?1", [&id])?;
+            tx.execute(
+                "INSERT INTO requests (id, job, params, name, description, requested_by, created_at, state, job_file, started_at, finished_at) \
+                 VALUES (?1, ?2, '{}', ?2, ?3, 'ferry assemble', ?4, 'finished', ?5, ?4, ?4)",
+                params![id, identity.name, identity.description, at, link],
+            )?;
+            Ok(())
+        })
+    }
+
     fn record_found(&mut self, id: &Identity, published: Option<Result<PublishedSnapshot, String>>) -> Result<(), CatalogError> {
+        let why = "rebuilt from its manifest: the catalog had no record of it (catalog.db emptied or replaced?); retention set to the default 30 days";
+        self.record_found_because(id, published, why)
+    }
+
+    fn record_found_because(
+        &mut self,
+        id: &Identity,
+        published: Option<Result<PublishedSnapshot, String>>,
+        why: &str,
+    ) -> Result<(), CatalogError> {
         let now = timestamp(Utc::now());
         let created = if parse_time(&id.created_at).is_some() { id.created_at.clone() } else { now.clone() };
         let new = NewSnapshot {
@@ -604,7 +644,6 @@ impl Catalog {
             )?;
             Ok(())
         })?;
-        let why = "rebuilt from its manifest: the catalog had no record of it (catalog.db emptied or replaced?); retention set to the default 30 days";
         match published {
             Some(Ok(p)) => self.complete(&new.id, &p, why),
             Some(Err(reason)) => self.fail_at(&new.id, &format!("{why}; its files do not match its manifest ({reason})"), &now),

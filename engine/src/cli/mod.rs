@@ -7,6 +7,7 @@ pub mod progress;
 pub mod scaffold;
 pub mod schedules;
 pub mod serve;
+pub mod shards;
 pub mod snapshots;
 
 /// A byte count for people: 1.5 MiB.

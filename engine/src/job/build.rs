@@ -49,6 +49,7 @@ impl Cx<'_> {
 struct Snapshot {
     name: String,
     as_of: DateTime<Utc>,
+    as_of_given: bool,
     retention: std::time::Duration,
 }
 
@@ -89,6 +90,7 @@ impl JobFile {
             name: snapshot.name,
             description: self.snapshot.description,
             as_of: snapshot.as_of,
+            as_of_given: snapshot.as_of_given,
             source,
             output_dir: output.output_dir,
             delivery: output.delivery,
@@ -115,6 +117,7 @@ impl SnapshotSection {
                 Some("give the snapshot a name, e.g. name = \"nightly\""),
             ));
         }
+        let as_of_given = self.as_of.is_some();
         let as_of = match &self.as_of {
             None => Utc::now(),
             Some(v) => parse_as_of(v.get_ref())
@@ -135,7 +138,7 @@ impl SnapshotSection {
                 Err(m) => return Err(cx.at(r.span(), "snapshot.retention", m, None)),
             },
         };
-        Ok(Snapshot { name, as_of, retention })
+        Ok(Snapshot { name, as_of, as_of_given, retention })
     }
 }
 

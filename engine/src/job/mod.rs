@@ -95,6 +95,9 @@ pub struct Job {
     pub name: String,
     pub description: Option<String>,
     pub as_of: DateTime<Utc>,
+    /// The job file sets `[snapshot] as_of` (without it, as_of is when the job was
+    /// loaded: shards of one snapshot need one they all share).
+    pub as_of_given: bool,
     pub source: SourceSpec,
     /// The local output root: snapshots, or for S3 delivery the catalog and staging.
     pub output_dir: PathBuf,

@@ -52,6 +52,52 @@ impl SnapshotLayout {
     }
 }
 
+/// The folder of a sharded snapshot holding each shard's manifest
+/// (`shards/shard-0003-of-0004.<attempt>.json`), beside the parts; `assemble` reads them.
+pub const SHARDS_DIR: &str = "shards";
+
+/// One worker's place in a sharded run: `index` of `count` (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// `shard-0003-of-0004`: the shard's staging directory and manifest name.
+    pub fn name(&self) -> String {
+        format!("shard-{:04}-of-{:04}", self.index, self.count)
+    }
+
+    /// `shard0003of0004`: in the names of the shard's files and parts, so shards never
+    /// write the same name and a rerun finds its own files.
+    pub fn tag(&self) -> String {
+        format!("shard{:04}of{:04}", self.index, self.count)
+    }
+
+    /// The shard manifest's name for one attempt.
+    pub fn manifest_name(&self, attempt: &str) -> String {
+        format!("{}.{attempt}.json", self.name())
+    }
+
+    /// `(shard, attempt)` from a shard manifest's name.
+    pub fn parse_manifest_name(name: &str) -> Option<(Shard, String)> {
+        let rest = name.strip_prefix("shard-")?.strip_suffix(".json")?;
+        let (index, rest) = rest.split_once("-of-")?;
+        let (count, attempt) = rest.split_once('.')?;
+        let shard = Shard { index: index.parse().ok()?, count: count.parse().ok()? };
+        Some((shard, attempt.to_string()))
+    }
+}
+
+/// A shard's record files: `NAME.shard0003of0004`, so the stem stays unique per shard.
+pub fn shard_stem(stem: &str, shard: Option<Shard>) -> String {
+    match shard {
+        Some(s) => format!("{stem}.{}", s.tag()),
+        None => stem.to_string(),
+    }
+}
+
 /// `dir/manifest.json`.
 pub fn manifest_path(snapshot_dir: &Path) -> PathBuf {
     snapshot_dir.join(MANIFEST)

@@ -64,7 +64,8 @@ pub struct Plaintext {
 /// How the source's reads were made to share one point in time.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConsistencyEntry {
-    /// `sqlite-wal-snapshot`, `sqlite-shared-lock`, `postgres-exported-snapshot` or `per-read`.
+    /// `sqlite-wal-snapshot`, `sqlite-shared-lock`, `postgres-exported-snapshot`, `per-read`,
+    /// or `sharded-as-of` for a snapshot assembled of shards (each read at its own moment).
     pub method: String,
     pub detail: String,
 }

@@ -12,6 +12,7 @@ mod output_file;
 pub mod par_gzip;
 pub mod relations;
 mod resource_files;
+pub mod shards;
 pub mod sign;
 mod staging;
 pub mod verify;

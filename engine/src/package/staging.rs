@@ -34,13 +34,28 @@ pub struct Staging {
 
 impl Staging {
     pub fn create(output_dir: &Path, snapshot_id: &str) -> Result<Self, StagingError> {
+        Self::create_in(output_dir, snapshot_id, true)
+    }
+
+    /// A shard's staging directory in the shared snapshot directory `dir`. Other shards
+    /// create theirs there at the same moment, so only this shard's own leftover (of a
+    /// killed attempt) is removed, never another's that has no lock yet.
+    pub fn create_shard(dir: &Path, shard: &str) -> Result<Self, StagingError> {
+        Self::create_in(dir, shard, false)
+    }
+
+    fn create_in(output_dir: &Path, snapshot_id: &str, clean_all: bool) -> Result<Self, StagingError> {
         fn create_err(path: &Path) -> impl FnOnce(io::Error) -> StagingError + '_ {
             move |source| StagingError::Create { path: path.into(), source }
         }
         fs::create_dir_all(output_dir).map_err(create_err(output_dir))?;
         let root = ConfinedDir::open(output_dir).map_err(create_err(output_dir))?;
-        clean_leftovers(&root);
         let name = SnapshotLayout::staging_name(snapshot_id);
+        if clean_all {
+            clean_leftovers(&root);
+        } else if !lock_alive(&root, &name) {
+            let _ = root.remove_dir_all(&name);
+        }
         let path = root.display(&name);
         root.dir().create_dir(&name).map_err(create_err(&path))?;
         let dir = ConfinedDir::open(&path).map_err(create_err(&path))?;
@@ -99,6 +114,65 @@ impl Staging {
     }
 }
 
+impl Staging {
+    /// Publishes a shard (`ferry run --shard i/N`) into the shared snapshot directory
+    /// (this staging's output root): the shard's manifests of earlier attempts go first,
+    /// then every file of this shard's earlier attempts (their names hold `tag`), then
+    /// this attempt's files and folders move in, and its shard manifest `name` is
+    /// written last, so a shard manifest always lists files that are there.
+    pub fn publish_shard(mut self, shard: &str, tag: &str, name: &str, manifest: &[u8]) -> Result<PathBuf, StagingError> {
+        let root = self.root.path().to_path_buf();
+        let shards = root.join(layout::SHARDS_DIR);
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| StagingError::Write { path, source }
+        };
+        fs::create_dir_all(&shards).map_err(io(&shards))?;
+        for old in fs::read_dir(&shards).map_err(io(&shards))?.flatten() {
+            if old.file_name().to_string_lossy().starts_with(&format!("{shard}.")) {
+                fs::remove_file(old.path()).map_err(io(&old.path()))?;
+            }
+        }
+        for old in fs::read_dir(&root).map_err(io(&root))?.flatten() {
+            if old.file_name().to_string_lossy().contains(tag) && old.file_type().is_ok_and(|t| t.is_file()) {
+                fs::remove_file(old.path()).map_err(io(&old.path()))?;
+            }
+        }
+        self.dir.remove_file(layout::LOCK).map_err(io(&self.dir.display(layout::LOCK)))?;
+        move_into(self.dir.path(), &root)?;
+        let tmp = shards.join(format!(".{name}.tmp"));
+        let write = || -> io::Result<()> {
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(manifest)?;
+            file.sync_all()?;
+            fs::rename(&tmp, shards.join(name))?;
+            fs::File::open(&shards)?.sync_all()
+        };
+        write().map_err(io(&shards.join(name)))?;
+        let _ = fs::remove_dir_all(self.dir.path());
+        self.published = true;
+        Ok(shards.join(name))
+    }
+}
+
+/// Moves every file under `from` to the same place under `to` (folders merge).
+fn move_into(from: &Path, to: &Path) -> Result<(), StagingError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| StagingError::Write { path, source }
+    };
+    for entry in fs::read_dir(from).map_err(io(from))?.flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            fs::create_dir_all(&target).map_err(io(&target))?;
+            move_into(&entry.path(), &target)?;
+        } else {
+            fs::rename(entry.path(), &target).map_err(|source| StagingError::Publish { from: entry.path(), to: target.clone(), source })?;
+        }
+    }
+    Ok(())
+}
+
 impl Drop for Staging {
     fn drop(&mut self) {
         if !self.published {
@@ -107,15 +181,27 @@ impl Drop for Staging {
     }
 }
 
+/// Removes the staging directories of runs that died in `dir` (a sharded snapshot's
+/// directory: shards killed mid-run).
+pub(crate) fn remove_dead_staging(dir: &Path) {
+    if let Ok(dir) = ConfinedDir::open(dir) {
+        clean_leftovers(&dir);
+    }
+}
+
+/// Whether the staging directory `name` is locked by a live process.
+fn lock_alive(root: &ConfinedDir, name: &str) -> bool {
+    let lock = root.dir().read_to_string(Path::new(name).join(layout::LOCK)).ok();
+    lock.as_deref().and_then(ProcessId::parse_lock_text).is_some_and(|p| p.is_alive())
+}
+
 /// Removes staging directories of runs that died. A staging directory still being
 /// written by a live run is skipped: its lock names a live process (pid and start time,
 /// so a reused pid does not keep a dead run's directory).
 fn clean_leftovers(root: &ConfinedDir) {
     let Ok(names) = root.names() else { return };
     for name in names.iter().filter(|n| SnapshotLayout::staging_id(n).is_some()) {
-        let lock = root.dir().read_to_string(Path::new(name).join(layout::LOCK)).ok();
-        let alive = lock.as_deref().and_then(ProcessId::parse_lock_text).is_some_and(|p| p.is_alive());
-        if !alive {
+        if !lock_alive(root, name) {
             let _ = root.remove_dir_all(name);
         }
     }

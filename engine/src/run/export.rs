@@ -47,6 +47,10 @@ pub(super) struct Exporter<'a> {
     pub blobs: Option<&'a Arc<dyn BlobStore>>,
     /// Files stay loose (no tar parts): sync each attachment, as nothing rewrites them.
     pub sync_attachments: bool,
+    /// A sharded run's shard: its file names carry the shard's tag.
+    pub shard: Option<layout::Shard>,
+    /// A sharded run's slice of each resource, in selection order.
+    pub cuts: Option<&'a [crate::package::shards::Cut]>,
 }
 
 impl Exporter<'_> {
@@ -63,7 +67,12 @@ impl Exporter<'_> {
             .iter()
             .map(|r| crate::package::ReferenceEntry { field: r.field.clone(), resource: r.resource.clone(), key: r.key.clone() })
             .collect();
-        let output = Output::new(self.dir, spec, plugin.uses_blobs);
+        let cut = self.cuts.and_then(|cuts| cuts.get(index));
+        if cut.is_some_and(|c| !c.ran) {
+            // A resource that cannot be cut, run whole by another shard.
+            return Exported { entry, error: None };
+        }
+        let output = Output::new(self.dir, spec, plugin.uses_blobs, self.shard);
         match self.try_export(index, spec, plugin, &output, events, &mut entry) {
             Ok(()) => Exported { entry, error: None },
             Err(error) => {
@@ -126,6 +135,7 @@ impl Exporter<'_> {
         let (writer, channel) = FileWriter::spawn(&spec.name, files, self.options.started).map_err(output_error)?;
         let first_record = channel.first_record();
         let range = window.map(Range::from);
+        let slice = self.cuts.and_then(|cuts| cuts.get(index)).and_then(|c| c.column.clone().map(|column| (column, c.start, c.end)));
         let sink = crate::progress::track(
             self.options.progress.clone(),
             &spec.name,
@@ -133,9 +143,11 @@ impl Exporter<'_> {
             self.source.as_ref(),
             range.as_ref(),
             self.as_of.timestamp_micros(),
+            slice.as_ref(),
             Box::new(channel),
         );
         let job = ExportJob {
+            slice,
             resource: spec.name.clone(),
             request: ExportRequest { as_of: self.as_of.timestamp_micros(), window: range, options: spec.options.clone() },
             source: self.source.clone(),
@@ -185,8 +197,8 @@ struct Output<'a> {
 }
 
 impl<'a> Output<'a> {
-    fn new(dir: &'a ConfinedDir, spec: &'a ResourceSpec, attachments: bool) -> Self {
-        let stem = layout::records_stem(&spec.name, attachments);
+    fn new(dir: &'a ConfinedDir, spec: &'a ResourceSpec, attachments: bool, shard: Option<layout::Shard>) -> Self {
+        let stem = layout::shard_stem(&layout::records_stem(&spec.name, attachments), shard);
         let names = FileNames::new(&stem, spec.format.extension(), spec.gzip);
         Output { dir, stem, names, attachments: attachments.then(|| layout::attachments_dir(&spec.name)) }
     }

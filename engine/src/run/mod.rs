@@ -16,6 +16,7 @@
 mod content;
 mod export;
 mod pack;
+mod shard;
 mod writer;
 
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 pub use content::ContentError;
 pub use export::GrantError;
+pub use shard::{ShardError, ShardRun, snapshot_id_for};
 pub use writer::WriteError;
 
 use crate::job::{Job, OnError, ResourceSpec};
@@ -53,6 +55,9 @@ pub struct RunOptions {
     /// When the run started, for `first_record_seconds` (`ferry run` passes its
     /// process's start, so start-up counts).
     pub started: Instant,
+    /// `ferry run --shard i/N`: export this shard's slice into the shared snapshot
+    /// directory, ending with its shard manifest (`ferry assemble` makes the snapshot).
+    pub shard: Option<ShardRun>,
 }
 
 /// A published snapshot.
@@ -88,6 +93,8 @@ pub enum RunError {
     Encrypt(#[from] crate::package::encrypt::EncryptError),
     #[error(transparent)]
     Sign(#[from] crate::package::sign::SignError),
+    #[error(transparent)]
+    Shard(#[from] ShardError),
 }
 
 /// Why one resource failed.
@@ -138,6 +145,9 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 /// Runs a validated job to a published snapshot, recorded in its output root's catalog
 /// from start (`pending`) to end (`completed` or `failed`).
 pub fn run(job: &Job, options: &RunOptions) -> Result<RunReport, RunError> {
+    if let Some(shard) = &options.shard {
+        return shard::run_shard(job, options, shard);
+    }
     let snapshot_id = uuid::Uuid::new_v4().to_string();
     // Bad S3 settings fail the run before anything is exported.
     let delivery = job.delivery.as_ref().map(|url| crate::s3::S3::connect(url, &job.s3)).transpose()?;
@@ -212,9 +222,42 @@ fn run_recorded(
     s3: Option<&crate::s3::S3>,
 ) -> Result<RunReport, RunError> {
     let created_at = Utc::now();
-    let Prepared { source, runtime, selection, blobs } = prepare(job, options)?;
-    let names: Vec<String> = selection.resources.iter().map(|s| s.spec.name.clone()).collect();
+    let prepared = prepare(job, options)?;
     let staging = record.stage(|| Staging::create(&job.output_dir, snapshot_id).map_err(RunError::from))?;
+    let (manifest, staging, delivery, _) = export_snapshot(job, options, snapshot_id, prepared, staging, s3, None, created_at)?;
+    let signature = job.trust.sign_with.as_ref().map(|key| key.sign(&manifest.to_json(), snapshot_id)).transpose()?;
+    let delivered = match delivery {
+        Some(delivery) => Some(deliver(delivery, &staging, &manifest, signature.as_deref())?),
+        None => None,
+    };
+    if let Some(signature) = &signature {
+        staging.add_signature(signature)?;
+    }
+    hold_before_publish();
+    let snapshot_dir = staging.publish(&manifest)?;
+    Ok(RunReport { snapshot_dir, manifest, delivered })
+}
+
+/// What [`export_snapshot`] hands back: the manifest, the staging directory it describes,
+/// the S3 delivery under way, and the shard's cuts (for a shard).
+type ExportedSnapshot = (Manifest, Staging, Option<crate::s3::Delivery>, Option<Vec<crate::package::shards::Cut>>);
+
+/// Exports every selected resource into `staging` (a shard: its slice of each) and
+/// builds the manifest, nothing published yet.
+#[allow(clippy::too_many_arguments)]
+fn export_snapshot(
+    job: &Job,
+    options: &RunOptions,
+    snapshot_id: &str,
+    prepared: Prepared,
+    staging: Staging,
+    s3: Option<&crate::s3::S3>,
+    cuts: Option<Vec<crate::package::shards::Cut>>,
+    created_at: DateTime<Utc>,
+) -> Result<ExportedSnapshot, RunError> {
+    let Prepared { source, runtime, selection, blobs } = prepared;
+    let names: Vec<String> = selection.resources.iter().map(|s| s.spec.name.clone()).collect();
+    let shard = options.shard.as_ref().map(|s| s.shard);
     let exporter = Exporter {
         runtime: &runtime,
         source: &source,
@@ -224,10 +267,16 @@ fn run_recorded(
         options,
         blobs: blobs.as_ref(),
         sync_attachments: job.tar_part_size.is_none(),
+        shard,
+        cuts: cuts.as_deref(),
     };
     // Tar parts fill while later resources still export; with S3 delivery they stream
-    // into uploads and loose files go up one by one.
-    let stamp = created_at.format("%Y-%m-%d-%H%M%S").to_string();
+    // into uploads and loose files go up one by one. A shard's parts are named after
+    // as_of and the shard, so a rerun of it writes the same names.
+    let stamp = match shard {
+        Some(shard) => format!("{}_{}", job.as_of.format("%Y-%m-%d-%H%M%S"), shard.tag()),
+        None => created_at.format("%Y-%m-%d-%H%M%S").to_string(),
+    };
     let (results, archives, delivery) = match s3 {
         Some(s3) => {
             let sink = Sealed::new(crate::s3::Delivery::new(s3, snapshot_id), job.trust.encrypt_to.clone());
@@ -273,17 +322,7 @@ fn run_recorded(
         resources: entries,
         encryption: job.trust.encrypt_to.as_ref().map(|r| EncryptionEntry { method: "age".into(), recipients: r.written().to_vec() }),
     };
-    let signature = job.trust.sign_with.as_ref().map(|key| key.sign(&manifest.to_json(), snapshot_id)).transpose()?;
-    let delivered = match delivery {
-        Some(delivery) => Some(deliver(delivery, &staging, &manifest, signature.as_deref())?),
-        None => None,
-    };
-    if let Some(signature) = &signature {
-        staging.add_signature(signature)?;
-    }
-    hold_before_publish();
-    let snapshot_dir = staging.publish(&manifest)?;
-    Ok(RunReport { snapshot_dir, manifest, delivered })
+    Ok((manifest, staging, delivery, cuts))
 }
 
 /// `FERRY_FAULT_HOLD_BEFORE_PUBLISH_MS`: wait that long before publishing, so a test can

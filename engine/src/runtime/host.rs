@@ -50,13 +50,12 @@ impl HostState {
     /// The source query for a request: reads of the main table get the as-of cut on its
     /// creation column, whatever the plugin asked.
     fn query<'a>(&'a self, req: &'a source::TableRequest) -> TableQuery<'a> {
-        let created_before = self
-            .main
-            .as_ref()
-            .filter(|m| m.table == req.table)
-            .and_then(|m| m.created_before.as_ref())
-            .map(|(column, as_of)| src::Range { column, start: None, end: Some(*as_of) });
+        let main = self.main.as_ref().filter(|m| m.table == req.table);
+        let created_before =
+            main.and_then(|m| m.created_before.as_ref()).map(|(column, as_of)| src::Range { column, start: None, end: Some(*as_of) });
+        let shard = main.and_then(|m| m.slice.as_ref()).map(|(column, start, end)| src::Range { column, start: *start, end: *end });
         TableQuery {
+            shard,
             table: &req.table,
             columns: &req.columns,
             range: req.range.as_ref().map(|r| src::Range { column: &r.column, start: r.start, end: r.end }),

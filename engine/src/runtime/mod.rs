@@ -253,6 +253,9 @@ pub struct ExportOutcome {
 pub struct ExportJob {
     /// The resource's name in the job (messages use it).
     pub resource: String,
+    /// A sharded run's slice of the main table: `(creation column, start, end)`, added
+    /// to every read and count of it like the as-of cut.
+    pub slice: Option<(String, Option<i64>, Option<i64>)>,
     pub request: ExportRequest,
     pub source: Arc<dyn Source>,
     pub sink: Box<dyn RecordSink>,
@@ -364,10 +367,10 @@ impl Runtime {
         job: ExportJob,
         attachments: Option<Box<dyn AttachmentSink>>,
     ) -> Result<ExportOutcome, PluginError> {
-        let ExportJob { resource, request, source, sink, events, limits } = job;
+        let ExportJob { resource, slice, request, source, sink, events, limits } = job;
         let mut state = HostState::new(&resource, plugin.grants.clone(), source, Some(plugin.schema.clone()), Some(sink), events, limits);
         state.attachments = attachments;
-        state.main = Some(state::MainTable::new(plugin, request.as_of));
+        state.main = Some(state::MainTable { slice, ..state::MainTable::new(plugin, request.as_of) });
         let mut store = self.store(state);
         let started = Instant::now();
         let instance = match plugin.pre.instantiate(&mut store) {
@@ -517,6 +520,9 @@ impl Source for NoSource {
         Err(SourceError::ReaderGone { table: q.table.into() })
     }
     fn open(&self, q: &TableQuery) -> Result<Box<dyn RowStream>, SourceError> {
+        Err(SourceError::ReaderGone { table: q.table.into() })
+    }
+    fn values_at(&self, q: &TableQuery, _: &str, _: &[u64]) -> Result<Vec<Option<i64>>, SourceError> {
         Err(SourceError::ReaderGone { table: q.table.into() })
     }
 }

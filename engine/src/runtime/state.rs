@@ -91,6 +91,8 @@ pub(crate) struct MainTable {
     /// `(creation column, as_of)`: every read and count of the main table gets
     /// `column < as_of`, so nothing created at or after as_of is in the snapshot.
     pub(crate) created_before: Option<(String, i64)>,
+    /// A sharded run's slice: `(column, start, end)` on every read and count of the table.
+    pub(crate) slice: Option<(String, Option<i64>, Option<i64>)>,
     /// `records.copy`'s field <- column map (0.2.0); `None`: by position (0.1.0).
     pub(crate) copied: Option<Vec<super::FieldColumn>>,
 }
@@ -101,6 +103,7 @@ impl MainTable {
         MainTable {
             table: info.main_table.clone(),
             created_before: info.created_column.clone().map(|c| (c, as_of)),
+            slice: None,
             copied: (plugin.contract == super::Contract::V0_2).then(|| info.copied.clone()),
         }
     }

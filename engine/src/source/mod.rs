@@ -40,12 +40,23 @@ pub struct TableQuery<'a> {
     /// The snapshot's as-of cut on the table's creation column (`end` = as_of): rows
     /// created at or after it are not read. Applied beside `range`, never instead.
     pub created_before: Option<Range<'a>>,
+    /// A sharded run's slice of the main table (`ferry run --shard i/N`): a range on the
+    /// creation column. The first slice (no `start`) also holds the rows whose creation
+    /// time is NULL or not a number, as the as-of cut keeps them.
+    pub shard: Option<Range<'a>>,
 }
 
 impl TableQuery<'_> {
-    /// Every range the WHERE clause must hold: the window, then the as-of cut.
+    /// Every range the WHERE clause must hold: the window, the as-of cut, the shard.
     pub(crate) fn ranges(&self) -> impl Iterator<Item = &Range<'_>> {
-        self.range.iter().chain(self.created_before.iter())
+        self.range.iter().chain(self.created_before.iter()).chain(self.shard.iter())
+    }
+
+    /// Whether `range` is one that keeps rows with no numeric value (the as-of cut, the
+    /// first shard's slice): those rows are read, never dropped unseen.
+    pub(crate) fn keeps_unvalued(&self, range: &Range<'_>) -> bool {
+        self.created_before.as_ref().is_some_and(|c| std::ptr::eq(c, range))
+            || self.shard.as_ref().is_some_and(|c| std::ptr::eq(c, range) && c.start.is_none())
     }
 }
 
@@ -164,6 +175,10 @@ pub trait Source: Send + Sync {
     fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {
         Ok(Box::new(ConvertedRows { rows: self.open(query)?, encoder }))
     }
+    /// The values of `column` at positions `offsets` (0-based) of the query's rows with
+    /// a numeric value there, sorted by it; `None` past the end. One sort for all the
+    /// offsets: the cut points of balanced shards.
+    fn values_at(&self, query: &TableQuery, column: &str, offsets: &[u64]) -> Result<Vec<Option<i64>>, SourceError>;
     /// How the source's reads share one point in time.
     fn consistency(&self) -> Consistency {
         Consistency::PerRead

@@ -253,7 +253,8 @@ impl PostgresSource {
             }
             // A row with no creation time is read (and refused by its field's type if that
             // is not nullable), never dropped unseen.
-            if query.created_before.as_ref().is_some_and(|c| std::ptr::eq(c, range))
+            if query.keeps_unvalued(range)
+                && range.end.is_some()
                 && let Some(last) = conds.pop()
             {
                 conds.push(format!("({last} OR {col} IS NULL)"));
@@ -360,6 +361,39 @@ impl Source for PostgresSource {
 
     fn open(&self, query: &TableQuery) -> Result<Box<dyn RowStream>, SourceError> {
         Ok(Box::new(self.start(query, RowBatchBuilder::with_capacity(BATCH_BYTES + 4096))?))
+    }
+
+    fn values_at(&self, query: &TableQuery, column: &str, offsets: &[u64]) -> Result<Vec<Option<i64>>, SourceError> {
+        let mut client = self.client()?;
+        let col = quote_ident(column)?;
+        let select = format!("{col} AS v, row_number() OVER (ORDER BY {col}) - 1 AS rn");
+        let (inner, params) = self.build_sql(&mut client, query, Some(&select))?;
+        let inner =
+            if inner.contains(" WHERE ") { format!("{inner} AND {col} IS NOT NULL") } else { format!("{inner} WHERE {col} IS NOT NULL") };
+        let wanted = offsets.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT rn, v FROM ({inner}) AS cut WHERE rn IN ({wanted})");
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
+        let pg = |e| SourceError::PgQuery { table: query.table.into(), source: e };
+        let mut txn = self.pin.begin(&mut client).map_err(pg)?;
+        let rows = txn.query(&sql, &refs).map_err(pg)?;
+        txn.commit().map_err(pg)?;
+        let mut found = std::collections::HashMap::new();
+        for row in rows {
+            let rn: i64 = row.get(0);
+            let v = if let Ok(v) = row.try_get::<_, i64>(1) {
+                v
+            } else if let Ok(v) = row.try_get::<_, i32>(1) {
+                v.into()
+            } else {
+                let t: SystemTime = row.try_get(1).map_err(pg)?;
+                match t.duration_since(SystemTime::UNIX_EPOCH) {
+                    Ok(d) => d.as_micros() as i64,
+                    Err(e) => -(e.duration().as_micros() as i64),
+                }
+            };
+            found.insert(rn as u64, v);
+        }
+        Ok(offsets.iter().map(|o| found.get(o).copied()).collect())
     }
 
     fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {

@@ -192,7 +192,14 @@ fn build_sql(query: &TableQuery, select: &str) -> Result<(String, Vec<i64>), Sou
         params.push(as_of);
         conds.push(format!("({col} < ?{} OR typeof({col}) NOT IN ('integer', 'real'))", params.len()));
     }
-    for range in query.range.iter() {
+    if let Some(Range { column, start: None, end: Some(end) }) = query.shard {
+        // The first shard also holds the rows the as-of cut keeps unvalued.
+        let col = quote_ident(column)?;
+        params.push(end);
+        conds.push(format!("({col} < ?{} OR typeof({col}) NOT IN ('integer', 'real'))", params.len()));
+    }
+    let shard = query.shard.iter().filter(|r| r.start.is_some());
+    for range in query.range.iter().chain(shard) {
         let col = quote_ident(range.column)?;
         if let Some(start) = range.start {
             params.push(start);
@@ -321,6 +328,23 @@ impl Source for SqliteSource {
 
     fn open(&self, query: &TableQuery) -> Result<Box<dyn RowStream>, SourceError> {
         Ok(Box::new(self.start(query, RowBatchBuilder::with_capacity(BATCH_BYTES + 4096))?))
+    }
+
+    fn values_at(&self, query: &TableQuery, column: &str, offsets: &[u64]) -> Result<Vec<Option<i64>>, SourceError> {
+        let col = quote_ident(column)?;
+        let (inner, params) = build_sql(query, &format!("{col} AS v, row_number() OVER (ORDER BY {col}) - 1 AS rn"))?;
+        let numeric = format!("typeof({col}) IN ('integer', 'real')");
+        let inner = if inner.contains(" WHERE ") { format!("{inner} AND {numeric}") } else { format!("{inner} WHERE {numeric}") };
+        let wanted = offsets.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
+        let sql = format!("SELECT rn, v FROM ({inner}) WHERE rn IN ({wanted})");
+        let conn = self.connect_pinned()?;
+        let err = |e| SourceError::Query { table: query.table.into(), source: e };
+        let mut stmt = conn.prepare(&sql).map_err(err)?;
+        let found: std::collections::HashMap<u64, i64> = stmt
+            .query_map(rusqlite::params_from_iter(params), |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, f64>(1)? as i64)))
+            .and_then(|rows| rows.collect())
+            .map_err(err)?;
+        Ok(offsets.iter().map(|o| found.get(o).copied()).collect())
     }
 
     fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {
@@ -491,7 +515,7 @@ mod tests {
             let source = SqliteSource::open(&db).unwrap();
             assert_eq!(source.utf8, encoding == "UTF-8");
             let columns: Vec<String> = ["a", "b", "c", "d"].map(String::from).to_vec();
-            let query = TableQuery { table: "t", columns: &columns, range: None, order_by: None, created_before: None };
+            let query = TableQuery { table: "t", columns: &columns, range: None, order_by: None, created_before: None, shard: None };
             let mut stream = source.open(&query).unwrap();
             batches.push(stream.next_batch().unwrap().unwrap());
             assert!(stream.next_batch().unwrap().is_none());
@@ -532,7 +556,7 @@ mod tests {
         let source = SqliteSource::open(&db).unwrap();
         assert_eq!(source.consistency(), Consistency::SqliteSnapshot);
         let columns = vec!["a".to_string()];
-        let query = TableQuery { table: "t", columns: &columns, range: None, order_by: None, created_before: None };
+        let query = TableQuery { table: "t", columns: &columns, range: None, order_by: None, created_before: None, shard: None };
         for round in 0..3 {
             writer.execute("INSERT INTO t VALUES (?1)", [10 + round]).unwrap();
             writer.execute("DELETE FROM t WHERE a = 1", []).unwrap();
@@ -583,6 +607,7 @@ mod tests {
             range: Some(Range { column: "transacted_at", start: Some(200), end: Some(400) }),
             order_by: None,
             created_before: None,
+            shard: None,
         };
         let plan = source.query_plan(&query).unwrap();
         assert!(plan.contains("USING INDEX transactions_transacted_at"), "{plan}");

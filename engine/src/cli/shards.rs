@@ -1,0 +1,91 @@
+//! `ferry run --shard` options and `ferry assemble`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use ferry::package::layout::Shard;
+
+/// The environment variables `--shard auto` reads the index from, in order: Kubernetes
+/// Indexed Jobs, AWS Batch array jobs, ferry's own.
+const INDEX_VARS: &[&str] = &["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX", "FERRY_SHARD_INDEX"];
+/// Where the shard count comes from without `--shards`.
+const COUNT_VARS: &[&str] = &["FERRY_SHARDS", "JOB_COMPLETIONS", "AWS_BATCH_JOB_ARRAY_SIZE"];
+
+/// The first of `vars` that is set, and its value.
+fn env(vars: &'static [&'static str]) -> Option<(&'static str, String)> {
+    vars.iter().find_map(|v| std::env::var(v).ok().map(|value| (*v, value)))
+}
+
+/// `--shard i/N` or `--shard auto` (with `--shards N` or the environment).
+pub fn parse(shard: &str, shards: Option<u32>) -> Result<Shard> {
+    let (index, count) = if shard == "auto" {
+        let Some((var, index)) = env(INDEX_VARS) else {
+            bail!(
+                "--shard auto found no shard index; set one of {} (Kubernetes and AWS Batch set theirs), or pass --shard i/N",
+                INDEX_VARS.join(", ")
+            )
+        };
+        let index: u32 = index.trim().parse().with_context(|| format!("{var}={index:?} is not a shard index (0, 1, 2, ...)"))?;
+        let count = match shards {
+            Some(n) => n,
+            None => {
+                let Some((var, n)) = env(COUNT_VARS) else {
+                    bail!("--shard auto needs the shard count; pass --shards N or set one of {}", COUNT_VARS.join(", "))
+                };
+                n.trim().parse().with_context(|| format!("{var}={n:?} is not a shard count"))?
+            }
+        };
+        (index, count)
+    } else {
+        let parsed = shard.split_once('/').and_then(|(i, n)| Some((i.trim().parse::<u32>().ok()?, n.trim().parse::<u32>().ok()?)));
+        let Some((index, count)) = parsed else {
+            bail!("--shard {shard:?} is not a shard; write it as INDEX/COUNT with INDEX from 0 (\"3/4\" is the last of four), or \"auto\"")
+        };
+        if let Some(n) = shards.filter(|n| *n != count) {
+            bail!("--shard {shard} says {count} shards but --shards says {n}; give one or make them agree");
+        }
+        (index, count)
+    };
+    if count == 0 || count > 100_000 {
+        bail!("the shard count {count} is out of range; use 1 to 100000");
+    }
+    if index >= count {
+        bail!("shard index {index} is not below the shard count {count}; indices run from 0 to {}", count - 1);
+    }
+    Ok(Shard { index, count })
+}
+
+/// `--snapshot-id ID`: a UUID as ferry writes them (lowercase, hyphenated), so the
+/// service's API, which takes only those, serves the assembled snapshot.
+pub fn check_snapshot_id(id: &str) -> Result<()> {
+    match uuid::Uuid::parse_str(id) {
+        Ok(u) if u.hyphenated().to_string() == id => Ok(()),
+        _ => bail!(
+            "--snapshot-id {id:?} is not a snapshot id; ids are lowercase UUIDs such as 0f8e4a52-1c3b-4d7e-9a61-2b5c8d9e0f13 (`uuidgen`), or leave it out to derive one from the job and its as_of"
+        ),
+    }
+}
+
+/// `ferry assemble DIR --shards N`: checks the shard manifests, writes the manifest and
+/// records the snapshot in the catalog of DIR's parent (the output root).
+pub fn assemble(dir: &Path, shards: u32) -> Result<()> {
+    let started = std::time::Instant::now();
+    let dir = dir.components().as_path().to_path_buf();
+    let assembled = ferry::package::shards::assemble(&dir, shards)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let root = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut catalog = ferry::catalog::Catalog::open(root)?;
+    catalog.record_assembled(&dir, assembled.shards)?;
+    let m = &assembled.manifest;
+    let records: u64 = m.resources.iter().map(|r| r.records).sum();
+    let files: usize = m.resources.iter().map(|r| r.files.len()).sum();
+    println!(
+        "snapshot {} assembled from {} shards: {} records, {files} files, {} parts in {seconds:.2}s",
+        m.snapshot_id,
+        assembled.shards,
+        super::count(records),
+        m.archives.len()
+    );
+    println!("{}", super::clean_path(&assembled.dir).display());
+    Ok(())
+}
