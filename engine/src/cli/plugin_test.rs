@@ -90,6 +90,7 @@ pub fn main(args: TestArgs) -> Result<bool> {
         cache_dir: runtime::default_cache_dir(),
         parallelism: 1,
         started: Instant::now(),
+        shard: None,
     };
     let started = Instant::now();
     let result = run(&job, &options);
