@@ -7,16 +7,9 @@
 //!
 //! The low-level column writer of the `parquet` crate is used (no Arrow arrays): ferry
 //! already has validated Avro datums and only needs to lay them out per column.
-//!
-//! Encoding and compressing a row group (dictionaries, pages, zstd) costs about as much
-//! as decoding the datums into columns, so a full row group goes to an encoder thread
-//! while the next one fills: at most two row groups are held, and the file is the same
-//! bytes (one writer, row groups in order).
 
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender};
-use std::thread::JoinHandle;
 
 use parquet::basic::{Compression, LogicalType, Repetition, TimeUnit, Type as Physical, ZstdLevel};
 use parquet::data_type::{
@@ -76,17 +69,12 @@ struct Column {
 }
 
 /// Writes a resource file as Parquet.
-pub struct ParquetWriter<W: Write + Send + 'static> {
+pub struct ParquetWriter<W: Write + Send> {
     schema: Arc<RecordSchema>,
-    /// The row group filling.
     columns: Vec<Column>,
+    out: SerializedFileWriter<W>,
     rows: usize,
     buffered: usize,
-    /// Full row groups to the encoder (a rendezvous: it takes one when it is free).
-    groups: Option<SyncSender<Vec<Column>>>,
-    /// Columns the encoder wrote and emptied, back for reuse.
-    spare: Receiver<Vec<Column>>,
-    encoder: Option<JoinHandle<Result<W, parquet::errors::ParquetError>>>,
 }
 
 fn parquet_error(e: parquet::errors::ParquetError) -> FormatError {
@@ -325,7 +313,7 @@ impl Kind {
     }
 }
 
-impl<W: Write + Send + 'static> ParquetWriter<W> {
+impl<W: Write + Send> ParquetWriter<W> {
     pub fn new(schema: Arc<RecordSchema>, codec: apache_avro::Codec, inner: W) -> Result<Self, FormatError> {
         let mut columns = Vec::with_capacity(schema.fields.len());
         let mut fields = Vec::with_capacity(schema.fields.len());
@@ -343,85 +331,31 @@ impl<W: Write + Send + 'static> ParquetWriter<W> {
             .set_created_by(format!("ferry {}", env!("CARGO_PKG_VERSION")))
             .build();
         let out = SerializedFileWriter::new(inner, Arc::new(message), Arc::new(props)).map_err(parquet_error)?;
-        let (groups, full) = std::sync::mpsc::sync_channel::<Vec<Column>>(0);
-        let (emptied, spare) = std::sync::mpsc::channel();
-        let encoder = std::thread::Builder::new()
-            .name("parquet-encoder".into())
-            .spawn(move || encode(out, full, emptied))
-            .map_err(|e| FormatError::Parquet(parquet::errors::ParquetError::External(Box::new(e))))?;
-        Ok(ParquetWriter { schema, columns, rows: 0, buffered: 0, groups: Some(groups), spare, encoder: Some(encoder) })
+        Ok(ParquetWriter { schema, columns, out, rows: 0, buffered: 0 })
     }
 
-    /// Empty columns for the next row group: the encoder's emptied ones, else new ones.
-    fn empty_columns(&self) -> Result<Vec<Column>, FormatError> {
-        match self.spare.try_recv() {
-            Ok(columns) => Ok(columns),
-            Err(_) => self.schema.fields.iter().map(|(name, kind)| column(name, kind).map(|(c, _)| c)).collect(),
-        }
-    }
-
-    /// Hands the filled row group to the encoder.
     fn flush_row_group(&mut self) -> Result<(), FormatError> {
         if self.rows == 0 {
             return Ok(());
         }
-        let empty = self.empty_columns()?;
-        let full = std::mem::replace(&mut self.columns, empty);
-        let sent = self.groups.as_ref().is_some_and(|groups| groups.send(full).is_ok());
-        if !sent {
-            // The encoder stopped: its error says why.
-            return Err(self.join().err().unwrap_or_else(|| encoder_stopped("before the file was finished")));
+        let mut group = self.out.next_row_group().map_err(parquet_error)?;
+        for column in &mut self.columns {
+            let Some(mut writer) = group.next_column().map_err(parquet_error)? else {
+                return Err(FormatError::Parquet(parquet::errors::ParquetError::General(
+                    "the row group has fewer columns than the schema".into(),
+                )));
+            };
+            column.write(&mut writer).map_err(parquet_error)?;
+            writer.close().map_err(parquet_error)?;
         }
+        group.close().map_err(parquet_error)?;
         self.rows = 0;
         self.buffered = 0;
         Ok(())
     }
-
-    /// Ends the encoder (after the row groups sent) and takes back the inner writer.
-    fn join(&mut self) -> Result<W, FormatError> {
-        self.groups = None;
-        let encoder = self.encoder.take().ok_or_else(|| encoder_stopped("already"))?;
-        encoder.join().map_err(|_| encoder_stopped("with a panic"))?.map_err(parquet_error)
-    }
 }
 
-impl<W: Write + Send + 'static> Drop for ParquetWriter<W> {
-    /// A writer dropped unfinished (its resource failed) still waits for its encoder, so
-    /// no thread outlives the file it writes.
-    fn drop(&mut self) {
-        if self.encoder.is_some() {
-            let _ = self.join();
-        }
-    }
-}
-
-fn encoder_stopped(how: &str) -> FormatError {
-    FormatError::Parquet(parquet::errors::ParquetError::General(format!("the Parquet row-group encoder stopped {how}")))
-}
-
-/// The encoder thread: writes each row group it receives, in order, hands the emptied
-/// columns back, and returns the inner writer once the file is finished.
-fn encode<W: Write + Send>(
-    mut out: SerializedFileWriter<W>,
-    full: Receiver<Vec<Column>>,
-    emptied: std::sync::mpsc::Sender<Vec<Column>>,
-) -> Result<W, parquet::errors::ParquetError> {
-    for mut columns in full {
-        let mut group = out.next_row_group()?;
-        for column in &mut columns {
-            let Some(mut writer) = group.next_column()? else {
-                return Err(parquet::errors::ParquetError::General("the row group has fewer columns than the schema".into()));
-            };
-            column.write(&mut writer)?;
-            writer.close()?;
-        }
-        group.close()?;
-        let _ = emptied.send(columns);
-    }
-    out.into_inner()
-}
-
-impl<W: Write + Send + 'static> DatumWriter<W> for ParquetWriter<W> {
+impl<W: Write + Send> DatumWriter<W> for ParquetWriter<W> {
     fn append(&mut self, count: u32, datums: &[u8]) -> Result<(), FormatError> {
         debug_assert_eq!(self.columns.len(), self.schema.fields.len());
         let mut pos = 0;
@@ -441,7 +375,7 @@ impl<W: Write + Send + 'static> DatumWriter<W> for ParquetWriter<W> {
 
     fn finish(mut self: Box<Self>) -> Result<W, FormatError> {
         self.flush_row_group()?;
-        self.join()
+        self.out.into_inner().map_err(parquet_error)
     }
 }
 
