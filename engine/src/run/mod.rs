@@ -277,27 +277,7 @@ fn export_snapshot(
         Some(shard) => format!("{}_{}", job.as_of.format("%Y-%m-%d-%H%M%S"), shard.tag()),
         None => created_at.format("%Y-%m-%d-%H%M%S").to_string(),
     };
-    let (results, archives, delivery) = match s3 {
-        Some(s3) => {
-            let sink = Sealed::new(crate::s3::Delivery::new(s3, snapshot_id), job.trust.encrypt_to.clone());
-            let (results, archives, delivery) = export_and_pack(job, &exporter, selection, &stamp, sink);
-            let archives = archives.map_err(|e| match e {
-                crate::s3::PartError::Upload(e) => RunError::S3(e),
-                crate::s3::PartError::Staging(source) => RunError::Pack { dir: staging.dir().into(), source },
-            });
-            (results, archives, Some(delivery.into_inner()))
-        }
-        None => {
-            let (results, archives, _) = export_and_pack(
-                job,
-                &exporter,
-                selection,
-                &stamp,
-                Sealed::new(PartDir(staging.files().clone()), job.trust.encrypt_to.clone()),
-            );
-            (results, archives.map_err(|source| RunError::Pack { dir: staging.dir().into(), source }), None)
-        }
-    };
+    let (results, archives, delivery) = export_to_sink(job, &exporter, selection, &stamp, &staging, s3.map(|s3| (s3, snapshot_id)));
     let (mut entries, failures) = settle(&names, results);
     if !failures.is_empty() && job.on_error == OnError::Fail {
         return Err(RunError::Failed { failures }); // `staging` drops: nothing is published
@@ -323,6 +303,36 @@ fn export_snapshot(
         encryption: job.trust.encrypt_to.as_ref().map(|r| EncryptionEntry { method: "age".into(), recipients: r.written().to_vec() }),
     };
     Ok((manifest, staging, delivery, cuts))
+}
+
+/// Exports and packs into the parts' sink: uploads to S3 (`s3`: the bucket and the
+/// snapshot's id) or files in the staging directory, encrypted when the job says so.
+/// Returns the results, the parts (or why packing failed) and the delivery to finish.
+fn export_to_sink(
+    job: &Job,
+    exporter: &Exporter<'_>,
+    selection: Selection,
+    stamp: &str,
+    staging: &Staging,
+    s3: Option<(&crate::s3::S3, &str)>,
+) -> (Vec<Exported>, Result<PackedParts, RunError>, Option<crate::s3::Delivery>) {
+    let pack_error = |source| RunError::Pack { dir: staging.dir().into(), source };
+    match s3 {
+        Some((s3, snapshot_id)) => {
+            let sink = Sealed::new(crate::s3::Delivery::new(s3, snapshot_id), job.trust.encrypt_to.clone());
+            let (results, archives, delivery) = export_and_pack(job, exporter, selection, stamp, sink);
+            let archives = archives.map_err(|e| match e {
+                crate::s3::PartError::Upload(e) => RunError::S3(e),
+                crate::s3::PartError::Staging(source) => pack_error(source),
+            });
+            (results, archives, Some(delivery.into_inner()))
+        }
+        None => {
+            let sink = Sealed::new(PartDir(staging.files().clone()), job.trust.encrypt_to.clone());
+            let (results, archives, _) = export_and_pack(job, exporter, selection, stamp, sink);
+            (results, archives.map_err(pack_error), None)
+        }
+    }
 }
 
 /// `FERRY_FAULT_HOLD_BEFORE_PUBLISH_MS`: wait that long before publishing, so a test can
