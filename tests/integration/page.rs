@@ -239,6 +239,9 @@ fn page_sessions_cookies_csrf_and_headers() {
 fn page_history_filters_searches_and_pages() {
     let setup = Setup::new(0.01, "", "[[resource]]\nname = \"users\"\n", "");
     let admin = token(&setup.config, "ops", "admin");
+    let mut config = std::fs::read_to_string(&setup.config).unwrap();
+    config.push_str("\n[[schedule]]\nname = \"weekly-demo\"\njob = \"demo\"\ncadence = \"weekly\"\nday = \"monday\"\ntime = \"02:00\"\n");
+    std::fs::write(&setup.config, config).unwrap();
     let s = Server::start(&setup.config);
     let c = browserless();
     for i in 0..21 {
@@ -261,6 +264,10 @@ fn page_history_filters_searches_and_pages() {
         first.contains("&lt;b&gt;quarterly&lt;&#x2f;b&gt; &amp; &quot;more&quot;") && !first.contains("<b>quarterly"),
         "a name is escaped"
     );
+    // The schedules, once configured, are listed under the history with their next run.
+    let schedules = &first[first.find("id=\"schedules\"").expect("a schedules table")..];
+    assert!(schedules.contains("weekly-demo") && schedules.contains("Active") && schedules.contains("none yet"), "{schedules}");
+    assert!(schedules.contains("T02:00"), "the next run is listed: {schedules}");
     let second = page("/?page=2");
     assert_eq!(rows(&second), 2);
     assert!(second.contains("nightly 0") && second.contains("Showing 21–22 of 22"), "{second}");

@@ -102,13 +102,16 @@ pub async fn page(
         return Err(PageError::invalid("page", format!("{page} is out of range; pages start at 1")));
     }
     let needle = search.to_lowercase();
-    let (rows, total) = state
+    let st = state.clone();
+    let (rows, total, schedules) = state
         .db(move |c| {
             let (all, _) = c.requests(status, 0, MAX_SEARCHED)?;
             let matching: Vec<RequestRecord> = all.into_iter().filter(|r| r.name.to_lowercase().contains(&needle)).collect();
             let total = matching.len();
             let rows = matching.into_iter().skip((page - 1) * PER_PAGE).take(PER_PAGE).map(|r| row(c, r)).collect::<Result<Vec<_>, _>>()?;
-            Ok((rows, total))
+            // The configured schedules, their next runs and last slot (as the API lists them).
+            let schedules = crate::service::schedule::views(&st.config.schedules, c, &st.clock)?;
+            Ok((rows, total, schedules))
         })
         .await?;
     let current = status.unwrap_or("all");
@@ -141,6 +144,7 @@ pub async fn page(
             next => (page < pages).then(|| href(current, &search, page + 1)),
             created => q.created,
             notice,
+            schedules => value(&schedules),
         },
     )
 }
