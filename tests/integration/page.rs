@@ -283,27 +283,7 @@ fn page_history_filters_searches_and_pages() {
 fn page_cookies_are_secure_under_tls() {
     let setup = Setup::new(0.01, "", "[[resource]]\nname = \"users\"\n", "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"");
     let dir = setup.platform.dir.path();
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout"])
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    crate::service::self_signed_cert(dir);
     let admin = token(&setup.config, "ops", "admin");
     let s = Server::start(&setup.config);
     let jar = dir.join("cookies.txt");

@@ -623,11 +623,9 @@ fn service_upgrades_a_version_1_catalog() {
     assert_eq!(status, 200);
 }
 
-/// `tls_cert`/`tls_key`: HTTPS with rustls (curl, with the certificate as its CA).
-#[test]
-fn service_serves_https() {
-    let setup = Setup::new(0.01, "", "[[resource]]\nname = \"users\"\n", "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"");
-    let dir = setup.platform.dir.path();
+/// A self-signed certificate for 127.0.0.1 and localhost (openssl): `dir/cert.pem`,
+/// `dir/key.pem`.
+pub(crate) fn self_signed_cert(dir: &Path) {
     let out = Command::new("openssl")
         .args([
             "req",
@@ -649,6 +647,14 @@ fn service_serves_https() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `tls_cert`/`tls_key`: HTTPS with rustls (curl, with the certificate as its CA).
+#[test]
+fn service_serves_https() {
+    let setup = Setup::new(0.01, "", "[[resource]]\nname = \"users\"\n", "tls_cert = \"cert.pem\"\ntls_key = \"key.pem\"");
+    let dir = setup.platform.dir.path();
+    self_signed_cert(dir);
     let admin = token(&setup.config, "ops", "admin");
     let s = Server::start(&setup.config);
     assert!(s.base.starts_with("https://"), "{}", s.base);
