@@ -6,6 +6,7 @@
 
 mod blobs;
 mod demo;
+mod pg_copy;
 mod postgres;
 pub(crate) mod row_batch;
 mod sqlite;
@@ -28,6 +29,26 @@ pub struct Range<'a> {
     pub column: &'a str,
     pub start: Option<i64>,
     pub end: Option<i64>,
+}
+
+/// A window is read through its column's index only when it is selective. The index
+/// hands rows back in the column's order, one random table lookup each; for a window
+/// holding most of the table (months = "all", 24 of 36 months) a scan in physical order
+/// with the same WHERE clause is several times faster (measured on 1M transactions:
+/// SQLite 5.3 s of reader wait through the index; PostgreSQL 11.8 s against 3.4 s for
+/// the same rows unordered). Both sources use this one rule, so they give the same rows
+/// in the same order.
+const INDEX_MAX_SHARE: f64 = 0.25; // use the index when the window spans <= 1/4 of the values
+
+/// Whether `range` spans at most [`INDEX_MAX_SHARE`] of the column's values, from the
+/// column's min and max (two index lookups: counting the window's rows instead walks the
+/// index over the whole window before the first row is read). An empty column is
+/// selective: there is nothing to scan.
+pub(crate) fn selective(range: &Range, min: Option<f64>, max: Option<f64>) -> bool {
+    let (Some(min), Some(max)) = (min, max) else { return true };
+    let lo = range.start.map_or(min, |s| (s as f64).max(min));
+    let hi = range.end.map_or(max + 1.0, |e| (e as f64).min(max + 1.0));
+    (hi - lo).max(0.0) <= INDEX_MAX_SHARE * (max - min + 1.0)
 }
 
 /// A read of one table: which columns, which rows, in which order.
@@ -250,6 +271,12 @@ pub enum SourceError {
     PgPool { target: String, reason: String },
     #[error("query on table `{table}` failed: {source}")]
     PgQuery { table: String, source: ::postgres::Error },
+    #[error("reading table `{table}` from PostgreSQL failed: {source}")]
+    PgCopy { table: String, source: pg_copy::CopyError },
+    #[error(
+        "a window or shard bound on `{table}.{column}` ({micros} µs since 1970) is beyond any PostgreSQL timestamp; check the job's window or as_of"
+    )]
+    PgBound { table: String, column: String, micros: i64 },
     #[error("column `{table}.{column}` has PostgreSQL type {ty}, which ferry does not read; cast it in a view (e.g. to text or numeric)")]
     PgType { table: String, column: String, ty: String },
     #[error("table `{table}`, row {row}, column `{column}`: the value {reason}")]

@@ -1,12 +1,13 @@
 //! PostgreSQL, the production platform database.
 //!
 //! Like SQLite, each read runs on its own thread with its own connection (taken from a
-//! pool, so reads reuse connections and their TLS sessions) and hands
-//! ~64 KiB row batches over a channel two deep. Rows come from a server-side portal
-//! (`Bind` once, then `Execute` 1,000 rows at a time inside a read-only repeatable-read
-//! transaction), so neither the server's result nor the client holds more than a
-//! thousand rows, whatever the table size. The window goes into the WHERE clause with
-//! the bound typed like the column, so the planner can walk the column's index.
+//! pool, so reads reuse connections and their TLS sessions) and hands ~64 KiB row
+//! batches over a channel two deep. Rows come from one binary `COPY (SELECT …) TO STDOUT`
+//! inside a read-only repeatable-read transaction (`pg_copy`), streamed: the channel's
+//! back-pressure reaches the server through the socket, so neither side holds more than
+//! a few batches, whatever the table size. The window goes into the WHERE clause typed
+//! like the column, so the planner can walk the column's index for a selective window;
+//! a wide one is read in physical order, like SQLite's rowid order.
 //!
 //! Values go over as the row-batch encoding's five tags, chosen so a plugin cannot tell
 //! PostgreSQL from SQLite: booleans are integers 0/1, `timestamptz`/`timestamp` are UTC
@@ -24,10 +25,11 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime};
 
-use postgres::types::{FromSql, ToSql, Type};
+use postgres::types::{ToSql, Type};
 use postgres::{Client, Config, IsolationLevel};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use super::pg_copy::CopyRows;
 use super::row_batch::BATCH_BYTES;
 use super::{
     Cells, ChannelStream, Consistency, RecordStream, RowBatchBuilder, RowSink, RowStream, Source, SourceError, TableQuery, quote_ident,
@@ -35,8 +37,6 @@ use super::{
 };
 use crate::records::RecordEncoder;
 
-/// Rows fetched from the portal per round trip.
-const FETCH_ROWS: i32 = 1000;
 /// Microseconds from 1970-01-01 to PostgreSQL's epoch, 2000-01-01.
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
@@ -200,56 +200,53 @@ impl PostgresSource {
         ))
     }
 
-    /// The SQL of a read and its parameters. The bounds are typed like the range column
-    /// (`timestamptz` bounds for a `timestamptz` column) so the comparison is on the bare
-    /// column and an index on it applies.
-    fn build_sql(&self, client: &mut Client, query: &TableQuery, select: Option<&str>) -> Result<(String, Vec<Param>), SourceError> {
+    /// The SQL of a read or a count, with the bounds as parameters (`Bounds::Params`)
+    /// or written in (`Bounds::Inline`: `COPY` takes no parameters). Either way a bound
+    /// is typed like the range column (`timestamptz` bounds for a `timestamptz` column)
+    /// so the comparison is on the bare column and an index on it applies.
+    fn build_sql(&self, client: &mut Client, query: &TableQuery, select: Option<&str>, bounds: Bounds) -> Result<Sql, SourceError> {
         let table = quote_ident(query.table)?;
         let columns = Self::table_columns(client, query.table)?.ok_or_else(|| SourceError::NoTable { table: query.table.into() })?;
+        let column = |name: &str| {
+            columns.iter().find(|k| k.name == name).ok_or_else(|| SourceError::NoColumn { table: query.table.into(), column: name.into() })
+        };
+        let mut selected = Vec::new();
         let select = match select {
             Some(s) => s.to_string(),
-            None => query
-                .columns
-                .iter()
-                .map(|c| {
-                    let col = columns
-                        .iter()
-                        .find(|k| &k.name == c)
-                        .ok_or_else(|| SourceError::NoColumn { table: query.table.into(), column: c.clone() })?;
+            None => {
+                for c in query.columns {
+                    let col = column(c)?;
                     if !supported(&col.ty) {
                         return Err(SourceError::PgType { table: query.table.into(), column: c.clone(), ty: col.ty.name().into() });
                     }
-                    quote_ident(c)
-                })
-                .collect::<Result<Vec<_>, _>>()?
-                .join(", "),
+                    selected.push(Column { name: col.name.clone(), ty: col.ty.clone() });
+                }
+                query.columns.iter().map(|c| quote_ident(c)).collect::<Result<Vec<_>, _>>()?.join(", ")
+            }
         };
-        let mut sql = format!("SELECT {select} FROM {table}");
-        let mut params = Vec::new();
+        let mut sql = Sql { text: format!("SELECT {select} FROM {table}"), params: Vec::new(), selected, window_ty: None };
         let mut conds = Vec::new();
         for range in query.ranges() {
             let col = quote_ident(range.column)?;
-            let ty = &columns
-                .iter()
-                .find(|k| k.name == range.column)
-                .ok_or_else(|| SourceError::NoColumn { table: query.table.into(), column: range.column.into() })?
-                .ty;
-            let time = *ty == Type::TIMESTAMPTZ || *ty == Type::TIMESTAMP;
+            let ty = &column(range.column)?.ty;
+            if query.range.as_ref().is_some_and(|r| std::ptr::eq(r, range)) {
+                sql.window_ty = Some(ty.clone());
+            }
             // Text (or any other type) has no order shared with the window's bounds.
-            if !time && ![Type::INT2, Type::INT4, Type::INT8].contains(ty) {
+            if !is_time(ty) && ![Type::INT2, Type::INT4, Type::INT8].contains(ty) {
                 return Err(SourceError::PgWindowType { table: query.table.into(), column: range.column.into(), ty: ty.name().into() });
             }
             for (bound, op) in [(range.start, ">="), (range.end, "<")] {
                 let Some(v) = bound else { continue };
-                params.push(if time { Param::Time(micros_to_system_time(v)) } else { Param::Int(v) });
-                // The bound as bigint for any integer column: the comparison is still on
-                // the bare column (int4 >= int8 has an operator), so its index applies.
-                let cast = match *ty {
-                    Type::TIMESTAMP => "::timestamp",
-                    Type::INT2 | Type::INT4 => "::bigint",
-                    _ => "",
+                let value = match bounds {
+                    Bounds::Params => sql.param(v, ty),
+                    Bounds::Inline => literal(v, ty).ok_or_else(|| SourceError::PgBound {
+                        table: query.table.into(),
+                        column: range.column.into(),
+                        micros: v,
+                    })?,
                 };
-                conds.push(format!("{col} {op} ${}{cast}", params.len()));
+                conds.push(format!("{col} {op} {value}"));
             }
             // A row with no creation time is read (and refused by its field's type if that
             // is not nullable), never dropped unseen.
@@ -261,38 +258,133 @@ impl PostgresSource {
             }
         }
         if !conds.is_empty() {
-            sql.push_str(" WHERE ");
-            sql.push_str(&conds.join(" AND "));
+            sql.text.push_str(" WHERE ");
+            sql.text.push_str(&conds.join(" AND "));
         }
-        Ok((sql, params))
+        Ok(sql)
     }
 
-    /// Ties in the range column come in physical order (`ctid`), which for a table
-    /// loaded in one pass is insertion order: the order SQLite's `rowid` gives.
-    fn order_clause(query: &TableQuery) -> Result<String, SourceError> {
-        Ok(match (query.order_by, &query.range) {
-            (Some(col), _) => format!(" ORDER BY {}, ctid", quote_ident(col)?),
-            (None, Some(range)) => format!(" ORDER BY {}, ctid", quote_ident(range.column)?),
-            (None, None) => String::new(),
-        })
+    /// The order rows are read in, the same rule as SQLite's: a plugin's `order_by`
+    /// column, or a selective window's column, with ties in physical order (`ctid`);
+    /// otherwise physical order itself, which for a table loaded in one pass is
+    /// insertion order, the order SQLite's `rowid` gives. Decided on the pinned snapshot.
+    fn read_order(&self, client: &mut Client, query: &TableQuery, window_ty: Option<&Type>) -> Result<Order, SourceError> {
+        if let Some(col) = query.order_by {
+            return Ok(Order::Column(quote_ident(col)?));
+        }
+        let (Some(range), Some(ty)) = (&query.range, window_ty) else { return Ok(Order::Physical) };
+        let (table, col) = (quote_ident(query.table)?, quote_ident(range.column)?);
+        // As float microseconds: a plan needs no exact bounds.
+        let micros = |agg: &str| {
+            let value = format!("(SELECT {agg}({col}) FROM {table})");
+            if is_time(ty) { format!("(extract(epoch FROM {value}) * 1000000)::float8") } else { format!("{value}::float8") }
+        };
+        let pg = |e| SourceError::PgQuery { table: query.table.into(), source: e };
+        let mut txn = self.pin.begin(client).map_err(pg)?;
+        let row = txn.query_one(&format!("SELECT {}, {}", micros("min"), micros("max")), &[]).map_err(pg)?;
+        txn.commit().map_err(pg)?;
+        Ok(if super::selective(range, row.get(0), row.get(1)) { Order::Column(col) } else { Order::Physical })
     }
 
-    fn read_sql(&self, client: &mut Client, query: &TableQuery) -> Result<(String, Vec<Param>), SourceError> {
-        let (mut sql, params) = self.build_sql(client, query, None)?;
-        sql.push_str(&Self::order_clause(query)?);
-        Ok((sql, params))
+    /// A read's SELECT (bounds written in), its columns' types and its order.
+    fn read_plan(&self, client: &mut Client, query: &TableQuery) -> Result<ReadPlan, SourceError> {
+        let mut sql = self.build_sql(client, query, None, Bounds::Inline)?;
+        let order = self.read_order(client, query, sql.window_ty.as_ref())?;
+        if let Order::Column(col) = &order {
+            sql.text.push_str(&format!(" ORDER BY {col}, ctid"));
+        }
+        Ok(ReadPlan { select: sql.text, columns: sql.selected, order })
     }
 
-    /// PostgreSQL's plan for a read (`EXPLAIN`), one node per line: shows the window
-    /// is answered by an index scan rather than a sequential scan.
+    /// PostgreSQL's plan for a read (`EXPLAIN`), one node per line, under the read's own
+    /// settings: shows a selective window answered by an index scan, a wide one by a
+    /// sequential scan.
     pub fn query_plan(&self, query: &TableQuery) -> Result<String, SourceError> {
         let mut client = self.client()?;
-        let (sql, params) = self.read_sql(&mut client, query)?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
-        let rows =
-            client.query(&format!("EXPLAIN {sql}"), &refs).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
+        let plan = self.read_plan(&mut client, query)?;
+        let pg = |e| SourceError::PgQuery { table: query.table.into(), source: e };
+        let mut txn = client.transaction().map_err(pg)?;
+        if plan.order == Order::Physical {
+            txn.batch_execute(PHYSICAL_ORDER).map_err(pg)?;
+        }
+        let rows = txn.query(&format!("EXPLAIN {}", plan.select), &[]).map_err(pg)?;
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
     }
+}
+
+/// Settings under which a plain `SELECT` comes back in physical order: one sequential
+/// scan from the table's first page (no synchronized scan joining another one midway, no
+/// parallel workers interleaving pages, no index scan), the executor's order for a heap
+/// scan. Local to the read's transaction.
+const PHYSICAL_ORDER: &str = "SET LOCAL synchronize_seqscans = off; SET LOCAL max_parallel_workers_per_gather = 0; \
+     SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL enable_bitmapscan = off";
+
+/// How a query's bounds reach the server.
+#[derive(Clone, Copy)]
+enum Bounds {
+    Params,
+    Inline,
+}
+
+/// A query's text, its parameters, and the types of its selected columns.
+struct Sql {
+    text: String,
+    params: Vec<Param>,
+    selected: Vec<Column>,
+    /// The window column's type, when the query has a window.
+    window_ty: Option<Type>,
+}
+
+impl Sql {
+    /// Adds a bound as the next parameter and returns its placeholder.
+    fn param(&mut self, v: i64, ty: &Type) -> String {
+        self.params.push(if is_time(ty) { Param::Time(micros_to_system_time(v)) } else { Param::Int(v) });
+        // The bound as bigint for any integer column: the comparison is still on the bare
+        // column (int4 >= int8 has an operator), so its index applies.
+        let cast = match *ty {
+            Type::TIMESTAMP => "::timestamp",
+            Type::INT2 | Type::INT4 => "::bigint",
+            _ => "",
+        };
+        format!("${}{cast}", self.params.len())
+    }
+
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params.iter().map(Param::as_sql).collect()
+    }
+}
+
+/// A bound written into SQL: an integer, or a time literal typed like the column (UTC,
+/// years before 1 as PostgreSQL's `BC`). `None` for a time beyond chrono's ±262,143
+/// years, which no PostgreSQL timestamp reaches either (its range ends at 294,276 AD).
+fn literal(micros: i64, ty: &Type) -> Option<String> {
+    use chrono::Datelike;
+    if !is_time(ty) {
+        return Some(format!("{micros}::bigint"));
+    }
+    let t = chrono::DateTime::from_timestamp_micros(micros)?;
+    let (year, era) = if t.year() >= 1 { (t.year(), "") } else { (1 - t.year(), " BC") };
+    let date = format!("{year:04}-{}", t.format("%m-%d %H:%M:%S%.6f"));
+    Some(if *ty == Type::TIMESTAMP { format!("TIMESTAMP '{date}{era}'") } else { format!("TIMESTAMPTZ '{date}+00{era}'") })
+}
+
+fn is_time(ty: &Type) -> bool {
+    *ty == Type::TIMESTAMPTZ || *ty == Type::TIMESTAMP
+}
+
+#[derive(Debug, PartialEq)]
+enum Order {
+    /// `ORDER BY` this (quoted) column, ties by `ctid`.
+    Column(String),
+    /// A sequential scan's order, under [`PHYSICAL_ORDER`].
+    Physical,
+}
+
+/// What a read sends: its SELECT, the selected columns' types, and its order.
+struct ReadPlan {
+    select: String,
+    columns: Vec<Column>,
+    order: Order,
 }
 
 /// A bound of a window: an integer, or a time for time columns.
@@ -350,11 +442,10 @@ impl Source for PostgresSource {
 
     fn count(&self, query: &TableQuery) -> Result<u64, SourceError> {
         let mut client = self.client()?;
-        let (sql, params) = self.build_sql(&mut client, query, Some("count(*)"))?;
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
+        let sql = self.build_sql(&mut client, query, Some("count(*)"), Bounds::Params)?;
         let pg = |e| SourceError::PgQuery { table: query.table.into(), source: e };
         let mut txn = self.pin.begin(&mut client).map_err(pg)?;
-        let row = txn.query_one(&sql, &refs).map_err(pg)?;
+        let row = txn.query_one(&sql.text, &sql.refs()).map_err(pg)?;
         txn.commit().map_err(pg)?;
         Ok(row.get::<_, i64>(0) as u64)
     }
@@ -367,15 +458,15 @@ impl Source for PostgresSource {
         let mut client = self.client()?;
         let col = quote_ident(column)?;
         let select = format!("{col} AS v, row_number() OVER (ORDER BY {col}) - 1 AS rn");
-        let (inner, params) = self.build_sql(&mut client, query, Some(&select))?;
+        let sql = self.build_sql(&mut client, query, Some(&select), Bounds::Params)?;
+        let inner = &sql.text;
         let inner =
             if inner.contains(" WHERE ") { format!("{inner} AND {col} IS NOT NULL") } else { format!("{inner} WHERE {col} IS NOT NULL") };
         let wanted = offsets.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
-        let sql = format!("SELECT rn, v FROM ({inner}) AS cut WHERE rn IN ({wanted})");
-        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
+        let cut = format!("SELECT rn, v FROM ({inner}) AS cut WHERE rn IN ({wanted})");
         let pg = |e| SourceError::PgQuery { table: query.table.into(), source: e };
         let mut txn = self.pin.begin(&mut client).map_err(pg)?;
-        let rows = txn.query(&sql, &refs).map_err(pg)?;
+        let rows = txn.query(&cut, &sql.refs()).map_err(pg)?;
         txn.commit().map_err(pg)?;
         let mut found = std::collections::HashMap::new();
         for row in rows {
@@ -409,61 +500,58 @@ impl PostgresSource {
     /// Starts the reader thread writing the query's rows into `cells`.
     fn start<C: Cells>(&self, query: &TableQuery, cells: C) -> Result<ChannelStream<C::Batch>, SourceError> {
         let mut client = self.client()?;
-        let (sql, params) = self.read_sql(&mut client, query)?;
-        // Prepare here so a bad query is reported by `open`, not by the first batch.
-        client.prepare(&sql).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
+        let plan = self.read_plan(&mut client, query)?;
+        // Prepared here so a bad query is reported by `open`, not by the first batch.
+        client.prepare(&plan.select).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
         let table = query.table.to_string();
         let pin = self.pin.clone();
         let window_column = query.range.filter(|r| r.start.is_some() || r.end.is_some()).map(|r| r.column.to_string());
         Ok(spawn_reader(format!("ferry-pg-{table}"), query.table, cells, move |sink| {
-            read_rows(client, &pin, &sql, &params, &table, window_column.as_deref(), sink)
+            read_rows(client, &pin, &plan, &table, window_column.as_deref(), sink)
         }))
     }
 }
 
+/// Streams a read's rows with one binary `COPY` in the pinned snapshot.
 fn read_rows<C: Cells>(
     mut client: Pooled,
     pin: &Pin,
-    sql: &str,
-    params: &[Param],
+    plan: &ReadPlan,
     table: &str,
     window_column: Option<&str>,
     sink: &mut RowSink<C>,
 ) -> Result<(), SourceError> {
     let pg = |e| SourceError::PgQuery { table: table.into(), source: e };
-    // The run's snapshot for the whole read, and a portal only lives inside a transaction.
+    let copy_err = |source| SourceError::PgCopy { table: table.into(), source };
     let mut txn = pin.begin(&mut client).map_err(pg)?;
     if let Some(column) = window_column {
         check_window_values(&mut txn, table, column)?;
     }
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(Param::as_sql).collect();
-    let portal = txn.bind(sql, &refs).map_err(pg)?;
-    let mut seen = 0u64;
-    loop {
-        let rows = txn.query_portal(&portal, FETCH_ROWS).map_err(pg)?;
-        let last = rows.len() < FETCH_ROWS as usize;
-        for row in &rows {
-            seen += 1;
-            for (i, column) in row.columns().iter().enumerate() {
-                let raw: Option<Raw> = row.try_get(i).map_err(pg)?;
-                match raw {
-                    None => sink.cells.null(),
-                    Some(Raw(bytes)) => encode(&mut sink.cells, column.type_(), bytes).map_err(|reason| SourceError::PgValue {
-                        table: table.into(),
-                        column: column.name().into(),
-                        row: seen,
-                        reason,
-                    })?,
+    if plan.order == Order::Physical {
+        txn.batch_execute(PHYSICAL_ORDER).map_err(pg)?;
+    }
+    let stream = txn.copy_out(&format!("COPY ({}) TO STDOUT (FORMAT binary)", plan.select)).map_err(pg)?;
+    let mut rows = CopyRows::new(stream).map_err(copy_err)?;
+    let (mut seen, mut scratch) = (0u64, String::new());
+    while rows.next_row(plan.columns.len()).map_err(copy_err)? {
+        seen += 1;
+        for column in &plan.columns {
+            let cells = &mut sink.cells;
+            rows.field(|value| match value {
+                None => {
+                    cells.null();
+                    Ok(())
                 }
-            }
-            if !sink.end_row()? {
-                return Ok(());
-            }
+                Some(bytes) => encode(cells, &mut scratch, &column.ty, bytes),
+            })
+            .map_err(copy_err)?
+            .map_err(|reason| SourceError::PgValue { table: table.into(), column: column.name.clone(), row: seen, reason })?;
         }
-        if last {
+        if !sink.end_row()? {
             return Ok(());
         }
     }
+    Ok(())
 }
 
 /// Refuses a read whose window column is NULL in any row (in the read's own snapshot):
@@ -484,24 +572,12 @@ fn check_window_values(txn: &mut postgres::Transaction, table: &str, column: &st
     }
 }
 
-/// A value's binary wire format, undecoded: `encode` decodes it by column type.
-struct Raw<'a>(&'a [u8]);
-
-impl<'a> FromSql<'a> for Raw<'a> {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        Ok(Raw(raw))
-    }
-    fn accepts(_: &Type) -> bool {
-        true
-    }
-}
-
 fn be<const N: usize>(b: &[u8]) -> Result<[u8; N], String> {
     b.try_into().map_err(|_| format!("expected {N} bytes, got {}", b.len()))
 }
 
 /// Decodes one binary value into the row's cells.
-fn encode(batch: &mut impl Cells, ty: &Type, b: &[u8]) -> Result<(), String> {
+fn encode(batch: &mut impl Cells, scratch: &mut String, ty: &Type, b: &[u8]) -> Result<(), String> {
     match *ty {
         Type::BOOL => batch.integer((be::<1>(b)?[0] != 0) as i64),
         Type::INT2 => batch.integer(i16::from_be_bytes(be(b)?) as i64),
@@ -510,7 +586,10 @@ fn encode(batch: &mut impl Cells, ty: &Type, b: &[u8]) -> Result<(), String> {
         Type::INT8 => batch.integer(i64::from_be_bytes(be(b)?)),
         Type::FLOAT4 => batch.real(f32::from_be_bytes(be(b)?) as f64),
         Type::FLOAT8 => batch.real(f64::from_be_bytes(be(b)?)),
-        Type::NUMERIC => batch.text(&numeric_text(b)?),
+        Type::NUMERIC => {
+            numeric_text_into(b, scratch)?;
+            batch.text(scratch);
+        }
         Type::TIMESTAMPTZ | Type::TIMESTAMP => {
             let v = i64::from_be_bytes(be(b)?);
             if v == i64::MAX || v == i64::MIN {
@@ -536,7 +615,16 @@ fn encode(batch: &mut impl Cells, ty: &Type, b: &[u8]) -> Result<(), String> {
 
 /// `numeric`'s binary format as exact decimal text with the value's display scale, as
 /// PostgreSQL prints it ("12.50", "-0.000100", "7").
+#[cfg(test)]
 pub(crate) fn numeric_text(b: &[u8]) -> Result<String, String> {
+    let mut out = String::new();
+    numeric_text_into(b, &mut out)?;
+    Ok(out)
+}
+
+/// [`numeric_text`] into `out` (cleared first), without an allocation per digit group.
+fn numeric_text_into(b: &[u8], out: &mut String) -> Result<(), String> {
+    out.clear();
     if b.len() < 8 {
         return Err(format!("numeric of {} bytes is truncated", b.len()));
     }
@@ -552,9 +640,13 @@ pub(crate) fn numeric_text(b: &[u8]) -> Result<String, String> {
     if ndigits < 0 || b.len() != 8 + 2 * ndigits as usize {
         return Err("numeric has a bad length".into());
     }
-    let digits: Vec<i32> = b[8..].chunks_exact(2).map(|c| i16::from_be_bytes([c[0], c[1]]) as i32).collect();
-    let digit = |i: i32| if i >= 0 && (i as usize) < digits.len() { digits[i as usize] } else { 0 };
-    let mut out = String::new();
+    let digits = &b[8..];
+    // The `j`th stored base-10000 digit (the first at `weight`); zero past the stored ones.
+    let digit = |j: i32| -> Result<u16, String> {
+        let Some(pair) = usize::try_from(j).ok().and_then(|j| digits.get(2 * j..2 * j + 2)) else { return Ok(0) };
+        let d = u16::from_be_bytes([pair[0], pair[1]]);
+        if d > 9999 { Err(format!("numeric digit {d} is not below 10000")) } else { Ok(d) }
+    };
     if sign == 0x4000 {
         out.push('-');
     }
@@ -562,24 +654,25 @@ pub(crate) fn numeric_text(b: &[u8]) -> Result<String, String> {
         out.push('0');
     } else {
         for i in 0..=weight {
-            if i == 0 {
-                out.push_str(&digit(i).to_string());
-            } else {
-                out.push_str(&format!("{:04}", digit(i)));
-            }
+            push_digits(out, digit(i)?, i > 0);
         }
     }
     if dscale > 0 {
-        let mut frac = String::new();
-        let groups = dscale.div_ceil(4) as i32;
-        for k in 0..groups {
-            frac.push_str(&format!("{:04}", digit(weight + 1 + k)));
-        }
-        frac.truncate(dscale);
         out.push('.');
-        out.push_str(&frac);
+        let start = out.len();
+        for k in 0..dscale.div_ceil(4) as i32 {
+            push_digits(out, digit(weight + 1 + k)?, true);
+        }
+        out.truncate(start + dscale);
     }
-    Ok(out)
+    Ok(())
+}
+
+/// A base-10000 digit in decimal, as four characters when `pad`.
+fn push_digits(out: &mut String, d: u16, pad: bool) {
+    let chars = [d / 1000, d / 100 % 10, d / 10 % 10, d % 10].map(|c| char::from(b'0' + c as u8));
+    let skip = if pad { 0 } else { chars.iter().take(3).take_while(|&&c| c == '0').count() };
+    out.extend(&chars[skip..]);
 }
 
 /// The demo platform's PostgreSQL types: SQLite stores everything as INTEGER or TEXT,
@@ -746,6 +839,21 @@ mod tests {
         // 0.00: no digits.
         assert_eq!(numeric_text(&numeric(0, 0, 0, 2, &[])).unwrap(), "0.00");
         assert!(numeric_text(&numeric(0, 0, 0xC000, 0, &[])).is_err());
+        // 1234567.891: [123, 4567, 8910] at weight 1, scale 3; a digit of 10000 is refused.
+        assert_eq!(numeric_text(&numeric(3, 1, 0, 3, &[123, 4567, 8910])).unwrap(), "1234567.891");
+        assert!(numeric_text(&numeric(1, 0, 0, 0, &[10000])).is_err());
+    }
+
+    #[test]
+    fn bounds_written_into_sql_are_exact_literals() {
+        assert_eq!(literal(-5, &Type::INT4).unwrap(), "-5::bigint");
+        assert_eq!(literal(1_767_225_600_000_001, &Type::TIMESTAMPTZ).unwrap(), "TIMESTAMPTZ '2026-01-01 00:00:00.000001+00'");
+        assert_eq!(literal(0, &Type::TIMESTAMP).unwrap(), "TIMESTAMP '1970-01-01 00:00:00.000000'");
+        // 44 BC is astronomical year -43; 146,000 years on still has a literal.
+        let ides = chrono::NaiveDate::from_ymd_opt(-43, 3, 15).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_micros();
+        assert_eq!(literal(ides, &Type::TIMESTAMPTZ).unwrap(), "TIMESTAMPTZ '0044-03-15 00:00:00.000000+00 BC'");
+        assert!(literal(i64::MAX / 2, &Type::TIMESTAMPTZ).unwrap().starts_with("TIMESTAMPTZ '148"));
+        assert_eq!(literal(i64::MAX, &Type::TIMESTAMPTZ), None);
     }
 
     #[test]
