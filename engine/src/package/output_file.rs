@@ -5,6 +5,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 use sha2::{Digest, Sha256};
 
@@ -22,30 +23,63 @@ pub struct FileStats {
     pub sha256: String,
 }
 
-struct Hashed<W> {
-    inner: W,
-    hasher: Sha256,
+/// The file itself, behind the buffer: counts what reaches it and hands a copy of each
+/// buffer-sized write to a thread that hashes it, so a part's sha256 is computed on the
+/// other core while the next bytes are read and written (measured: a 1 GiB attachment
+/// ran at 0.77 of `sha256sum`'s speed with the hash on the packing thread).
+struct Hashed {
+    file: File,
     bytes: u64,
+    to_hasher: Option<SyncSender<Vec<u8>>>,
+    hasher: Option<std::thread::JoinHandle<Sha256>>,
 }
 
-impl<W: Write> Write for Hashed<W> {
+/// Buffers in flight to the hasher: bounded, so a slow hash holds the writer back
+/// instead of letting copies pile up.
+const HASH_QUEUE: usize = 4;
+
+impl Hashed {
+    fn new(file: File) -> io::Result<Self> {
+        let (tx, rx) = sync_channel::<Vec<u8>>(HASH_QUEUE);
+        let hasher = std::thread::Builder::new().name("ferry-sha256".into()).spawn(move || {
+            let mut hasher = Sha256::new();
+            for chunk in rx {
+                hasher.update(&chunk);
+            }
+            hasher
+        })?;
+        Ok(Hashed { file, bytes: 0, to_hasher: Some(tx), hasher: Some(hasher) })
+    }
+
+    /// The file and the sha256 of everything written to it.
+    fn finish(mut self) -> io::Result<(File, u64, String)> {
+        drop(self.to_hasher.take());
+        let hasher = self.hasher.take().expect("joined once").join().map_err(|_| io::Error::other("the sha256 thread panicked"))?;
+        Ok((self.file, self.bytes, hex::encode(hasher.finalize())))
+    }
+}
+
+impl Write for Hashed {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
+        let n = self.file.write(buf)?;
+        let sent = self.to_hasher.as_ref().is_some_and(|tx| tx.send(buf[..n].to_vec()).is_ok());
+        if !sent {
+            return Err(io::Error::other("the sha256 thread stopped"));
+        }
         self.bytes += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        self.file.flush()
     }
 }
 
 enum Chain {
-    Plain(Hashed<BufWriter<File>>),
+    Plain(BufWriter<Hashed>),
     // gzip's header carries no name and mtime 0, and chunks are cut at fixed offsets, so
     // equal input gives equal bytes.
-    Gzip(ParGzip<Hashed<BufWriter<File>>>),
+    Gzip(ParGzip<BufWriter<Hashed>>),
 }
 
 /// A file being written; `finish` flushes, syncs and reports its stats.
@@ -62,7 +96,7 @@ impl OutputFile {
     pub fn create(dir: &ConfinedDir, name: &str, gzip: bool) -> io::Result<Self> {
         let file = dir.create(name)?;
         let path = dir.display(name);
-        let hashed = Hashed { inner: BufWriter::with_capacity(256 * 1024, file), hasher: Sha256::new(), bytes: 0 };
+        let hashed = BufWriter::with_capacity(256 * 1024, Hashed::new(file)?);
         let chain = if gzip { Chain::Gzip(ParGzip::new(hashed)) } else { Chain::Plain(hashed) };
         Ok(OutputFile { path, chain, uncompressed: 0, encoded: Arc::new(AtomicU64::new(0)) })
     }
@@ -79,10 +113,9 @@ impl OutputFile {
             Chain::Plain(h) => h,
             Chain::Gzip(gz) => gz.finish()?,
         };
-        let Hashed { inner, hasher, bytes, .. } = hashed;
-        let file = inner.into_inner().map_err(|e| e.into_error())?;
+        let (file, bytes, sha256) = hashed.into_inner().map_err(|e| e.into_error())?.finish()?;
         file.sync_all()?;
-        Ok(FileStats { path: self.path, bytes, uncompressed_bytes: self.uncompressed, sha256: hex::encode(hasher.finalize()) })
+        Ok(FileStats { path: self.path, bytes, uncompressed_bytes: self.uncompressed, sha256 })
     }
 }
 
