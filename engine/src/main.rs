@@ -290,14 +290,17 @@ fn real_main(process_started: Instant) -> Result<()> {
             }
             if stats {
                 let mut out = std::io::stdout().lock();
-                writeln!(out, "{:<24} {:>10} {:>12} {:>9} {:>9} {:>9}", "resource", "records", "bytes", "plugin s", "write s", "wall s")?;
+                let header = ("resource", "records", "bytes", "plugin s", "write s", "wall s", "plugin mem");
+                let (a, b, c, d, e, f, g) = header;
+                writeln!(out, "{a:<24} {b:>10} {c:>12} {d:>9} {e:>9} {f:>9} {g:>11}")?;
                 for r in &m.resources {
                     let bytes: u64 = r.files.iter().map(|f| f.bytes).sum();
                     let t = &r.timings;
                     let (records, bytes) = (cli::count(r.records), cli::size(bytes));
+                    let memory = t.plugin_memory_bytes.map_or_else(|| "-".into(), cli::size);
                     writeln!(
                         out,
-                        "{:<24} {records:>10} {bytes:>12} {:>9.3} {:>9.3} {:>9.3}",
+                        "{:<24} {records:>10} {bytes:>12} {:>9.3} {:>9.3} {:>9.3} {memory:>11}",
                         r.name, t.plugin_seconds, t.write_seconds, t.wall_seconds
                     )?;
                 }

@@ -62,6 +62,46 @@ fn plugins_test_fails_a_plugin_that_reads_an_undeclared_table() {
     assert!(text.contains("the plugin read a table or column it did not declare"), "{text}");
 }
 
+/// `1.50 MiB` (indicatif's human bytes, as the report prints them) in bytes.
+fn human_bytes(text: &str) -> u64 {
+    let (number, unit) = text.trim().split_once(' ').unwrap_or_else(|| panic!("{text:?} is not a size"));
+    let scale = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => panic!("{text:?}: unit {unit:?}"),
+    };
+    (number.parse::<f64>().unwrap() * scale) as u64
+}
+
+/// The plugin's own peak linear memory (the store's limiter sums every memory's initial
+/// size and growth): reported by `ferry plugins test` against the job's limit, and in the
+/// manifest's timings of a run.
+#[test]
+fn plugins_test_and_the_manifest_report_the_plugins_peak_memory_under_its_limit() {
+    let p = Platform::new(0.05, 5);
+    let job = p.job("any", "", "[[resource]]\nname = \"users\"\n\n[limits]\nmemory = \"48MiB\"");
+    let wasm = plugin("ferry-example-monthly-activity");
+    let out = plugins_test(&wasm, Some(&job), &[]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let line = text.lines().find(|l| l.starts_with("memory ")).unwrap_or_else(|| panic!("no memory line in:\n{text}"));
+    let (peak, rest) = line["memory ".len()..].split_once(" peak linear memory of the plugin (limit ").unwrap();
+    assert_eq!(rest, "48.00 MiB per memory)", "{line}");
+    let peak = human_bytes(peak);
+    assert!(peak > 0 && peak < 48 << 20, "{line}");
+
+    let job = p.job("mem", "format = \"jsonl\"", &format!("[[resource]]\nname = \"monthly_activity\"\nplugin = \"{}\"", wasm.display()));
+    let out = crate::common::run(&job);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let snap = &crate::common::snapshots(&p.dir.path().join("out"))[0];
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(snap.join("manifest.json")).unwrap()).unwrap();
+    let bytes = manifest["resources"][0]["timings"]["plugin_memory_bytes"].as_u64().unwrap();
+    // The same plugin on the same rows: the same growth (the report rounds to 0.01 MiB).
+    assert!(bytes.abs_diff(peak) < 64 << 10, "manifest {bytes} bytes, report {line}");
+}
+
 /// `ferry plugins new`, then the project's own `cargo test` (the kit's mock host), its
 /// wasm build and `ferry run job.toml` against the demo platform; the totals are checked
 /// against SQL on the generated source, and `ferry plugins test` passes the component.
