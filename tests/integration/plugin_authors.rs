@@ -396,6 +396,19 @@ fn a_scaffolded_python_plugin_builds_and_exports_the_demo_platform() {
     let text = stderr(&out);
     assert!(text.contains("componentize-py not found") && text.contains("pip install componentize-py==0.25.1"), "{text}");
 
+    // `ferry plugins new` names the build tool when PATH lacks it.
+    let bare = dir.path().join("bare-path");
+    std::fs::create_dir(&bare).unwrap();
+    let out = ferry()
+        .args(["plugins", "new", "other", "--lang", "py", "--dir"])
+        .arg(dir.path().join("other"))
+        .env("PATH", &bare)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains("note: componentize-py is not on PATH") && text.contains("pip install componentize-py==0.25.1"), "{text}");
+
     let tool = componentize_py();
     let version = Command::new(&tool).arg("--version").output().unwrap().stdout;
     cached_build("py-components", &project, &files[..3], &version, "build/balances_py.wasm", || {
