@@ -82,6 +82,7 @@ def python_component(work):
         (wit / "ferry.wit").write_text(WIT.read_text() + COMPUTING.read_text())
         cmd = [tool, "-d", wit, "-w", "computing-plugin", "componentize", "app", "-p", example, "-o", out]
         done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+        shutil.rmtree(wit, ignore_errors=True)
         if done.returncode != 0:
             fail(f"componentize-py failed:\n{done.stdout}{done.stderr}")
 
@@ -194,6 +195,9 @@ def main():
         print(f"round {round + 1}/{args.rounds}: " + ", ".join(f"{lang} {results[lang][-1]['wall']:.2f}s" for lang in order), file=sys.stderr)
     report(results, rows, sizes)
     print(f"\nscale {scale}, {args.rounds} rounds; load average after: {' '.join(load())} (1, 5, 15 min; {os.cpu_count()} cores)")
+    # The compiled components (~70 MB) and the outputs; the platform and the built
+    # components stay for the next run.
+    shutil.rmtree(cache, ignore_errors=True)
     for lang in LANGS:
         shutil.rmtree(jobs[lang][1], ignore_errors=True)
 
