@@ -31,7 +31,7 @@ enum PluginsAction {
     New {
         /// The resource's name: a letter, then letters, digits, _ or -.
         name: String,
-        /// The plugin's language.
+        /// The plugin's language: rust, python (componentize-py) or js (componentize-js).
         #[arg(long, default_value = "rust")]
         lang: String,
         /// Where to write it (default: ./NAME); must not exist.
@@ -290,14 +290,17 @@ fn real_main(process_started: Instant) -> Result<()> {
             }
             if stats {
                 let mut out = std::io::stdout().lock();
-                writeln!(out, "{:<24} {:>10} {:>12} {:>9} {:>9} {:>9}", "resource", "records", "bytes", "plugin s", "write s", "wall s")?;
+                let header = ("resource", "records", "bytes", "plugin s", "write s", "wall s", "plugin mem");
+                let (a, b, c, d, e, f, g) = header;
+                writeln!(out, "{a:<24} {b:>10} {c:>12} {d:>9} {e:>9} {f:>9} {g:>11}")?;
                 for r in &m.resources {
                     let bytes: u64 = r.files.iter().map(|f| f.bytes).sum();
                     let t = &r.timings;
                     let (records, bytes) = (cli::count(r.records), cli::size(bytes));
+                    let memory = t.plugin_memory_bytes.map_or_else(|| "-".into(), cli::size);
                     writeln!(
                         out,
-                        "{:<24} {records:>10} {bytes:>12} {:>9.3} {:>9.3} {:>9.3}",
+                        "{:<24} {records:>10} {bytes:>12} {:>9.3} {:>9.3} {:>9.3} {memory:>11}",
                         r.name, t.plugin_seconds, t.write_seconds, t.wall_seconds
                     )?;
                 }
@@ -362,9 +365,9 @@ fn real_main(process_started: Instant) -> Result<()> {
         Command::Plugins { action: Some(PluginsAction::New { name, lang, dir, kit }), .. } => {
             let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
             let kit = kit.unwrap_or_else(cli::scaffold::default_kit);
-            cli::scaffold::new(&name, &lang, &dir, &kit)?;
-            println!("wrote plugin `{name}` in {}", cli::clean_path(&dir).display());
-            println!("next: cd {} && cargo test && cargo build --target wasm32-wasip2 --release && ferry run job.toml", dir.display());
+            let lang: cli::scaffold::Lang = lang.parse()?;
+            cli::scaffold::new(&name, lang, &dir, &kit)?;
+            scaffold_next_steps(&name, lang, &dir);
         }
         Command::Plugins { action: Some(PluginsAction::Test { plugin, job, options, scale }), .. } => {
             if !cli::plugin_test::main(cli::plugin_test::TestArgs { wasm: plugin, job, options, scale })? {
@@ -388,6 +391,19 @@ fn real_main(process_started: Instant) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// After `ferry plugins new`: how to build, test and run the project, and the build tool
+/// to install first when it is not on PATH.
+fn scaffold_next_steps(name: &str, lang: cli::scaffold::Lang, dir: &std::path::Path) {
+    use cli::scaffold::{Lang, build_command, component_path, missing_tool};
+    println!("wrote plugin `{name}` in {}", cli::clean_path(dir).display());
+    let test = if lang == Lang::Rust { "cargo test && " } else { "" };
+    let wasm = component_path(lang, name);
+    println!("next: cd {} && {test}{} && ferry plugins test {wasm} && ferry run job.toml", dir.display(), build_command(lang));
+    if let Some((tool, how)) = missing_tool(lang) {
+        println!("note: {tool} is not on PATH and the build needs it: {how} (see the project's README)");
+    }
 }
 
 fn inspect(dir: &std::path::Path, resource: Option<&str>, against: Option<&std::path::Path>, json: bool) -> Result<()> {

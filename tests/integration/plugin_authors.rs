@@ -62,18 +62,54 @@ fn plugins_test_fails_a_plugin_that_reads_an_undeclared_table() {
     assert!(text.contains("the plugin read a table or column it did not declare"), "{text}");
 }
 
+/// `1.50 MiB` (indicatif's human bytes, as the report prints them) in bytes.
+fn human_bytes(text: &str) -> u64 {
+    let (number, unit) = text.trim().split_once(' ').unwrap_or_else(|| panic!("{text:?} is not a size"));
+    let scale = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => panic!("{text:?}: unit {unit:?}"),
+    };
+    (number.parse::<f64>().unwrap() * scale) as u64
+}
+
+/// The plugin's own peak linear memory (the store's limiter sums every memory's initial
+/// size and growth): reported by `ferry plugins test` against the job's limit, and in the
+/// manifest's timings of a run.
+#[test]
+fn plugins_test_and_the_manifest_report_the_plugins_peak_memory_under_its_limit() {
+    let p = Platform::new(0.05, 5);
+    let job = p.job("any", "", "[[resource]]\nname = \"users\"\n\n[limits]\nmemory = \"48MiB\"");
+    let wasm = plugin("ferry-example-monthly-activity");
+    let out = plugins_test(&wasm, Some(&job), &[]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let line = text.lines().find(|l| l.starts_with("memory ")).unwrap_or_else(|| panic!("no memory line in:\n{text}"));
+    let (peak, rest) = line["memory ".len()..].split_once(" peak linear memory of the plugin (limit ").unwrap();
+    assert_eq!(rest, "48.00 MiB per memory)", "{line}");
+    let peak = human_bytes(peak);
+    assert!(peak > 0 && peak < 48 << 20, "{line}");
+
+    let job = p.job("mem", "format = \"jsonl\"", &format!("[[resource]]\nname = \"monthly_activity\"\nplugin = \"{}\"", wasm.display()));
+    let out = crate::common::run(&job);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let snap = &crate::common::snapshots(&p.dir.path().join("out"))[0];
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(snap.join("manifest.json")).unwrap()).unwrap();
+    let bytes = manifest["resources"][0]["timings"]["plugin_memory_bytes"].as_u64().unwrap();
+    // The same plugin on the same rows: the same growth (the report rounds to 0.01 MiB).
+    assert!(bytes.abs_diff(peak) < 64 << 10, "manifest {bytes} bytes, report {line}");
+}
+
 /// `ferry plugins new`, then the project's own `cargo test` (the kit's mock host), its
 /// wasm build and `ferry run job.toml` against the demo platform; the totals are checked
 /// against SQL on the generated source, and `ferry plugins test` passes the component.
 #[test]
 fn a_scaffolded_plugin_builds_tests_and_exports_the_demo_platform() {
     let dir = tempfile::tempdir().unwrap();
-    let project = dir.path().join("balances");
-    let out = ferry().args(["plugins", "new", "balances", "--dir"]).arg(&project).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    for file in ["Cargo.toml", "src/lib.rs", "job.toml", "README.md", ".gitignore"] {
-        assert!(project.join(file).is_file(), "{file} was not written");
-    }
+    let files = ["Cargo.toml", "src/lib.rs", "job.toml", "README.md", ".gitignore"];
+    let project = scaffold(dir.path(), "balances", "rust", &files, "cargo build --target wasm32-wasip2 --release");
     // Shares the plugins' target directory: the kit and its dependencies are built there.
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/wasm-plugins");
     let cargo = |args: &[&str]| {
@@ -93,33 +129,8 @@ fn a_scaffolded_plugin_builds_tests_and_exports_the_demo_platform() {
     std::fs::create_dir_all(project.join("target/wasm32-wasip2/release")).unwrap();
     std::fs::copy(&wasm, project.join("target/wasm32-wasip2/release/balances.wasm")).unwrap();
 
-    let out = ferry().arg("run").arg(project.join("job.toml")).output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let snap = std::fs::read_dir(project.join("out")).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
-    let mut got = BTreeMap::new();
-    for line in std::fs::read_to_string(snap.join("balances.jsonl")).unwrap().lines() {
-        let r: serde_json::Value = serde_json::from_str(line).unwrap();
-        got.insert(
-            r["currency_code"].as_str().unwrap().to_string(),
-            (r["accounts"].as_i64().unwrap(), r["balance"].as_str().unwrap().to_string()),
-        );
-    }
-    let db = rusqlite::Connection::open(project.join("demo/platform.db")).unwrap();
-    let mut want: BTreeMap<String, (i64, i128)> = BTreeMap::new();
-    let mut q = db.prepare("SELECT currency_code, balance FROM accounts").unwrap();
-    for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).unwrap() {
-        let (currency, balance) = row.unwrap();
-        let w = want.entry(currency).or_default();
-        w.0 += 1;
-        w.1 += ferry_wire::decimal::parse(balance.as_bytes(), 38, 2).unwrap();
-    }
-    let want: BTreeMap<String, (i64, String)> =
-        want.into_iter().map(|(c, (n, cents))| (c, (n, ferry_wire::decimal::to_text(cents, 2)))).collect();
-    assert!(!want.is_empty());
-    assert_eq!(got, want);
-
-    let out = plugins_test(&wasm, None, &["--scale", "0.02"]);
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    export_and_check_totals(&project, "balances");
+    assert_plugins_test_passes(&wasm);
 }
 
 /// componentize-py: `$FERRY_COMPONENTIZE_PY`, else `target/componentize` (tests/run.sh
@@ -291,4 +302,148 @@ fn js_plugin() -> std::path::PathBuf {
 fn a_javascript_plugin_computes_monthly_activity_that_matches_sql() {
     let p = Platform::new(0.05, 22);
     assert_same(&monthly(&p, &js_plugin(), "out-js"), &monthly_from_sql(&p.db()), "javascript");
+}
+
+/// Runs a scaffolded project's `job.toml` (the demo platform, generated under the project)
+/// and checks its records, per currency `(accounts, balance)`, against SQL on the source.
+fn export_and_check_totals(project: &Path, name: &str) {
+    let out = ferry().arg("run").arg(project.join("job.toml")).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let snap = std::fs::read_dir(project.join("out")).unwrap().flatten().map(|e| e.path()).find(|p| p.is_dir()).unwrap();
+    let mut got = BTreeMap::new();
+    for line in std::fs::read_to_string(snap.join(format!("{name}.jsonl"))).unwrap().lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        got.insert(
+            r["currency_code"].as_str().unwrap().to_string(),
+            (r["accounts"].as_i64().unwrap(), r["balance"].as_str().unwrap().to_string()),
+        );
+    }
+    let db = rusqlite::Connection::open(project.join("demo/platform.db")).unwrap();
+    let mut want: BTreeMap<String, (i64, i128)> = BTreeMap::new();
+    let mut q = db.prepare("SELECT currency_code, balance FROM accounts").unwrap();
+    for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).unwrap() {
+        let (currency, balance) = row.unwrap();
+        let w = want.entry(currency).or_default();
+        w.0 += 1;
+        w.1 += ferry_wire::decimal::parse(balance.as_bytes(), 38, 2).unwrap();
+    }
+    let want: BTreeMap<String, (i64, String)> =
+        want.into_iter().map(|(c, (n, cents))| (c, (n, ferry_wire::decimal::to_text(cents, 2)))).collect();
+    assert!(want.values().map(|w| w.0).sum::<i64>() > 100, "{want:?}");
+    assert_eq!(got, want);
+}
+
+/// `ferry plugins test` passes a component and reports its own memory.
+fn assert_plugins_test_passes(wasm: &Path) {
+    let out = plugins_test(wasm, None, &["--scale", "0.02"]);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    assert!(text.contains("peak linear memory of the plugin") && text.trim_end().ends_with("PASS"), "{text}");
+}
+
+/// `ferry plugins new NAME --lang LANG` into a fresh directory; checks its files and the
+/// next steps it prints.
+fn scaffold(dir: &Path, name: &str, lang: &str, files: &[&str], build: &str) -> std::path::PathBuf {
+    let project = dir.join(name);
+    let out = ferry().args(["plugins", "new", name, "--lang", lang, "--dir"]).arg(&project).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(build), "{}", stdout(&out));
+    for file in files {
+        assert!(project.join(file).is_file(), "{lang}: {file} was not written");
+    }
+    project
+}
+
+/// A scaffolded project's component at `project/wasm`, built by `build` unless a build of
+/// the same sources with the same tool (`tool_id`) is cached under `kind` (these builds
+/// take tens of seconds; the components are 12 to 20 MB).
+fn cached_build(kind: &str, project: &Path, sources: &[&str], tool_id: &[u8], wasm: &str, build: impl FnOnce()) {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(tool_id);
+    for file in sources {
+        h.update(file.as_bytes());
+        h.update(std::fs::read(project.join(file)).unwrap());
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(kind);
+    let cached = dir.join(format!("scaffold-{}.wasm", &hex::encode(h.finalize())[..16]));
+    let built = project.join(wasm);
+    if cached.is_file() {
+        std::fs::create_dir_all(built.parent().unwrap()).unwrap();
+        std::fs::copy(&cached, &built).unwrap();
+        return;
+    }
+    build();
+    assert!(built.is_file(), "the build wrote no {}", built.display());
+    std::fs::create_dir_all(&dir).unwrap();
+    let partial = cached.with_extension(format!("{}.partial", std::process::id()));
+    std::fs::copy(&built, &partial).unwrap();
+    std::fs::rename(&partial, &cached).unwrap();
+}
+
+/// `ferry plugins new --lang python`: the project's own `build.py` names componentize-py
+/// and how to install it when it is missing, then builds the component with it; the
+/// export of the demo platform matches SQL and `ferry plugins test` passes it.
+#[test]
+fn a_scaffolded_python_plugin_builds_and_exports_the_demo_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = ["app.py", "build.py", "wit/ferry.wit", "job.toml", "README.md", ".gitignore"];
+    let project = scaffold(dir.path(), "balances-py", "python", &files, "python3 build.py");
+    let python = |tool: &Path| Command::new("python3").arg("build.py").env("COMPONENTIZE_PY", tool).current_dir(&project).output().unwrap();
+
+    let out = python(&dir.path().join("no-such-componentize-py"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("componentize-py not found") && text.contains("pip install componentize-py==0.25.1"), "{text}");
+
+    // `ferry plugins new` names the build tool when PATH lacks it.
+    let bare = dir.path().join("bare-path");
+    std::fs::create_dir(&bare).unwrap();
+    let out = ferry()
+        .args(["plugins", "new", "other", "--lang", "py", "--dir"])
+        .arg(dir.path().join("other"))
+        .env("PATH", &bare)
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains("note: componentize-py is not on PATH") && text.contains("pip install componentize-py==0.25.1"), "{text}");
+
+    let tool = componentize_py();
+    let version = Command::new(&tool).arg("--version").output().unwrap().stdout;
+    cached_build("py-components", &project, &files[..3], &version, "build/balances_py.wasm", || {
+        let out = python(&tool);
+        assert!(out.status.success(), "build.py failed:\n{}{}", stdout(&out), stderr(&out));
+    });
+    export_and_check_totals(&project, "balances-py");
+    assert_plugins_test_passes(&project.join("build/balances_py.wasm"));
+}
+
+/// `ferry plugins new --lang js`: `node build.mjs` names componentize-js and how to
+/// install it when `node_modules` lacks it, then builds with the one tests/run.sh
+/// installs; the export of the demo platform matches SQL and `ferry plugins test` passes.
+#[test]
+fn a_scaffolded_javascript_plugin_builds_and_exports_the_demo_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = ["app.js", "build.mjs", "package.json", "wit/ferry.wit", "job.toml", "README.md", ".gitignore"];
+    let project = scaffold(dir.path(), "balances-js", "js", &files, "npm run build");
+    let package: serde_json::Value = serde_json::from_slice(&std::fs::read(project.join("package.json")).unwrap()).unwrap();
+    assert_eq!(package["devDependencies"]["@bytecodealliance/componentize-js"], "0.23.0");
+    let node = || Command::new("node").arg("build.mjs").current_dir(&project).output().unwrap();
+
+    let out = node();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("componentize-js not found") && text.contains("npm install --ignore-scripts"), "{text}");
+
+    let modules = js_modules();
+    let tool = std::fs::read(modules.join("node_modules/@bytecodealliance/componentize-js/package.json")).unwrap();
+    cached_build("js-components", &project, &files[..4], &tool, "build/balances_js.wasm", || {
+        // What `npm install --ignore-scripts` would put there, offline.
+        std::os::unix::fs::symlink(modules.join("node_modules"), project.join("node_modules")).unwrap();
+        let out = node();
+        assert!(out.status.success(), "build.mjs failed:\n{}{}", stdout(&out), stderr(&out));
+    });
+    export_and_check_totals(&project, "balances-js");
+    assert_plugins_test_passes(&project.join("build/balances_js.wasm"));
 }

@@ -116,7 +116,7 @@ pub fn main(args: TestArgs) -> Result<bool> {
                         println!("  record {}", super::printable(line));
                     }
                 }
-                println!("  time {seconds:.2}s (in the plugin {:.2}s)", r.timings.plugin_seconds);
+                print_costs(seconds, &r.timings, job.resources.first().map(|r| r.limits));
             }
         }
         Err(e) => {
@@ -133,10 +133,28 @@ pub fn main(args: TestArgs) -> Result<bool> {
         }
     }
     if let Some(peak) = peak_rss() {
-        println!("memory     {} peak resident (this process: host and plugin)", super::size(peak));
+        println!("process    {} peak resident (this process: host, compiled code and plugin)", super::size(peak));
     }
     println!("{}", if ok { "PASS" } else { "FAIL" });
     Ok(ok)
+}
+
+/// Time, the plugin's own memory and the limits it ran under.
+fn print_costs(seconds: f64, t: &ferry::package::StageTimes, limits: Option<runtime::Limits>) {
+    let limits = limits.unwrap_or_default();
+    println!(
+        "  time {seconds:.2}s (in the plugin {:.2}s; the host reading the source {:.2}s, validating {:.2}s; limit {}s)",
+        t.plugin_seconds,
+        t.source_wait_seconds,
+        t.validate_seconds,
+        limits.time.as_secs()
+    );
+    let cap = super::size(limits.memory_bytes);
+    match t.plugin_memory_bytes {
+        Some(peak) => println!("memory     {} peak linear memory of the plugin (limit {cap} per memory)", super::size(peak)),
+        None => println!("memory     - (not measured; limit {cap} per memory)"),
+    }
+    println!("fuel       not metered: the time limit is enforced by epoch interruption");
 }
 
 /// Checks of the declaration alone: the names it uses exist where they must.
@@ -182,6 +200,9 @@ fn write_job(args: &TestArgs, name: &str, wasm: &Path, dir: &Path) -> Result<Pat
                 }
             }
             job.insert("source".into(), source.into());
+            if let Some(limits) = given.remove("limits") {
+                job.insert("limits".into(), limits);
+            }
             if let Some(s) = given.remove("snapshot") {
                 job.insert("snapshot".into(), s);
             }

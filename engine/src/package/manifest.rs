@@ -316,6 +316,10 @@ pub struct StageTimes {
     /// first validated record batch; absent when it had no records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_record_seconds: Option<f64>,
+    /// Not a time: the plugin instance's linear memory at its peak, in bytes (what the
+    /// job's memory limit caps, per memory); absent in manifests written before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin_memory_bytes: Option<u64>,
 }
 
 impl Manifest {

@@ -246,5 +246,6 @@ fn stage_times(outcome: &ExportOutcome, write_seconds: f64, started: Instant, fi
         write_seconds,
         wall_seconds: started.elapsed().as_secs_f64(),
         first_record_seconds,
+        plugin_memory_bytes: Some(outcome.memory_peak),
     }
 }

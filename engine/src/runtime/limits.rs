@@ -26,11 +26,21 @@ impl Default for Limits {
 }
 
 /// `ResourceLimiter` that remembers whether the cap was hit, so a memory bomb is
-/// reported as one instead of as a generic trap.
+/// reported as one instead of as a generic trap, and how much linear memory the
+/// instance holds (`ferry plugins test` and the manifest's timings report its peak).
 #[derive(Debug)]
 pub(crate) struct MemoryLimiter {
     pub cap: u64,
     pub hit: Option<u64>,
+    /// Bytes of all the instance's linear memories: their initial sizes plus every
+    /// growth granted. Memories never shrink, so this is also the peak.
+    pub linear_bytes: u64,
+}
+
+impl MemoryLimiter {
+    pub fn new(cap: u64) -> Self {
+        MemoryLimiter { cap, hit: None, linear_bytes: 0 }
+    }
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
@@ -40,10 +50,30 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
             self.hit = Some(total);
             return Err(wasmtime::format_err!("memory cap of {} bytes reached (growing from {current} to {desired} bytes)", self.cap));
         }
+        // Also called with `current` 0 when a memory is created at instantiation.
+        self.linear_bytes += desired.saturating_sub(current) as u64;
         Ok(true)
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::ResourceLimiter;
+
+    use super::MemoryLimiter;
+
+    #[test]
+    fn linear_bytes_sum_every_memory_and_growth_under_the_cap() {
+        let mut l = MemoryLimiter::new(10 << 20);
+        assert!(l.memory_growing(0, 1 << 20, None).unwrap());
+        assert!(l.memory_growing(0, 2 << 20, None).unwrap());
+        assert!(l.memory_growing(1 << 20, 3 << 20, None).unwrap());
+        assert_eq!(l.linear_bytes, 5 << 20);
+        assert!(l.memory_growing(3 << 20, 11 << 20, None).is_err());
+        assert_eq!((l.linear_bytes, l.hit), (5 << 20, Some(11 << 20)));
     }
 }

@@ -247,6 +247,8 @@ pub struct ExportOutcome {
     /// The host calls' share of `elapsed`; the rest is the plugin's own work.
     pub host: HostTimings,
     pub log_dropped: u64,
+    /// The plugin instance's linear memory at its peak, in bytes (all its memories).
+    pub memory_peak: u64,
 }
 
 /// Everything an export needs besides the plugin.
@@ -398,7 +400,13 @@ impl Runtime {
             Ok(records) if records != state.records => {
                 Err(PluginError::CountMismatch { plugin: resource, reported: records, received: state.records })
             }
-            Ok(_) => Ok(ExportOutcome { records: state.records, elapsed, host: state.timings, log_dropped: state.log_dropped }),
+            Ok(_) => Ok(ExportOutcome {
+                records: state.records,
+                elapsed,
+                host: state.timings,
+                log_dropped: state.log_dropped,
+                memory_peak: state.limiter.linear_bytes,
+            }),
         }
     }
 
@@ -435,7 +443,7 @@ impl HostState {
         HostState {
             wasi,
             table: ResourceTable::new(),
-            limiter: limits::MemoryLimiter { cap: limits.memory_bytes, hit: None },
+            limiter: limits::MemoryLimiter::new(limits.memory_bytes),
             limits,
             resource: resource.into(),
             grants,
