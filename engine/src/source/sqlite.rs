@@ -330,21 +330,18 @@ impl Source for SqliteSource {
         Ok(Box::new(self.start(query, RowBatchBuilder::with_capacity(BATCH_BYTES + 4096))?))
     }
 
-    fn values_at(&self, query: &TableQuery, column: &str, offsets: &[u64]) -> Result<Vec<Option<i64>>, SourceError> {
+    fn sample_sorted(&self, query: &TableQuery, column: &str, one_in: u64) -> Result<Vec<i64>, SourceError> {
         let col = quote_ident(column)?;
-        let (inner, params) = build_sql(query, &format!("{col} AS v, row_number() OVER (ORDER BY {col}) - 1 AS rn"))?;
-        let numeric = format!("typeof({col}) IN ('integer', 'real')");
-        let inner = if inner.contains(" WHERE ") { format!("{inner} AND {numeric}") } else { format!("{inner} WHERE {numeric}") };
-        let wanted = offsets.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
-        let sql = format!("SELECT rn, v FROM ({inner}) WHERE rn IN ({wanted})");
+        let (sql, mut params) = build_sql(query, &col)?;
+        let m = super::SAMPLE_MODULUS;
+        params.push(super::sample_threshold(one_in));
+        let sampled = format!("typeof({col}) IN ('integer', 'real') AND ((CAST({col} AS INTEGER) % {m}) + {m}) % {m} < ?{}", params.len());
+        let glue = if sql.contains(" WHERE ") { " AND " } else { " WHERE " };
+        let sql = format!("{sql}{glue}{sampled} ORDER BY {col}");
         let conn = self.connect_pinned()?;
         let err = |e| SourceError::Query { table: query.table.into(), source: e };
         let mut stmt = conn.prepare(&sql).map_err(err)?;
-        let found: std::collections::HashMap<u64, i64> = stmt
-            .query_map(rusqlite::params_from_iter(params), |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, f64>(1)? as i64)))
-            .and_then(|rows| rows.collect())
-            .map_err(err)?;
-        Ok(offsets.iter().map(|o| found.get(o).copied()).collect())
+        stmt.query_map(rusqlite::params_from_iter(params), |r| Ok(r.get::<_, f64>(0)? as i64)).and_then(|rows| rows.collect()).map_err(err)
     }
 
     fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {
