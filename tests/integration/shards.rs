@@ -377,9 +377,12 @@ fn four_shards_from_postgres_to_s3_assemble_verify_download_and_rerun() {
     let Some(url) = servers::postgres("shards_s3") else { return };
     let Some((endpoint, bucket)) = servers::s3("shards_s3") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let demo =
-        ferry().args(["demo", "--out"]).arg(dir.path().join("platform")).args(["--scale", "0.2", "--seed", "26", "--postgres", &url]);
-    ok(demo.output().unwrap(), "ferry demo --postgres");
+    let demo = ferry()
+        .args(["demo", "--out"])
+        .arg(dir.path().join("platform"))
+        .args(["--scale", "0.2", "--seed", "26", "--postgres", &url])
+        .output();
+    ok(demo.unwrap(), "ferry demo --postgres");
     let tables = resources().replace("[[resource]]\nname = \"attachments\"\n", "");
     let write = |name: &str, output: &str| {
         let path = dir.path().join(format!("{name}.toml"));
@@ -431,7 +434,7 @@ fn four_shards_from_postgres_to_s3_assemble_verify_download_and_rerun() {
     let server = Server::start(&config);
     let (status, v) = get(&server, &reader, &format!("/api/v1/snapshots/{SNAPSHOT}/files"));
     assert_eq!(status, 200, "{v}");
-    assert_eq!(v["stored"], format!("s3://{bucket}/exports/{SNAPSHOT}/"), "{v}");
+    assert_eq!(v["stored"], format!("s3://{bucket}/exports/{SNAPSHOT}"), "{v}");
     let files = download_all(&server, &reader, SNAPSHOT);
     assert!(files.iter().filter(|(f, _)| f["kind"] == "part").count() >= 4, "every shard's parts are served");
     drop(server);

@@ -536,6 +536,41 @@ mod tests {
         }
     }
 
+    /// The cut points' sample: every numeric value, sorted, for 1 in 1; for 1 in k the
+    /// values whose residue mod the prime is below its k-th part, whatever the rows'
+    /// order on disk (two tables, same values, inserted in opposite orders).
+    #[test]
+    fn the_shard_sample_depends_on_the_values_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("p.db");
+        let conn = Connection::open(&db).unwrap();
+        conn.execute_batch("CREATE TABLE a (c INTEGER); CREATE TABLE b (c INTEGER);").unwrap();
+        let values: Vec<i64> =
+            (0..5000i64).map(|i| (i * 7_919_993_123 + 1_700_000_000_000_000) % 2_000_000_000_000_000 - 10_000_000).collect();
+        for v in &values {
+            conn.execute("INSERT INTO a VALUES (?1)", [v]).unwrap();
+        }
+        for v in values.iter().rev() {
+            conn.execute("INSERT INTO b VALUES (?1)", [v]).unwrap();
+        }
+        conn.execute_batch("INSERT INTO a VALUES (NULL), ('text'); INSERT INTO b VALUES (2.5e3);").unwrap();
+        drop(conn);
+        let source = SqliteSource::open(&db).unwrap();
+        let columns = vec!["c".to_string()];
+        let query = |table| TableQuery { table, columns: &columns, range: None, order_by: None, created_before: None, shard: None };
+        let mut all = values.clone();
+        all.sort();
+        assert_eq!(source.sample_sorted(&query("a"), "c", 1).unwrap(), all, "1 in 1: every numeric value, sorted");
+        let threshold = crate::source::sample_threshold(10);
+        let m = crate::source::SAMPLE_MODULUS;
+        let expected: Vec<i64> = all.iter().copied().filter(|v| v.rem_euclid(m) < threshold).collect();
+        let sampled = source.sample_sorted(&query("a"), "c", 10).unwrap();
+        assert_eq!(sampled, expected);
+        assert!((300..700).contains(&sampled.len()), "about 1 in 10: {}", sampled.len());
+        let other: Vec<i64> = source.sample_sorted(&query("b"), "c", 10).unwrap().into_iter().filter(|v| *v != 2500).collect();
+        assert_eq!(other, sampled, "the same values in another order on disk give the same sample");
+    }
+
     /// Every read of one source sees the moment it was opened, while another
     /// connection keeps writing (WAL); the bundled SQLite has snapshots compiled in.
     #[test]
