@@ -14,7 +14,8 @@ mod shards;
 
 pub use blobs::S3BlobStore;
 pub use deliver::{Delivered, Delivery, PartError, Upload, remove_snapshot};
-pub use shards::{DownloadError, S3Shards, download_snapshot, remove_shard_leftovers, withdraw_shard};
+pub use shards::{DownloadError, S3Shards, download_snapshot};
+pub(crate) use shards::{remove_shard_leftovers, withdraw_shard};
 
 use std::fmt;
 use std::sync::Arc;
@@ -196,7 +197,7 @@ impl S3 {
     }
 
     /// Deletes the object at the full key `location`, as [`S3::list`] returns it.
-    pub fn delete_key(&self, location: &ObjectPath) -> Result<(), S3Error> {
+    pub(crate) fn delete_key(&self, location: &ObjectPath) -> Result<(), S3Error> {
         use object_store::ObjectStoreExt;
         self.rt.block_on(self.store.delete(location)).map_err(|source| S3Error::Request {
             op: "delete",
@@ -208,7 +209,7 @@ impl S3 {
 
     /// The object at the full key `location` (as [`S3::list`] returns it), relative to
     /// the prefix; `None` when it lies outside.
-    pub fn relative<'a>(&self, location: &'a ObjectPath) -> Option<&'a str> {
+    pub(crate) fn relative<'a>(&self, location: &'a ObjectPath) -> Option<&'a str> {
         let key = location.as_ref();
         if self.url.prefix.is_empty() { Some(key) } else { key.strip_prefix(self.url.prefix.as_str())?.strip_prefix('/') }
     }

@@ -80,7 +80,7 @@ impl ShardStore for S3Shards {
 /// Removes shard `shard`'s manifests of earlier attempts from `<id>/shards/`, before its
 /// rerun overwrites their objects: from then on `assemble` finds the shard missing, not
 /// a manifest whose parts are being replaced. Returns how many went.
-pub fn withdraw_shard(s3: &S3, id: &str, shard: Shard) -> Result<usize, S3Error> {
+pub(crate) fn withdraw_shard(s3: &S3, id: &str, shard: Shard) -> Result<usize, S3Error> {
     let shards = S3Shards::new(s3, id);
     let own = format!("{}.", shard.name());
     let mut removed = 0;
@@ -94,7 +94,7 @@ pub fn withdraw_shard(s3: &S3, id: &str, shard: Shard) -> Result<usize, S3Error>
 /// Removes the objects of `<id>/` that carry the shard's `tag` in their name but are not
 /// among `keep` (this attempt's): an earlier attempt's parts or files this one did not
 /// overwrite. Shard manifests and other shards' objects are left alone.
-pub fn remove_shard_leftovers(s3: &S3, id: &str, tag: &str, keep: &BTreeSet<String>) -> Result<usize, S3Error> {
+pub(crate) fn remove_shard_leftovers(s3: &S3, id: &str, tag: &str, keep: &BTreeSet<String>) -> Result<usize, S3Error> {
     let shards = S3Shards::new(s3, id);
     let mut removed = 0;
     for (name, _) in shards.objects("")? {

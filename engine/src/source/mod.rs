@@ -190,10 +190,10 @@ pub trait Source: Send + Sync {
 
 /// The modulus of the shard cut points' sample: a prime (2^31 - 1), so values spaced by
 /// a whole second, minute or day still fall on every residue.
-pub const SAMPLE_MODULUS: i64 = 2_147_483_647;
+pub(crate) const SAMPLE_MODULUS: i64 = 2_147_483_647;
 
 /// A row is in a 1-in-`one_in` sample when its value mod [`SAMPLE_MODULUS`] is below this.
-pub fn sample_threshold(one_in: u64) -> i64 {
+pub(crate) fn sample_threshold(one_in: u64) -> i64 {
     SAMPLE_MODULUS / (one_in.clamp(1, SAMPLE_MODULUS as u64) as i64)
 }
 

@@ -544,7 +544,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("p.db");
         let conn = Connection::open(&db).unwrap();
-        conn.execute_batch("CREATE TABLE a (c INTEGER); CREATE TABLE b (c INTEGER);").unwrap();
+        conn.execute_batch("CREATE TABLE a (c INTEGER); CREATE TABLE b (c INTEGER); BEGIN;").unwrap();
         let values: Vec<i64> =
             (0..5000i64).map(|i| (i * 7_919_993_123 + 1_700_000_000_000_000) % 2_000_000_000_000_000 - 10_000_000).collect();
         for v in &values {
@@ -553,7 +553,7 @@ mod tests {
         for v in values.iter().rev() {
             conn.execute("INSERT INTO b VALUES (?1)", [v]).unwrap();
         }
-        conn.execute_batch("INSERT INTO a VALUES (NULL), ('text'); INSERT INTO b VALUES (2.5e3);").unwrap();
+        conn.execute_batch("INSERT INTO a VALUES (NULL), ('text'); INSERT INTO b VALUES (2.5e3); COMMIT;").unwrap();
         drop(conn);
         let source = SqliteSource::open(&db).unwrap();
         let columns = vec!["c".to_string()];
