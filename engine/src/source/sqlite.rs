@@ -341,7 +341,12 @@ impl Source for SqliteSource {
         let conn = self.connect_pinned()?;
         let err = |e| SourceError::Query { table: query.table.into(), source: e };
         let mut stmt = conn.prepare(&sql).map_err(err)?;
-        stmt.query_map(rusqlite::params_from_iter(params), |r| Ok(r.get::<_, f64>(0)? as i64)).and_then(|rows| rows.collect()).map_err(err)
+        // Integers exactly (an f64 would round past 2^53); reals as the as-of cut compares them.
+        let value = |r: &rusqlite::Row| match r.get_ref(0)? {
+            ValueRef::Integer(i) => Ok(i),
+            other => Ok(other.as_f64()? as i64),
+        };
+        stmt.query_map(rusqlite::params_from_iter(params), value).and_then(|rows| rows.collect()).map_err(err)
     }
 
     fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {
