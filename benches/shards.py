@@ -11,6 +11,7 @@ the cores with the others), then `ferry assemble`. It prints:
   - the assemble time of this run, and of a synthetic snapshot of --parts tar parts
     (shard manifests cloned from a real one, each listing its parts; assemble reads and
     checks every manifest and stats every part, then the catalog records it);
+  - the load average (the machine may be shared: wall times are only as good as it);
   - the speed-up model on N machines: total work / (slowest shard + assemble at --parts),
     beside single-process wall / (slowest shard + assemble).
 Without --ferry it builds the release binary (cargo build --release). Figures are
@@ -104,6 +105,7 @@ def main():
 
     job, out = job_file(work, dir, "single")
     single = timed([ferry, "run", "--progress", "none", job])
+    load_single = os.getloadavg()
 
     job, out = job_file(work, dir, "sharded")
     n = args.shards
@@ -116,6 +118,7 @@ def main():
     shard_docs = [json.loads(p.read_text()) for p in manifests]
     rows = [sum(r["records"] for r in d["manifest"]["resources"]) for d in shard_docs]
     print(f"platform scale {args.scale}, {n} shards, ferry {ferry}")
+    print("load average (1, 5, 15 min) at the end of the shards: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     print(f"{'shard':>6} {'rows':>12} {'wall s':>9}")
     for i, (r, w) in enumerate(zip(rows, walls)):
         print(f"{i:>6} {r:>12,} {w:>9.2f}")
@@ -131,6 +134,7 @@ def main():
         print(f"  run whole on one shard: {', '.join(whole)}")
     shards_synth, big = synthetic_assemble(ferry, manifests[0], args.parts)
     total, slowest = sum(walls), max(walls)
+    print("load average after the single run: " + ", ".join(f"{x:.2f}" for x in load_single))
     print(f"single process: {single:.2f}s; shards one after another: total work {total:.2f}s, slowest {slowest:.2f}s")
     print(f"assemble: {assemble:.3f}s for this run; {big:.3f}s for {args.parts} parts ({shards_synth} shard manifests, synthetic)")
     print(f"speed-up model on {n} machines: total work / (slowest + assemble) = {total:.2f} / ({slowest:.2f} + {big:.3f}) = {total / (slowest + big):.2f}x; "

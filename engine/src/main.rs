@@ -91,13 +91,19 @@ enum Command {
     },
     /// Make one snapshot of a sharded run's shards: checks every shard manifest in
     /// DIR/shards/ (missing, duplicated, stale), writes DIR/manifest.json and records the
-    /// snapshot in the catalog of DIR's parent.
+    /// snapshot in the catalog of DIR's parent (for s3://, of the job's local root).
     Assemble {
-        /// The sharded snapshot's directory: `<[output] dir>/<snapshot id>`.
+        /// The sharded snapshot: `<[output] dir>/<snapshot id>`, a directory or
+        /// `s3://bucket/prefix/<snapshot id>`.
         dir: PathBuf,
         /// How many shards the run had.
         #[arg(long)]
         shards: u32,
+        /// For s3://: the shards' job file, for its `[s3]` settings and the local root
+        /// whose catalog records the snapshot (default: the AWS_* environment and
+        /// `.ferry-s3/<bucket>/<prefix>` in the current directory).
+        #[arg(long, value_name = "JOB")]
+        job: Option<PathBuf>,
     },
     /// What a job will export, before running it: rows per resource (counted in the
     /// source, window included), estimated size, files, parts, time and storage cost.
@@ -126,8 +132,14 @@ enum Command {
     /// Check a snapshot as its recipient would: parts, members, sizes, sha256, gzip,
     /// record counts. Exits non-zero on any mismatch.
     Verify {
-        /// The snapshot directory (the one holding manifest.json).
+        /// The snapshot directory (the one holding manifest.json), or a delivered
+        /// snapshot's `s3://bucket/prefix/<snapshot id>` (downloaded to a temporary
+        /// directory first).
         dir: PathBuf,
+        /// For s3://: the job file whose `[s3]` settings reach the bucket (default: the
+        /// AWS_* environment).
+        #[arg(long, value_name = "JOB")]
+        job: Option<PathBuf>,
         /// Also check that every reference the manifest declares (`accounts.user_guid`
         /// -> `users.guid`) resolves to a record in the snapshot, and that keys are
         /// unique (an on-disk sort: memory stays flat however many keys).
@@ -221,7 +233,7 @@ fn real_main(process_started: Instant) -> Result<()> {
         cli::quiet_on_closed_stdout();
     }
     match cli.command {
-        Command::Assemble { dir, shards } => cli::shards::assemble(&dir, shards)?,
+        Command::Assemble { dir, shards, job } => cli::shards::assemble(&dir, shards, job.as_deref())?,
         Command::Run { job, stats, verbose, progress, shard, shards, snapshot_id } => {
             let started = Instant::now();
             let job = Job::load(&job)?;
@@ -329,7 +341,9 @@ fn real_main(process_started: Instant) -> Result<()> {
                 println!("{url}: {rows} rows loaded in {:.2}s", started.elapsed().as_secs_f64());
             }
         }
-        Command::Verify { dir, relations, identity, key } => {
+        Command::Verify { dir, job, relations, identity, key } => {
+            // A delivered snapshot is checked in a downloaded copy (removed on return).
+            let (dir, _download) = cli::shards::local_copy(&dir, job.as_deref())?;
             let keys = ferry::package::verify::Keys {
                 identity: identity.map(|p| ferry::package::encrypt::Identities::read(&p)).transpose()?,
                 key: key.map(|p| ferry::package::sign::VerifyingKey::read(&p)).transpose()?,

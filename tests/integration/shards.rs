@@ -23,9 +23,18 @@ fn resources() -> String {
 }
 
 fn shard(job: &Path, index: u32, count: u32, extra: &[&str]) -> Child {
+    shard_cmd(job, index, count, extra, &[])
+}
+
+fn shard_env(job: &Path, index: u32, count: u32, env: &[(&str, &str)]) -> Child {
+    shard_cmd(job, index, count, &[], env)
+}
+
+fn shard_cmd(job: &Path, index: u32, count: u32, extra: &[&str], env: &[(&str, &str)]) -> Child {
     ferry()
         .args(["run", "--progress", "none", "--snapshot-id", SNAPSHOT, "--shard", &format!("{index}/{count}")])
         .args(extra)
+        .envs(env.iter().copied())
         .arg(job)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -345,4 +354,134 @@ fn the_service_downloads_an_assembled_snapshot() {
     let files = download_all(&s, &reader, SNAPSHOT);
     let parts = files.iter().filter(|(f, _)| f["kind"] == "part").count();
     assert!(parts >= 4, "every shard's parts are served: {parts}");
+}
+
+/// Every object under `exports/<id>/` of the bucket, by name, with its size.
+fn s3_objects(s3: &ferry::s3::S3, id: &str) -> BTreeMap<String, u64> {
+    s3.list(id).unwrap().into_iter().map(|o| (o.location.as_ref().split_once(&format!("/{id}/")).unwrap().1.to_string(), o.size)).collect()
+}
+
+/// Shard `index`'s manifests in the bucket.
+fn s3_shard_manifests(s3: &ferry::s3::S3, index: u32) -> Vec<String> {
+    s3_objects(s3, SNAPSHOT).into_keys().filter(|n| n.starts_with(&format!("shards/shard-{index:04}-"))).collect()
+}
+
+fn assemble_s3(place: &str, count: u32, job: &Path) -> Output {
+    ferry().args(["assemble", place, "--shards", &count.to_string(), "--job"]).arg(job).output().unwrap()
+}
+
+#[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs the fault hooks: cargo test --features test-hooks")]
+fn four_shards_from_postgres_to_s3_assemble_verify_download_and_rerun() {
+    use crate::service::{Server, download_all, get, token};
+    let Some(url) = servers::postgres("shards_s3") else { return };
+    let Some((endpoint, bucket)) = servers::s3("shards_s3") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let demo = ferry()
+        .args(["demo", "--out"])
+        .arg(dir.path().join("platform"))
+        .args(["--scale", "0.2", "--seed", "26", "--postgres", &url])
+        .output();
+    ok(demo.unwrap(), "ferry demo --postgres");
+    let tables = resources().replace("[[resource]]\nname = \"attachments\"\n", "");
+    let write = |name: &str, output: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        let text = format!(
+            "[snapshot]\nname = \"pg\"\nas_of = \"2026-03-31T14:30:22Z\"\n\n[source]\npostgres = \"{url}\"\n\n[output]\n{output}\npart_size = \"64KiB\"\n\n{}\n{tables}",
+            servers::s3_table(&endpoint)
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let single = single_run(&write("single", "dir = \"out-single\""), &dir.path().join("out-single"));
+    // The shards' local root (staging, and the catalog assemble records in) is the service's.
+    let job = write("sharded", &format!("dir = \"s3://{bucket}/exports\"\nlocal_dir = \"srv\""));
+    // A sample of 300 rows: the cut points come from a 1-in-k sample of the values.
+    let sampled = [("FERRY_TEST_SHARD_SAMPLE_TARGET", "300")];
+    let children: Vec<Child> = (0..4).map(|i| shard_env(&job, i, 4, &sampled)).collect();
+    for (i, c) in children.into_iter().enumerate() {
+        ok(c.wait_with_output().unwrap(), &format!("shard {i}/4"));
+    }
+    let place = format!("s3://{bucket}/exports/{SNAPSHOT}");
+    let printed = ok(assemble_s3(&place, 4, &job), "assemble");
+    assert!(printed.contains("assembled from 4 shards"), "{printed}");
+    ok(ferry().args(["verify", &place, "--job"]).arg(&job).output().unwrap(), "ferry verify s3://");
+    let s3 = ferry::s3::S3::connect(
+        &ferry::s3::S3Url::parse(&format!("s3://{bucket}/exports")).unwrap().unwrap(),
+        &servers::s3_settings(&endpoint),
+    )
+    .unwrap();
+    let copy = |name: &str| {
+        let to = dir.path().join(name).join(SNAPSHOT);
+        ferry::s3::download_snapshot(&s3, SNAPSHOT, &to).unwrap();
+        to
+    };
+    assert_same_rows(&single, &copy("first"));
+    let objects = s3_objects(&s3, SNAPSHOT);
+    assert_only_listed(&objects, &copy("first"));
+    let root = dir.path().join("srv");
+    let listed = ok(ferry().args(["snapshots", "list", "--dir"]).arg(&root).output().unwrap(), "snapshots list");
+    assert!(listed.contains(SNAPSHOT) && listed.contains("completed"), "{listed}");
+
+    // The service serves the assembled snapshot from the bucket.
+    let config = dir.path().join("service.toml");
+    std::fs::write(
+        &config,
+        "output_dir = \"srv\"\n[limits]\nheader_read_timeout = \"1s\"\n\n[[job]]\nname = \"pg\"\nfile = \"sharded.toml\"\n",
+    )
+    .unwrap();
+    let reader = token(&config, "reader", "reader");
+    let server = Server::start(&config);
+    let (status, v) = get(&server, &reader, &format!("/api/v1/snapshots/{SNAPSHOT}/files"));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["stored"], format!("s3://{bucket}/exports/{SNAPSHOT}"), "{v}");
+    let files = download_all(&server, &reader, SNAPSHOT);
+    assert!(files.iter().filter(|(f, _)| f["kind"] == "part").count() >= 4, "every shard's parts are served");
+    drop(server);
+
+    // Shard 2 rerun and killed mid-upload: its earlier manifest was withdrawn first, so
+    // assemble finds it missing rather than a manifest whose parts are being replaced.
+    let before = s3_shard_manifests(&s3, 2);
+    let others: Vec<String> = [0, 1, 3].iter().flat_map(|i| s3_shard_manifests(&s3, *i)).collect();
+    let killed = shard_env(&job, 2, 4, &[sampled[0], ("FERRY_FAULT_S3_ABORT_AFTER_BYTES", "20000")]).wait_with_output().unwrap();
+    assert!(!killed.status.success(), "the fault did not fire");
+    assert!(s3_shard_manifests(&s3, 2).is_empty(), "a killed rerun left a shard manifest");
+    let refused = assemble_s3(&place, 4, &job);
+    assert!(!refused.status.success() && stderr(&refused).contains("1 of 4 shards missing: 2/4"), "{}", stderr(&refused));
+    // Rerun alone: its own objects replaced, nothing else touched, the same snapshot.
+    ok(shard_env(&job, 2, 4, &sampled).wait_with_output().unwrap(), "shard 2 rerun");
+    let after = s3_shard_manifests(&s3, 2);
+    assert!(after.len() == 1 && after != before, "one new manifest for shard 2: {after:?}");
+    assert_eq!([0, 1, 3].iter().flat_map(|i| s3_shard_manifests(&s3, *i)).collect::<Vec<_>>(), others);
+    ok(assemble_s3(&place, 4, &job), "assemble after the rerun");
+    ok(ferry().args(["verify", &place, "--job"]).arg(&job).output().unwrap(), "ferry verify after the rerun");
+    let rerun = copy("rerun");
+    assert_same_rows(&single, &rerun);
+    let objects_after = s3_objects(&s3, SNAPSHOT);
+    assert_only_listed(&objects_after, &rerun);
+    let names = |o: &BTreeMap<String, u64>| o.keys().filter(|n| !n.starts_with("shards/")).cloned().collect::<Vec<_>>();
+    assert_eq!(names(&objects), names(&objects_after), "the rerun wrote other objects than the first attempt");
+
+    // Duplicated in the bucket: a second manifest of shard 1.
+    let one = &s3_shard_manifests(&s3, 1)[0];
+    let text = String::from_utf8(s3.get(&format!("{SNAPSHOT}/{one}")).unwrap()).unwrap();
+    let attempt = serde_json::from_str::<serde_json::Value>(&text).unwrap()["attempt"].as_str().unwrap().to_string();
+    let twin = format!("{SNAPSHOT}/shards/shard-0001-of-0004.{}.json", "f".repeat(32));
+    s3.put(&twin, text.replace(&attempt, &"f".repeat(32)).into_bytes()).unwrap();
+    let refused = assemble_s3(&place, 4, &job);
+    assert!(!refused.status.success() && stderr(&refused).contains("shard 1/4 has 2 manifests"), "{}", stderr(&refused));
+    s3.delete(&twin).unwrap();
+    ok(assemble_s3(&place, 4, &job), "assemble once the twin is gone");
+}
+
+/// Every object in the bucket (shard manifests aside) is the manifest or a part or file
+/// the assembled manifest lists: a rerun left nothing of an earlier attempt behind.
+fn assert_only_listed(objects: &BTreeMap<String, u64>, snapshot: &Path) {
+    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(snapshot.join("manifest.json")).unwrap()).unwrap();
+    let mut listed: Vec<String> =
+        manifest["archives"].as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap().to_string()).collect();
+    listed.push("manifest.json".into());
+    listed.sort();
+    let found: Vec<String> = objects.keys().filter(|n| !n.starts_with("shards/")).cloned().collect();
+    assert_eq!(found, listed, "objects beyond the manifest's");
 }

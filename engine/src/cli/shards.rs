@@ -1,9 +1,12 @@
 //! `ferry run --shard` options and `ferry assemble`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use ferry::job::Job;
 use ferry::package::layout::Shard;
+use ferry::package::shards::DirShards;
+use ferry::s3::{S3, S3Settings, S3Shards, S3Url};
 
 /// The environment variables `--shard auto` reads the index from, in order: Kubernetes
 /// Indexed Jobs, AWS Batch array jobs, ferry's own.
@@ -67,15 +70,22 @@ pub fn check_snapshot_id(id: &str) -> Result<()> {
 }
 
 /// `ferry assemble DIR --shards N`: checks the shard manifests, writes the manifest and
-/// records the snapshot in the catalog of DIR's parent (the output root).
-pub fn assemble(dir: &Path, shards: u32) -> Result<()> {
+/// records the snapshot in the catalog of DIR's parent (the output root); for
+/// `s3://bucket/prefix/<id>`, in the bucket and in the catalog of the local root.
+pub fn assemble(dir: &Path, shards: u32, job: Option<&Path>) -> Result<()> {
     let started = std::time::Instant::now();
-    let dir = dir.components().as_path().to_path_buf();
-    let assembled = ferry::package::shards::assemble(&dir, shards)?;
+    let (assembled, local) = match s3_place(dir)? {
+        Some((base, id)) => assemble_s3(&base, &id, shards, job)?,
+        None => {
+            let dir = dir.components().as_path().to_path_buf();
+            let assembled = ferry::package::shards::assemble(&DirShards { dir: dir.clone() }, shards)?;
+            (assembled, dir)
+        }
+    };
     let seconds = started.elapsed().as_secs_f64();
-    let root = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let root = local.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let mut catalog = ferry::catalog::Catalog::open(root)?;
-    catalog.record_assembled(&dir, assembled.shards)?;
+    catalog.record_assembled(&local, assembled.shards)?;
     let m = &assembled.manifest;
     let records: u64 = m.resources.iter().map(|r| r.records).sum();
     let files: usize = m.resources.iter().map(|r| r.files.len()).sum();
@@ -86,6 +96,70 @@ pub fn assemble(dir: &Path, shards: u32) -> Result<()> {
         super::count(records),
         m.archives.len()
     );
-    println!("{}", super::clean_path(&assembled.dir).display());
+    match s3_place(dir)? {
+        Some(_) => println!("{}", dir.display()),
+        None => println!("{}", super::clean_path(&local).display()),
+    }
     Ok(())
+}
+
+/// Assembles `s3://bucket/prefix/<id>`: the manifest goes up beside the parts, and the
+/// local root keeps `<id>/manifest.json` and `delivery.json` as a delivery's does.
+fn assemble_s3(base: &S3Url, id: &str, shards: u32, job: Option<&Path>) -> Result<(ferry::package::shards::Assembled, PathBuf)> {
+    let (settings, root) = match job {
+        Some(path) => {
+            let job = Job::load(path)?;
+            if job.delivery.as_ref() != Some(base) {
+                bail!(
+                    "job {} writes to {}, not {base}; pass the job whose `[output] dir` is {base}",
+                    path.display(),
+                    job.delivery.as_ref().map(|u| u.to_string()).unwrap_or_else(|| "a local directory".into())
+                );
+            }
+            (job.s3.clone(), job.output_dir.clone())
+        }
+        None => {
+            let prefix = if base.prefix.is_empty() { "_" } else { base.prefix.as_str() };
+            (S3Settings::default(), Path::new(".ferry-s3").join(&base.bucket).join(prefix))
+        }
+    };
+    let s3 = S3::connect(base, &settings)?;
+    let assembled = ferry::package::shards::assemble(&S3Shards::new(&s3, id), shards)?;
+    let url = format!("{}/{id}/", base.to_string().trim_end_matches('/'));
+    let local = ferry::package::shards::keep_delivered_copy(&root, &assembled.manifest, &url)
+        .with_context(|| format!("writing the local copy of the manifest under {}", root.display()))?;
+    Ok((assembled, local))
+}
+
+/// `s3://bucket/prefix/<id>` split into the prefix the shards wrote under and the id;
+/// `None` for a local path.
+fn s3_place(place: &Path) -> Result<Option<(S3Url, String)>> {
+    let Some(text) = place.to_str() else { return Ok(None) };
+    let Some(url) = S3Url::parse(text) else { return Ok(None) };
+    let url = url.map_err(|e| anyhow::anyhow!("{text}: {e}"))?;
+    let Some((prefix, id)) = url
+        .prefix
+        .rsplit_once('/')
+        .map(|(p, id)| (p.to_string(), id.to_string()))
+        .or_else(|| (!url.prefix.is_empty()).then(|| (String::new(), url.prefix.clone())))
+    else {
+        bail!("{text} names no snapshot; write it as s3://bucket/prefix/<snapshot-id>")
+    };
+    Ok(Some((S3Url { bucket: url.bucket, prefix }, id)))
+}
+
+/// A snapshot to read in place: a local directory as is, or a delivered one
+/// (`s3://bucket/prefix/<id>`) downloaded into a temporary directory, returned beside
+/// the path so it lives as long as the caller needs it.
+pub fn local_copy(place: &Path, job: Option<&Path>) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    let Some((base, id)) = s3_place(place)? else { return Ok((place.to_path_buf(), None)) };
+    let settings = match job {
+        Some(path) => Job::load(path)?.s3,
+        None => S3Settings::default(),
+    };
+    let s3 = S3::connect(&base, &settings)?;
+    let tmp = tempfile::Builder::new().prefix("ferry-verify-").tempdir().context("creating a temporary directory for the download")?;
+    let dir = tmp.path().join(&id);
+    ferry::s3::download_snapshot(&s3, &id, &dir).with_context(|| format!("downloading {} to check it", place.display()))?;
+    Ok((dir, Some(tmp)))
 }

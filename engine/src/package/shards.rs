@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -64,15 +64,97 @@ pub fn whole_owner(nth_whole: usize, count: u32) -> u32 {
     (nth_whole % count.max(1) as usize) as u32
 }
 
+/// Where a sharded snapshot lies: a directory every worker mounts ([`DirShards`]), or
+/// the snapshot's prefix in a bucket (`crate::s3::S3Shards`). `assemble` reads and
+/// writes only through it, so both go through the same checks.
+pub trait ShardStore {
+    /// The snapshot's place, for messages (`/snapshots/<id>`, `s3://bucket/prefix/<id>`).
+    fn place(&self) -> String;
+    /// The snapshot id the place names (its last segment).
+    fn snapshot_id(&self) -> String;
+    /// The names in the `shards/` folder; `None` when there is no such folder.
+    fn shard_names(&self) -> Result<Option<Vec<String>>, StoreError>;
+    /// One shard manifest's bytes.
+    fn read_shard(&self, name: &str) -> Result<Vec<u8>, StoreError>;
+    /// The size of the snapshot's file or part `name`; `None` when it is not there.
+    fn size(&self, name: &str) -> Result<Option<u64>, StoreError>;
+    /// Writes the snapshot's `manifest.json`, last and whole.
+    fn write_manifest(&self, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Removes what shards killed mid-run left behind (local staging directories).
+    fn clean_up(&self) {}
+}
+
+/// Why a [`ShardStore`] could not read or write.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The object store's own error (`crate::s3::S3Error`), boxed: `package` knows no S3.
+    #[error(transparent)]
+    Remote(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A sharded snapshot in a directory: `<[output] dir>/<snapshot id>/`.
+#[derive(Debug, Clone)]
+pub struct DirShards {
+    pub dir: PathBuf,
+}
+
+impl ShardStore for DirShards {
+    fn place(&self) -> String {
+        self.dir.display().to_string()
+    }
+
+    fn snapshot_id(&self) -> String {
+        self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
+    fn shard_names(&self) -> Result<Option<Vec<String>>, StoreError> {
+        let entries = match std::fs::read_dir(self.dir.join(SHARDS_DIR)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            other => other?,
+        };
+        let names = entries.map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned())).collect::<Result<_, _>>()?;
+        Ok(Some(names))
+    }
+
+    fn read_shard(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        Ok(std::fs::read(self.dir.join(SHARDS_DIR).join(name))?)
+    }
+
+    fn size(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        match std::fs::metadata(self.dir.join(name)) {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn write_manifest(&self, bytes: &[u8]) -> Result<(), StoreError> {
+        let tmp = self.dir.join(MANIFEST_TMP);
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        Ok(std::fs::rename(&tmp, self.dir.join(MANIFEST))?)
+    }
+
+    fn clean_up(&self) {
+        // A shard killed mid-run left its staging directory: not part of the snapshot.
+        super::staging::remove_dead_staging(&self.dir);
+    }
+}
+
 /// Why `assemble` refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AssembleError {
-    #[error("cannot read the shard manifests in {path}: {source}; is this the snapshot's directory (`<dir>/<snapshot-id>`)?")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("{path} holds no shard manifest; run the shards first (`ferry run JOB --shard i/N --snapshot-id ID`)")]
-    NoShards { path: PathBuf },
-    #[error("shard manifest {path} is not valid: {reason}; remove it and rerun that shard")]
-    Bad { path: PathBuf, reason: String },
+    #[error(
+        "cannot read the shard manifests in {place}: {source}; is this the snapshot's place (`<dir or s3://bucket/prefix>/<snapshot-id>`)?"
+    )]
+    Read { place: String, source: StoreError },
+    #[error("{place} holds no shard manifest; run the shards first (`ferry run JOB --shard i/N --snapshot-id ID`)")]
+    NoShards { place: String },
+    #[error("shard manifest {place} is not valid: {reason}; remove it and rerun that shard")]
+    Bad { place: String, reason: String },
     #[error("`--shards {count}` must be at least 1")]
     ZeroShards { count: u32 },
     #[error("{} of {count} shards missing: {}; rerun each with `ferry run JOB --shard i/{count} --snapshot-id ID`", missing.len(), missing.iter().map(|i| format!("{i}/{count}")).collect::<Vec<_>>().join(", "))]
@@ -85,37 +167,55 @@ pub enum AssembleError {
         "shards {a} and {b} cut resource `{resource}` at different points ({left} and {right}): the source changed between their reads; rerun shard {b}"
     )]
     Gap { resource: String, a: u32, b: u32, left: String, right: String },
-    #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {place}/{MANIFEST}: {source}")]
+    Write { place: String, source: StoreError },
 }
 
 /// The assembled snapshot: its manifest and how many shards went into it.
 #[derive(Debug)]
 pub struct Assembled {
-    pub dir: PathBuf,
     pub manifest: Manifest,
     pub shards: u32,
 }
 
-/// Reads every shard manifest of `dir`, checks they make one snapshot of `count`
-/// shards, and writes `dir/manifest.json`.
-pub fn assemble(dir: &Path, count: u32) -> Result<Assembled, AssembleError> {
+/// Reads every shard manifest of the snapshot in `store`, checks they make one snapshot
+/// of `count` shards, and writes its `manifest.json`.
+pub fn assemble(store: &dyn ShardStore, count: u32) -> Result<Assembled, AssembleError> {
     if count == 0 {
         return Err(AssembleError::ZeroShards { count });
     }
-    let shards_dir = dir.join(SHARDS_DIR);
-    let read_err = |source| AssembleError::Read { path: shards_dir.clone(), source };
-    let entries = match std::fs::read_dir(&shards_dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(AssembleError::NoShards { path: dir.into() }),
-        other => other.map_err(read_err)?,
-    };
+    let found = read_shards(store)?;
+    let snapshot_id = store.snapshot_id();
+    check_shared(store, &found, &snapshot_id, count)?;
+    let mut by_index: BTreeMap<u32, Vec<&ShardManifest>> = BTreeMap::new();
+    for (_, m) in &found {
+        by_index.entry(m.shard.index).or_default().push(m);
+    }
+    if let Some((index, ms)) = by_index.iter().find(|(_, ms)| ms.len() > 1) {
+        let attempts = ms.iter().map(|m| m.attempt.as_str()).collect::<Vec<_>>().join(", ");
+        return Err(AssembleError::Duplicate { index: *index, count, attempts });
+    }
+    let missing: Vec<u32> = (0..count).filter(|i| !by_index.contains_key(i)).collect();
+    if !missing.is_empty() {
+        return Err(AssembleError::Missing { count, missing });
+    }
+    let shards: Vec<&ShardManifest> = by_index.into_values().map(|ms| ms[0]).collect();
+    check_cuts(&shards)?;
+    let manifest = merge(&shards);
+    store.clean_up();
+    store.write_manifest(&manifest.to_json()).map_err(|source| AssembleError::Write { place: store.place(), source })?;
+    Ok(Assembled { manifest, shards: count })
+}
+
+/// Every shard manifest in the store's `shards/` folder, by name.
+fn read_shards(store: &dyn ShardStore) -> Result<Vec<(String, ShardManifest)>, AssembleError> {
+    let names = store.shard_names().map_err(|source| AssembleError::Read { place: format!("{}/{SHARDS_DIR}", store.place()), source })?;
+    let Some(names) = names else { return Err(AssembleError::NoShards { place: store.place() }) };
     let mut found: Vec<(String, ShardManifest)> = Vec::new();
-    for entry in entries {
-        let name = entry.map_err(read_err)?.file_name().to_string_lossy().into_owned();
+    for name in names {
         let Some((shard, attempt)) = Shard::parse_manifest_name(&name) else { continue };
-        let path = shards_dir.join(&name);
-        let bad = |reason: String| AssembleError::Bad { path: path.clone(), reason };
-        let text = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
+        let bad = |reason: String| AssembleError::Bad { place: format!("{}/{SHARDS_DIR}/{name}", store.place()), reason };
+        let text = store.read_shard(&name).map_err(|e| bad(e.to_string()))?;
         let m: ShardManifest = serde_json::from_slice(&text).map_err(|e| bad(e.to_string()))?;
         if m.shard != shard || m.attempt != attempt {
             return Err(bad(format!("its name says shard {}/{} attempt {attempt}, its content another", shard.index, shard.count)));
@@ -123,10 +223,15 @@ pub fn assemble(dir: &Path, count: u32) -> Result<Assembled, AssembleError> {
         found.push((name, m));
     }
     if found.is_empty() {
-        return Err(AssembleError::NoShards { path: dir.into() });
+        return Err(AssembleError::NoShards { place: store.place() });
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
-    let snapshot_id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    Ok(found)
+}
+
+/// Every shard manifest must be of this snapshot, this shard count, the job and as_of
+/// most of them share, and list files that are in place.
+fn check_shared(store: &dyn ShardStore, found: &[(String, ShardManifest)], snapshot_id: &str, count: u32) -> Result<(), AssembleError> {
     // What every shard must share: the snapshot id, the job and its as_of.
     let key = |m: &ShardManifest| (m.manifest.snapshot_id.clone(), m.manifest.name.clone(), m.manifest.as_of.clone());
     let mut votes: BTreeMap<(String, String, String), usize> = BTreeMap::new();
@@ -134,7 +239,7 @@ pub fn assemble(dir: &Path, count: u32) -> Result<Assembled, AssembleError> {
         *votes.entry(key(m)).or_default() += 1;
     }
     let common = votes.into_iter().max_by_key(|(_, n)| *n).map(|(k, _)| k);
-    for (name, m) in &found {
+    for (name, m) in found {
         let stale = |reason: String| Err(AssembleError::Stale { name: name.clone(), reason });
         if m.shard.count != count {
             return stale(format!(
@@ -159,51 +264,42 @@ pub fn assemble(dir: &Path, count: u32) -> Result<Assembled, AssembleError> {
         if m.shard.index >= count {
             return stale(format!("its index {} is not below the shard count {count}", m.shard.index));
         }
-        if let Some(missing) = missing_file(dir, &m.manifest) {
+        if let Some(missing) = missing_file(store, &m.manifest)? {
             return stale(format!("{missing} (replaced or removed by another attempt of shard {})", m.shard.index));
         }
     }
-    let mut by_index: BTreeMap<u32, Vec<&ShardManifest>> = BTreeMap::new();
-    for (_, m) in &found {
-        by_index.entry(m.shard.index).or_default().push(m);
-    }
-    if let Some((index, ms)) = by_index.iter().find(|(_, ms)| ms.len() > 1) {
-        let attempts = ms.iter().map(|m| m.attempt.as_str()).collect::<Vec<_>>().join(", ");
-        return Err(AssembleError::Duplicate { index: *index, count, attempts });
-    }
-    let missing: Vec<u32> = (0..count).filter(|i| !by_index.contains_key(i)).collect();
-    if !missing.is_empty() {
-        return Err(AssembleError::Missing { count, missing });
-    }
-    let shards: Vec<&ShardManifest> = by_index.into_values().map(|ms| ms[0]).collect();
-    check_cuts(&shards)?;
-    let manifest = merge(&shards);
-    // A shard killed mid-run left its staging directory: not part of the snapshot.
-    super::staging::remove_dead_staging(dir);
-    let write_err = |source| AssembleError::Write { path: dir.join(MANIFEST), source };
-    let write = || -> std::io::Result<()> {
-        let tmp = dir.join(MANIFEST_TMP);
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&manifest.to_json())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, dir.join(MANIFEST))
-    };
-    write().map_err(write_err)?;
-    Ok(Assembled { dir: dir.into(), manifest, shards: count })
+    Ok(())
 }
 
-/// The first file or part a shard manifest lists that is not in `dir` at its size.
-fn missing_file(dir: &Path, m: &Manifest) -> Option<String> {
+/// Writes the local copy of a snapshot assembled in a bucket at `url`: `<root>/<id>/`
+/// with its `delivery.json` (every object the manifest lists), then `manifest.json`, as
+/// a delivery leaves them, so the root's catalog records it delivered. Returns the
+/// snapshot's local directory.
+pub fn keep_delivered_copy(root: &std::path::Path, manifest: &Manifest, url: &str) -> std::io::Result<PathBuf> {
+    let dir = root.join(&manifest.snapshot_id);
+    std::fs::create_dir_all(&dir)?;
+    let mut record = serde_json::to_vec_pretty(&super::DeliveryRecord::new(url, manifest)).map_err(std::io::Error::other)?;
+    record.push(b'\n');
+    std::fs::write(dir.join(super::DELIVERY_RECORD), record)?;
+    DirShards { dir: dir.clone() }.write_manifest(&manifest.to_json()).map_err(|e| match e {
+        StoreError::Io(e) => e,
+        StoreError::Remote(e) => std::io::Error::other(e),
+    })?;
+    Ok(dir)
+}
+
+/// The first file or part a shard manifest lists that is not in the store at its size.
+fn missing_file(store: &dyn ShardStore, m: &Manifest) -> Result<Option<String>, AssembleError> {
     let parts = m.archives.iter().map(|a| (a.name.as_str(), a.bytes));
     let loose = m.resources.iter().flat_map(|r| &r.files).filter(|f| f.archive.is_none()).map(|f| (f.path.as_str(), f.bytes));
     for (name, bytes) in parts.chain(loose) {
-        match std::fs::metadata(dir.join(name)) {
-            Ok(meta) if meta.len() == bytes => {}
-            Ok(meta) => return Some(format!("its file {name} has {} bytes, it lists {bytes}", meta.len())),
-            Err(_) => return Some(format!("its file {name} is not in the snapshot directory")),
+        match store.size(name).map_err(|source| AssembleError::Read { place: store.place(), source })? {
+            Some(size) if size == bytes => {}
+            Some(size) => return Ok(Some(format!("its file {name} has {size} bytes, it lists {bytes}"))),
+            None => return Ok(Some(format!("its file {name} is not in the snapshot"))),
         }
     }
-    None
+    Ok(None)
 }
 
 /// Each cut resource's slices must follow each other without gap or overlap, from the

@@ -530,7 +530,7 @@ impl Source for NoSource {
     fn open(&self, q: &TableQuery) -> Result<Box<dyn RowStream>, SourceError> {
         Err(SourceError::ReaderGone { table: q.table.into() })
     }
-    fn values_at(&self, q: &TableQuery, _: &str, _: &[u64]) -> Result<Vec<Option<i64>>, SourceError> {
+    fn sample_sorted(&self, q: &TableQuery, _: &str, _: u64) -> Result<Vec<i64>, SourceError> {
         Err(SourceError::ReaderGone { table: q.table.into() })
     }
 }

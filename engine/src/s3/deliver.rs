@@ -138,10 +138,16 @@ impl Delivery {
     }
 
     /// Puts the manifest, last: from here on the snapshot is delivered.
-    pub fn finish(mut self, manifest: Vec<u8>) -> Result<Delivered, S3Error> {
+    pub fn finish(self, manifest: Vec<u8>) -> Result<Delivered, S3Error> {
+        self.finish_as(MANIFEST, manifest)
+    }
+
+    /// Puts the object that completes the delivery, last: the manifest, or a shard's
+    /// manifest (`shards/shard-0002-of-0004.<attempt>.json`).
+    pub fn finish_as(mut self, name: &str, manifest: Vec<u8>) -> Result<Delivered, S3Error> {
         let started = *self.started.get_or_insert_with(Instant::now);
         let bytes = self.sent.load(Ordering::Relaxed) + manifest.len() as u64;
-        self.s3.put(&self.name(MANIFEST), manifest)?;
+        self.s3.put(&self.name(name), manifest)?;
         self.objects += 1;
         Ok(Delivered {
             url: format!("{}/{}/", self.s3.url.to_string().trim_end_matches('/'), self.id),
@@ -246,13 +252,7 @@ pub fn remove_snapshot(s3: &S3, id: &str) -> Result<usize, S3Error> {
     let mut objects = s3.list(id)?;
     objects.sort_by_key(|o| !o.location.as_ref().ends_with(&format!("/{MANIFEST}")));
     for o in &objects {
-        let key = o.location.to_string();
-        s3.rt.block_on(s3.store.delete(&o.location)).map_err(|source| S3Error::Request {
-            op: "delete",
-            bucket: s3.url.bucket.clone(),
-            key,
-            source: Box::new(source),
-        })?;
+        s3.delete_key(&o.location)?;
     }
     Ok(objects.len())
 }

@@ -10,9 +10,12 @@
 
 mod blobs;
 mod deliver;
+mod shards;
 
 pub use blobs::S3BlobStore;
 pub use deliver::{Delivered, Delivery, PartError, Upload, remove_snapshot};
+pub use shards::{DownloadError, S3Shards, download_snapshot};
+pub(crate) use shards::{remove_shard_leftovers, withdraw_shard};
 
 use std::fmt;
 use std::sync::Arc;
@@ -186,6 +189,49 @@ impl S3 {
                 chunk.map_err(|source| S3Error::Request { op: "get", bucket: bucket.clone(), key: key.clone(), source: Box::new(source) })
             })
             .boxed())
+    }
+
+    /// Deletes one object (no error when it is not there).
+    pub fn delete(&self, name: &str) -> Result<(), S3Error> {
+        self.delete_key(&self.path(name))
+    }
+
+    /// Deletes the object at the full key `location`, as [`S3::list`] returns it.
+    pub(crate) fn delete_key(&self, location: &ObjectPath) -> Result<(), S3Error> {
+        use object_store::ObjectStoreExt;
+        self.rt.block_on(self.store.delete(location)).map_err(|source| S3Error::Request {
+            op: "delete",
+            bucket: self.url.bucket.clone(),
+            key: location.to_string(),
+            source: Box::new(source),
+        })
+    }
+
+    /// The object at the full key `location` (as [`S3::list`] returns it), relative to
+    /// the prefix; `None` when it lies outside.
+    pub(crate) fn relative<'a>(&self, location: &'a ObjectPath) -> Option<&'a str> {
+        let key = location.as_ref();
+        if self.url.prefix.is_empty() { Some(key) } else { key.strip_prefix(self.url.prefix.as_str())?.strip_prefix('/') }
+    }
+
+    /// Downloads object `name` into the file `to`, streamed in chunks.
+    pub fn download(&self, name: &str, to: &std::path::Path) -> Result<u64, S3Error> {
+        use futures_util::StreamExt;
+        use object_store::ObjectStoreExt;
+        use std::io::Write;
+        let path = self.path(name);
+        let local = |source| S3Error::Local { path: to.to_path_buf(), source };
+        let mut file = std::fs::File::create(to).map_err(local)?;
+        self.rt.block_on(async {
+            let mut stream = self.store.get(&path).await.map_err(self.err("get", name))?.into_stream();
+            let mut bytes = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(self.err("get", name))?;
+                file.write_all(&chunk).map_err(local)?;
+                bytes += chunk.len() as u64;
+            }
+            Ok(bytes)
+        })
     }
 
     /// Writes a small object in one request.

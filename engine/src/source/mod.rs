@@ -196,14 +196,26 @@ pub trait Source: Send + Sync {
     fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {
         Ok(Box::new(ConvertedRows { rows: self.open(query)?, encoder }))
     }
-    /// The values of `column` at positions `offsets` (0-based) of the query's rows with
-    /// a numeric value there, sorted by it; `None` past the end. One sort for all the
-    /// offsets: the cut points of balanced shards.
-    fn values_at(&self, query: &TableQuery, column: &str, offsets: &[u64]) -> Result<Vec<Option<i64>>, SourceError>;
+    /// The numeric values of `column` (microseconds for a time) among the query's rows,
+    /// sorted, of the rows in a deterministic 1-in-`one_in` sample: those whose value `v`
+    /// has `v mod SAMPLE_MODULUS < SAMPLE_MODULUS / one_in` ([`sample_threshold`]). The
+    /// sample depends on the values alone, not on where rows lie on disk, so every shard
+    /// draws the same one; only the sample is sorted, never the whole column: the cut
+    /// points of balanced shards.
+    fn sample_sorted(&self, query: &TableQuery, column: &str, one_in: u64) -> Result<Vec<i64>, SourceError>;
     /// How the source's reads share one point in time.
     fn consistency(&self) -> Consistency {
         Consistency::PerRead
     }
+}
+
+/// The modulus of the shard cut points' sample: a prime (2^31 - 1), so values spaced by
+/// a whole second, minute or day still fall on every residue.
+pub(crate) const SAMPLE_MODULUS: i64 = 2_147_483_647;
+
+/// A row is in a 1-in-`one_in` sample when its value mod [`SAMPLE_MODULUS`] is below this.
+pub(crate) fn sample_threshold(one_in: u64) -> i64 {
+    SAMPLE_MODULUS / (one_in.clamp(1, SAMPLE_MODULUS as u64) as i64)
 }
 
 /// How every read of one source sees the same state (issue 19), for the manifest.

@@ -410,6 +410,24 @@ fn micros_to_system_time(micros: i64) -> SystemTime {
     }
 }
 
+/// A sampled cut value as microseconds: an integer column's value, or a time's.
+fn micros_of(row: &postgres::Row) -> Result<i64, postgres::Error> {
+    if let Ok(v) = row.try_get::<_, i64>(0) {
+        return Ok(v);
+    }
+    if let Ok(v) = row.try_get::<_, i32>(0) {
+        return Ok(v.into());
+    }
+    if let Ok(v) = row.try_get::<_, i16>(0) {
+        return Ok(v.into());
+    }
+    let t: SystemTime = row.try_get(0)?;
+    Ok(match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_micros() as i64,
+        Err(e) => -(e.duration().as_micros() as i64),
+    })
+}
+
 fn supported(ty: &Type) -> bool {
     [
         Type::BOOL,
@@ -454,37 +472,21 @@ impl Source for PostgresSource {
         Ok(Box::new(self.start(query, RowBatchBuilder::with_capacity(BATCH_BYTES + 4096))?))
     }
 
-    fn values_at(&self, query: &TableQuery, column: &str, offsets: &[u64]) -> Result<Vec<Option<i64>>, SourceError> {
+    fn sample_sorted(&self, query: &TableQuery, column: &str, one_in: u64) -> Result<Vec<i64>, SourceError> {
         let mut client = self.client()?;
         let col = quote_ident(column)?;
-        let select = format!("{col} AS v, row_number() OVER (ORDER BY {col}) - 1 AS rn");
-        let sql = self.build_sql(&mut client, query, Some(&select), Bounds::Params)?;
-        let inner = &sql.text;
-        let inner =
-            if inner.contains(" WHERE ") { format!("{inner} AND {col} IS NOT NULL") } else { format!("{inner} WHERE {col} IS NOT NULL") };
-        let wanted = offsets.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
-        let cut = format!("SELECT rn, v FROM ({inner}) AS cut WHERE rn IN ({wanted})");
+        let micros = Self::micros_expr(&mut client, query.table, column)?;
+        let mut sql = self.build_sql(&mut client, query, Some(&col), Bounds::Params)?;
+        let m = super::SAMPLE_MODULUS;
+        sql.params.push(Param::Int(super::sample_threshold(one_in)));
+        let sampled = format!("{col} IS NOT NULL AND mod(mod({micros}, {m}) + {m}, {m}) < ${}", sql.params.len());
+        let glue = if sql.text.contains(" WHERE ") { " AND " } else { " WHERE " };
+        let cut = format!("{}{glue}{sampled} ORDER BY {col}", sql.text);
         let pg = |e| SourceError::PgQuery { table: query.table.into(), source: e };
         let mut txn = self.pin.begin(&mut client).map_err(pg)?;
         let rows = txn.query(&cut, &sql.refs()).map_err(pg)?;
         txn.commit().map_err(pg)?;
-        let mut found = std::collections::HashMap::new();
-        for row in rows {
-            let rn: i64 = row.get(0);
-            let v = if let Ok(v) = row.try_get::<_, i64>(1) {
-                v
-            } else if let Ok(v) = row.try_get::<_, i32>(1) {
-                v.into()
-            } else {
-                let t: SystemTime = row.try_get(1).map_err(pg)?;
-                match t.duration_since(SystemTime::UNIX_EPOCH) {
-                    Ok(d) => d.as_micros() as i64,
-                    Err(e) => -(e.duration().as_micros() as i64),
-                }
-            };
-            found.insert(rn as u64, v);
-        }
-        Ok(offsets.iter().map(|o| found.get(o).copied()).collect())
+        rows.iter().map(|row| micros_of(row).map_err(pg)).collect()
     }
 
     fn open_records(&self, query: &TableQuery, encoder: RecordEncoder) -> Result<Box<dyn RecordStream>, SourceError> {
@@ -497,6 +499,23 @@ impl Source for PostgresSource {
 }
 
 impl PostgresSource {
+    /// `column` of `table` as integer microseconds, in SQL: the value the sample of the
+    /// shard cut points hashes.
+    fn micros_expr(client: &mut Client, table: &str, column: &str) -> Result<String, SourceError> {
+        let columns = Self::table_columns(client, table)?.ok_or_else(|| SourceError::NoTable { table: table.into() })?;
+        let ty = &columns
+            .iter()
+            .find(|k| k.name == column)
+            .ok_or_else(|| SourceError::NoColumn { table: table.into(), column: column.into() })?
+            .ty;
+        let col = quote_ident(column)?;
+        match *ty {
+            Type::TIMESTAMPTZ | Type::TIMESTAMP => Ok(format!("(extract(epoch FROM {col}) * 1000000)::bigint")),
+            Type::INT2 | Type::INT4 | Type::INT8 => Ok(format!("{col}::bigint")),
+            _ => Err(SourceError::PgWindowType { table: table.into(), column: column.into(), ty: ty.name().into() }),
+        }
+    }
+
     /// Starts the reader thread writing the query's rows into `cells`.
     fn start<C: Cells>(&self, query: &TableQuery, cells: C) -> Result<ChannelStream<C::Batch>, SourceError> {
         let mut client = self.client()?;
