@@ -13,7 +13,9 @@
 //!
 //! The run then packs them into `snapshot_attachments_partN_<stamp>.tar` parts. The
 //! plugin's records (the index, `<resource>_index.<ext>`) map every archived path back
-//! to its attachment, owner and sha256.
+//! to its attachment, owner and sha256. When the run packs tar parts, members are not
+//! staged as files but appended to the resource's spool (`package::spool`), which the
+//! packer reads in order.
 
 pub mod naming;
 
@@ -26,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 
 use crate::package::ConfinedDir;
+use crate::package::spool::{SPOOL, SpoolWriter};
 use crate::runtime::{AttachmentFailure, AttachmentSink, AttachmentVersion, Stored};
 use crate::source::{BlobError, BlobStore};
 
@@ -40,8 +43,6 @@ pub struct AttachmentWriter {
     /// through a path that could lead elsewhere.
     staging: ConfinedDir,
     root: String,
-    /// Sync each file as it is written (when files stay loose, nothing else will).
-    sync: bool,
     /// uid -> (file name, folder): one folder per attachment, one name per uid.
     folders: HashMap<String, (String, String)>,
     /// Case-folded id token -> uid, to keep tokens distinct on case-insensitive disks.
@@ -52,21 +53,42 @@ pub struct AttachmentWriter {
     buf: Vec<u8>,
     /// Everything written, in order: member paths relative to the staging directory.
     pub files: Vec<Stored>,
+    members: Members,
+    /// Where spooled members go, created with the first one.
+    spool: Option<SpoolWriter>,
+}
+
+/// How copies are staged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Members {
+    /// A file per member, which stays in the snapshot as it is (`archive = "none"`).
+    Loose,
+    /// Every member in the resource's spool, in order, for the packer to put in tar
+    /// parts (see `package::spool`).
+    Spooled,
+}
+
+/// Where the member being copied goes.
+enum Dest {
+    File(PathBuf, File),
+    /// In the spool, from this offset.
+    Spool(u64),
 }
 
 impl AttachmentWriter {
-    pub fn new(store: Arc<dyn BlobStore>, staging: &ConfinedDir, resource: &str, sync: bool) -> Self {
+    pub fn new(store: Arc<dyn BlobStore>, staging: &ConfinedDir, resource: &str, members: Members) -> Self {
         AttachmentWriter {
             store,
             staging: staging.clone(),
             root: crate::package::layout::attachments_dir(resource).to_string(),
-            sync,
             folders: HashMap::new(),
             tokens: HashMap::new(),
             copied: HashSet::new(),
             versions: HashSet::new(),
             buf: Vec::new(),
             files: Vec::new(),
+            members,
+            spool: None,
         }
     }
 
@@ -92,6 +114,54 @@ impl AttachmentWriter {
         let folder = naming::folder(&token, file_name);
         self.folders.insert(uid.to_string(), (file_name.to_string(), folder.clone()));
         Ok(folder)
+    }
+
+    /// Where member `member` of `size` bytes goes: its own file, or the spool.
+    fn open_member(&mut self, member: &str, size: u64) -> Result<Dest, AttachmentFailure> {
+        if self.members == Members::Loose {
+            let (path, file) = self.create(member)?;
+            return Ok(Dest::File(path, file));
+        }
+        let output = |e: std::io::Error| AttachmentFailure::Output(format!("staging attachment {member}: {e}"));
+        if self.spool.is_none() {
+            self.staging.dir().create_dir_all(&self.root).map_err(output)?;
+            self.spool = Some(SpoolWriter::create(&self.staging, &format!("{}/{SPOOL}", self.root)).map_err(output)?);
+        }
+        let spool = self.spool.as_mut().expect("created above");
+        Ok(Dest::Spool(spool.begin(member, size).map_err(output)?))
+    }
+
+    fn write_member(&mut self, dest: &mut Dest, data: &[u8]) -> std::io::Result<()> {
+        match dest {
+            Dest::File(_, file) => file.write_all(data),
+            Dest::Spool(_) => self.spool.as_mut().expect("a spooled member has its spool").write_all(data),
+        }
+    }
+
+    /// Removes a member whose bytes turned out wrong.
+    fn drop_member(&mut self, dest: Dest) {
+        match dest {
+            Dest::File(path, file) => {
+                drop(file);
+                let _ = std::fs::remove_file(path);
+            }
+            Dest::Spool(start) => {
+                let _ = self.spool.as_mut().map(|s| s.rollback(start));
+            }
+        }
+    }
+
+    /// Makes a member whole: a loose file is synced, as nothing rewrites it later.
+    fn close_member(&self, dest: &Dest) -> std::io::Result<()> {
+        match dest {
+            Dest::File(_, file) => file.sync_all(),
+            Dest::Spool(_) => Ok(()),
+        }
+    }
+
+    /// Writes out the spool so the packer can read it; call once the plugin is done.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.spool.as_mut().map_or(Ok(()), SpoolWriter::flush)
     }
 
     fn create(&mut self, member: &str) -> Result<(PathBuf, File), AttachmentFailure> {
@@ -126,36 +196,39 @@ impl AttachmentSink for AttachmentWriter {
                 v.blob_key, v.size
             )));
         }
-        let (path, mut file) = self.create(&member)?;
-        let output = |e: std::io::Error| AttachmentFailure::Output(format!("writing {}: {e}", path.display()));
-        self.buf.resize(CHUNK_BYTES, 0);
+        let mut dest = self.open_member(&member, v.size)?;
+        let output = |e: std::io::Error| AttachmentFailure::Output(format!("writing attachment {uid} version {sid}: {e}"));
+        let mut buf = std::mem::take(&mut self.buf);
+        buf.resize(CHUNK_BYTES, 0);
         let mut hasher = Sha256::new();
         let mut size = 0u64;
-        loop {
-            let n = match reader.read(&mut self.buf) {
-                Ok(0) => break,
+        let copied = loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break Ok(()),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    let _ = std::fs::remove_file(&path);
-                    return Err(blob(BlobError::Io { key: v.blob_key.clone(), store: self.store.describe(), source: e }));
-                }
+                Err(e) => break Err(blob(BlobError::Io { key: v.blob_key.clone(), store: self.store.describe(), source: e })),
             };
-            hasher.update(&self.buf[..n]);
-            file.write_all(&self.buf[..n]).map_err(output)?;
+            hasher.update(&buf[..n]);
+            if let Err(e) = self.write_member(&mut dest, &buf[..n]) {
+                break Err(output(e));
+            }
             size += n as u64;
-        }
-        if self.sync {
-            file.sync_all().map_err(output)?;
-        }
-        drop(file);
+        };
+        self.buf = buf;
         let sha256 = hex::encode(hasher.finalize());
-        if size != v.size || !sha256.eq_ignore_ascii_case(&v.sha256) {
-            let _ = std::fs::remove_file(&path);
-            return Err(AttachmentFailure::Mismatch(format!(
-                "attachment {uid} version {sid}: blob `{}` has {size} bytes with sha256 {sha256}, but its version record says {} bytes with sha256 {}; the blob or the record is corrupt",
-                v.blob_key, v.size, v.sha256
-            )));
+        let copied = copied.and_then(|()| {
+            if size != v.size || !sha256.eq_ignore_ascii_case(&v.sha256) {
+                return Err(AttachmentFailure::Mismatch(format!(
+                    "attachment {uid} version {sid}: blob `{}` has {size} bytes with sha256 {sha256}, but its version record says {} bytes with sha256 {}; the blob or the record is corrupt",
+                    v.blob_key, v.size, v.sha256
+                )));
+            }
+            self.close_member(&dest).map_err(output)
+        });
+        if let Err(e) = copied {
+            self.drop_member(dest);
+            return Err(e);
         }
         let stored = Stored { path: member, size, sha256 };
         self.files.push(stored.clone());
@@ -171,12 +244,9 @@ impl AttachmentSink for AttachmentWriter {
         }
         let folder = self.folder(uid, file_name)?;
         let member = format!("{}/versions/{folder}.json", self.root);
-        let (path, mut file) = self.create(&member)?;
-        let output = |e: std::io::Error| AttachmentFailure::Output(format!("writing {}: {e}", path.display()));
-        file.write_all(json).map_err(output)?;
-        if self.sync {
-            file.sync_all().map_err(output)?;
-        }
+        let mut dest = self.open_member(&member, json.len() as u64)?;
+        let output = |e: std::io::Error| AttachmentFailure::Output(format!("writing the versions of attachment {uid}: {e}"));
+        self.write_member(&mut dest, json).and_then(|()| self.close_member(&dest)).map_err(output)?;
         let stored = Stored { path: member, size: json.len() as u64, sha256: hex::encode(Sha256::digest(json)) };
         self.files.push(stored.clone());
         Ok(stored)
@@ -222,7 +292,7 @@ mod tests {
         let staging = dir.path().join("staging");
         std::fs::create_dir(&staging).unwrap();
         let store = Arc::new(DirBlobStore::open(&blobs).unwrap());
-        let mut w = AttachmentWriter::new(store, &ConfinedDir::open(&staging).unwrap(), "attachments", false);
+        let mut w = AttachmentWriter::new(store, &ConfinedDir::open(&staging).unwrap(), "attachments", Members::Loose);
 
         let s = w.copy(&version("ATT-1", "report.pdf", "V1", "a", b"alpha")).unwrap();
         assert_eq!(s.path, "attachments/ATT-1_report.pdf/V1_1");
@@ -244,5 +314,39 @@ mod tests {
         assert_eq!(j.path, "attachments/versions/ATT-1_report.pdf.json");
         assert!(matches!(w.write_versions("ATT-9", "y", b"{not json"), Err(AttachmentFailure::Refused(_))));
         assert_eq!(w.files.len(), 3);
+    }
+
+    /// Spooled members come back from the spool in the writer's order, byte for byte; a
+    /// copy whose bytes are wrong leaves nothing in it.
+    #[test]
+    fn spooled_copies_read_back_in_order_without_the_refused_one() {
+        use crate::package::spool::SpoolReader;
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = dir.path().join("blobs");
+        std::fs::create_dir_all(&blobs).unwrap();
+        let big: Vec<u8> = (0..3 * CHUNK_BYTES as u32 + 7).map(|i| (i % 251) as u8).collect();
+        std::fs::write(blobs.join("a"), b"alpha").unwrap();
+        std::fs::write(blobs.join("big"), &big).unwrap();
+        std::fs::create_dir(dir.path().join("staging")).unwrap();
+        let staging = ConfinedDir::open(&dir.path().join("staging")).unwrap();
+        let store = Arc::new(DirBlobStore::open(&blobs).unwrap());
+        let mut w = AttachmentWriter::new(store, &staging, "attachments", Members::Spooled);
+        w.copy(&version("ATT-1", "a.txt", "V1", "a", b"alpha")).unwrap();
+        let mut wrong = version("ATT-2", "big.bin", "V2", "big", &big);
+        wrong.sha256 = hex::encode(Sha256::digest(b"other"));
+        assert!(matches!(w.copy(&wrong), Err(AttachmentFailure::Mismatch(_))));
+        w.copy(&version("ATT-2", "big.bin", "V3", "big", &big)).unwrap();
+        w.write_versions("ATT-1", "a.txt", b"[1]").unwrap();
+        w.flush().unwrap();
+        assert!(!dir.path().join("staging/attachments/ATT-1_a.txt").exists(), "a spooled member has no file of its own");
+
+        let mut spool = SpoolReader::open(&staging, &format!("attachments/{SPOOL}")).unwrap();
+        let want: [&[u8]; 3] = [b"alpha", &big, b"[1]"];
+        for (stored, want) in w.files.iter().zip(want) {
+            let mut got = Vec::new();
+            spool.next_member(&stored.path, stored.size).unwrap().read_to_end(&mut got).unwrap();
+            assert!(got == want, "{}: {} bytes read back", stored.path, got.len());
+        }
+        assert!(spool.at_end().unwrap());
     }
 }

@@ -113,11 +113,23 @@ impl<W: Write> Packer<W> {
         Packer { kind: kind.into(), stamp: stamp.into(), max_bytes, mtime, parts: Vec::new(), current: None }
     }
 
-    /// Appends `dir/name` as member `name` (closing the part first when it would
-    /// overflow), then removes the file.
+    /// Appends `dir/name` as member `name`, then removes the file.
     pub fn add<S: PartSink<Writer = W>>(&mut self, sink: &mut S, dir: &ConfinedDir, name: &str) -> Result<(), S::Error> {
         let file = dir.open_file(name)?;
         let size = file.metadata()?.len();
+        self.add_member(sink, name, size, file)?;
+        Ok(dir.remove_file(name)?)
+    }
+
+    /// Appends member `name` of `size` bytes read from `data` (closing the part first
+    /// when it would overflow).
+    pub fn add_member<S: PartSink<Writer = W>>(
+        &mut self,
+        sink: &mut S,
+        name: &str,
+        size: u64,
+        data: impl io::Read,
+    ) -> Result<(), S::Error> {
         let needed = member_bytes(size);
         if let Some(open) = &self.current
             && open.used > 0
@@ -142,10 +154,16 @@ impl<W: Write> Packer<W> {
         header.set_mtime(self.mtime);
         header.set_entry_type(tar::EntryType::Regular);
         header.set_cksum();
-        open.builder.append(&header, file).map_err(|e| sink.write_failed(e))?;
+        // A member shorter than its header says would shift every later one: counted.
+        let mut data = Counted { inner: data.take(size), bytes: 0 };
+        open.builder.append(&header, &mut data).map_err(|e| sink.write_failed(e))?;
+        if data.bytes != size {
+            let why = format!("staged member {name} ended after {} of its {size} bytes", data.bytes);
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, why).into());
+        }
         open.used += needed;
         open.members.push(name.into());
-        Ok(dir.remove_file(name)?)
+        Ok(())
     }
 
     /// Closes the last part; returns every part, in order.
@@ -155,6 +173,20 @@ impl<W: Write> Packer<W> {
             self.parts.push(last.finish(sink, number)?);
         }
         Ok(self.parts)
+    }
+}
+
+/// A reader that counts what it gave.
+struct Counted<R> {
+    inner: R,
+    bytes: u64,
+}
+
+impl<R: io::Read> io::Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
     }
 }
 

@@ -14,6 +14,7 @@ pub mod relations;
 mod resource_files;
 pub mod shards;
 pub mod sign;
+pub mod spool;
 mod staging;
 pub mod verify;
 

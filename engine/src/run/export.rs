@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use super::pack::Event;
 use super::writer::{FileWriter, WriteError, Written};
 use super::{Exported, ResourceError, RunOptions};
-use crate::attachments::{AttachmentWriter, SharedWriter};
+use crate::attachments::{AttachmentWriter, Members, SharedWriter};
 use crate::formats::FileFormat;
 use crate::job::ResourceSpec;
 use crate::package::layout::{self, FileNames};
@@ -102,7 +102,8 @@ impl Exporter<'_> {
         entry.records = outcome.records;
         entry.files = written.into_iter().map(|f| FileEntry::records(f, spec.gzip)).collect();
         if let Some(writer) = attachments {
-            let writer = writer.lock().unwrap_or_else(|e| e.into_inner());
+            let mut writer = writer.lock().unwrap_or_else(|e| e.into_inner());
+            writer.flush().map_err(|e| ResourceError::Attachments { resource: spec.name.clone(), source: e })?;
             entry.files.extend(writer.files.iter().map(|s| FileEntry::attachment(&s.path, s.size, &s.sha256)));
         }
         entry.timings = stage_times(&outcome, write_seconds.as_secs_f64(), started, first_record);
@@ -181,7 +182,8 @@ impl Exporter<'_> {
             return Ok(None);
         }
         let store = self.blobs.ok_or_else(|| ResourceError::NoBlobStore { resource: spec.name.clone() })?;
-        Ok(Some(Arc::new(Mutex::new(AttachmentWriter::new(store.clone(), self.dir, &spec.name, self.sync_attachments)))))
+        let members = if self.sync_attachments { Members::Loose } else { Members::Spooled };
+        Ok(Some(Arc::new(Mutex::new(AttachmentWriter::new(store.clone(), self.dir, &spec.name, members)))))
     }
 }
 

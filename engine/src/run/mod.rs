@@ -112,6 +112,8 @@ pub enum ResourceError {
     NoBlobStore { resource: String },
     #[error("writing {path}: {source}")]
     Output { path: PathBuf, source: WriteError },
+    #[error("staging the attachments of resource `{resource}`: {source}")]
+    Attachments { resource: String, source: std::io::Error },
 }
 
 impl ResourceError {
@@ -123,7 +125,7 @@ impl ResourceError {
             ResourceError::Grants(GrantError::Source(_)) => "source",
             ResourceError::Grants(_) => "grants",
             ResourceError::Window(_) | ResourceError::NoBlobStore { .. } => "config",
-            ResourceError::Output { .. } => "output",
+            ResourceError::Output { .. } | ResourceError::Attachments { .. } => "output",
         }
     }
 }

@@ -12,8 +12,9 @@ use std::collections::HashSet;
 use std::sync::mpsc::Receiver;
 
 use super::{Exported, PackedParts};
-use crate::package::ConfinedDir;
 use crate::package::archive::{Packer, Part, PartSink};
+use crate::package::spool::{SPOOL, SpoolReader};
+use crate::package::{ConfinedDir, ResourceEntry};
 
 /// What a worker tells the packer.
 pub(super) enum Event {
@@ -80,12 +81,42 @@ impl<'a, S: PartSink> Parts<'a, S> {
             return;
         }
         let entry = &result.entry;
-        for f in entry.files.iter().filter(|f| !packed_early.contains(&f.path)) {
-            self.add(&f.path, f.is_attachment());
+        for f in entry.files.iter().filter(|f| !packed_early.contains(&f.path) && !f.is_attachment()) {
+            self.add(&f.path, false);
         }
         if entry.files.iter().any(|f| f.is_attachment()) {
-            self.dir.remove_empty_dirs(crate::package::layout::attachments_dir(&entry.name));
+            self.add_attachments(entry);
         }
+    }
+
+    /// Packs a resource's attachments from its spool, in the order they were written.
+    fn add_attachments(&mut self, entry: &ResourceEntry) {
+        let folder = crate::package::layout::attachments_dir(&entry.name);
+        let spool = format!("{folder}/{SPOOL}");
+        let packed = self.pack_spool(entry, &spool);
+        let _ = self.dir.remove_file(&spool);
+        self.dir.remove_empty_dirs(folder);
+        if let (Err(e), None) = (packed, &self.stopped) {
+            self.stopped = Some(Stop::Failed(e));
+        }
+    }
+
+    fn pack_spool(&mut self, entry: &ResourceEntry, spool: &str) -> Result<(), S::Error> {
+        let Some((_, packer)) = &mut self.packers else { return Ok(()) };
+        if self.stopped.is_some() {
+            return Ok(());
+        }
+        let mut reader = SpoolReader::open(self.dir, spool)?;
+        for f in entry.files.iter().filter(|f| f.is_attachment()) {
+            let member = reader.next_member(&f.path, f.bytes)?;
+            packer.add_member(&mut self.sink, &f.path, f.bytes, member)?;
+        }
+        if !reader.at_end()? {
+            return Err(
+                std::io::Error::other(format!("the staged attachments of `{}` hold more than its manifest lists", entry.name)).into()
+            );
+        }
+        Ok(())
     }
 
     /// Closes the last parts (tables first, then attachments) and hands back the sink.
