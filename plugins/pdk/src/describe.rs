@@ -227,9 +227,13 @@ impl Describe {
                 }
             })
             .collect();
+        // An Avro name is letters, digits and `_`: a resource named `my-plugin` makes
+        // the record `my_plugin`.
+        let record: String = self.name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        let record = if record.starts_with(|c: char| c.is_ascii_digit()) { format!("_{record}") } else { record };
         format!(
             r#"{{"type":"record","name":"{}","namespace":"ferry.resources","doc":"{}","fields":[{}]}}"#,
-            self.name,
+            record,
             self.about.replace('\\', "\\\\").replace('"', "\\\""),
             fields.join(",")
         )
@@ -256,5 +260,20 @@ impl Describe {
                 .map(|f| FieldColumn { field: f.name.clone(), column: f.column.clone() })
                 .collect(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resource_name_that_is_no_avro_name_makes_a_valid_record_name() {
+        let schema = Describe::new("my-plugin", "0.1.0").computed("n", Type::Long).avro_schema();
+        assert!(schema.contains(r#""name":"my_plugin""#), "{schema}");
+        let schema = Describe::new("2fa-codes", "0.1.0").computed("n", Type::Long).avro_schema();
+        assert!(schema.contains(r#""name":"_2fa_codes""#), "{schema}");
+        let schema = Describe::new("users", "0.1.0").computed("n", Type::Long).avro_schema();
+        assert!(schema.contains(r#""name":"users""#), "{schema}");
     }
 }
