@@ -6,7 +6,7 @@ use std::path::Path;
 
 use apache_avro::types::Value as Avro;
 
-use crate::common::{ferry, run, snapshots, stderr};
+use crate::common::{run, snapshots, stderr};
 use crate::servers;
 
 const RESOURCES: &str = "[[resource]]\nname = \"users\"\n[[resource]]\nname = \"members\"\n[[resource]]\nname = \"accounts\"\n\
@@ -52,13 +52,7 @@ fn records(snapshot: &Path) -> Vec<(String, Vec<Avro>)> {
 fn postgres_snapshot_equals_sqlite_snapshot_field_for_field() {
     let Some(url) = servers::postgres("pg_equals_sqlite") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let out = ferry()
-        .args(["demo", "--out"])
-        .arg(dir.path().join("platform"))
-        .args(["--scale", "0.2", "--seed", "7", "--postgres", &url])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "ferry demo --postgres failed: {}", stderr(&out));
+    let out = servers::demo_on_postgres(dir.path(), &url, "0.2", "7");
     let password = url.split_once("://").unwrap().1.split_once('@').unwrap().0.split_once(':').unwrap().1.to_string();
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&password), "demo printed the password");
 
@@ -96,13 +90,7 @@ fn postgres_snapshot_equals_sqlite_snapshot_field_for_field() {
 fn a_wide_postgres_window_reads_the_rows_in_sqlites_order() {
     let Some(url) = servers::postgres("pg_wide_window") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let out = ferry()
-        .args(["demo", "--out"])
-        .arg(dir.path().join("platform"))
-        .args(["--scale", "0.1", "--seed", "11", "--postgres", &url])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "ferry demo --postgres failed: {}", stderr(&out));
+    servers::demo_on_postgres(dir.path(), &url, "0.1", "11");
     let wide = "[[resource]]\nname = \"transactions\"\nmonths = \"all\"\n[[resource]]\nname = \"users\"\n";
     let lite = run(&job_of(dir.path(), "lite", "sqlite = \"platform/platform.db\"", wide));
     assert!(lite.status.success(), "{}", stderr(&lite));

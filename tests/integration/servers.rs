@@ -65,3 +65,16 @@ pub fn s3_settings(endpoint: &str) -> ferry::s3::S3Settings {
 pub fn s3_table(endpoint: &str) -> String {
     format!("[s3]\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\naccess_key_id = \"{S3_KEY}\"\nsecret_access_key = \"{S3_SECRET}\"\n")
 }
+
+/// `ferry demo` under `dir/platform`, loaded into the database at `url` too; the
+/// command's output, once it succeeded.
+pub fn demo_on_postgres(dir: &std::path::Path, url: &str, scale: &str, seed: &str) -> std::process::Output {
+    let out = crate::common::ferry()
+        .args(["demo", "--out"])
+        .arg(dir.join("platform"))
+        .args(["--scale", scale, "--seed", seed, "--postgres", url])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ferry demo --postgres failed: {}", crate::common::stderr(&out));
+    out
+}

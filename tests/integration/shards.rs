@@ -307,13 +307,7 @@ fn shard_options_are_checked() {
 fn four_shards_on_postgres_make_the_snapshot_of_one_process() {
     let Some(url) = servers::postgres("shards") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let out = ferry()
-        .args(["demo", "--out"])
-        .arg(dir.path().join("platform"))
-        .args(["--scale", "0.2", "--seed", "24", "--postgres", &url])
-        .output()
-        .unwrap();
-    ok(out, "ferry demo --postgres");
+    servers::demo_on_postgres(dir.path(), &url, "0.2", "24");
     let write = |name: &str| {
         let path = dir.path().join(format!("{name}.toml"));
         let text = format!(
@@ -377,12 +371,7 @@ fn four_shards_from_postgres_to_s3_assemble_verify_download_and_rerun() {
     let Some(url) = servers::postgres("shards_s3") else { return };
     let Some((endpoint, bucket)) = servers::s3("shards_s3") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let demo = ferry()
-        .args(["demo", "--out"])
-        .arg(dir.path().join("platform"))
-        .args(["--scale", "0.2", "--seed", "26", "--postgres", &url])
-        .output();
-    ok(demo.unwrap(), "ferry demo --postgres");
+    servers::demo_on_postgres(dir.path(), &url, "0.2", "26");
     let tables = resources().replace("[[resource]]\nname = \"attachments\"\n", "");
     let write = |name: &str, output: &str| {
         let path = dir.path().join(format!("{name}.toml"));

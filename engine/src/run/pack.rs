@@ -64,13 +64,13 @@ impl<'a, S: PartSink> Parts<'a, S> {
         Parts { sink, dir, packers, stopped: None }
     }
 
-    fn add(&mut self, file: &str, attachment: bool) {
-        let Some((tables, attachments)) = &mut self.packers else { return };
+    /// Packs a staged table file.
+    fn add(&mut self, file: &str) {
+        let Some((tables, _)) = &mut self.packers else { return };
         if self.stopped.is_some() {
             return;
         }
-        let packer = if attachment { attachments } else { tables };
-        if let Err(e) = packer.add(&mut self.sink, self.dir, file) {
+        if let Err(e) = tables.add(&mut self.sink, self.dir, file) {
             self.stopped = Some(Stop::Failed(e));
         }
     }
@@ -82,7 +82,7 @@ impl<'a, S: PartSink> Parts<'a, S> {
         }
         let entry = &result.entry;
         for f in entry.files.iter().filter(|f| !packed_early.contains(&f.path) && !f.is_attachment()) {
-            self.add(&f.path, false);
+            self.add(&f.path);
         }
         if entry.files.iter().any(|f| f.is_attachment()) {
             self.add_attachments(entry);
@@ -160,7 +160,7 @@ pub(super) fn collect<S: PartSink>(
         }
         while let Some(next) = (results.len() < count).then_some(results.len()) {
             for file in closed[next].drain(..) {
-                parts.add(&file, false);
+                parts.add(&file);
                 packed_early.insert(file);
             }
             let Some(result) = finished[next].take() else { break };
