@@ -23,11 +23,25 @@ pub enum CopyError {
     Length(i32),
 }
 
-/// Rows of a binary COPY stream, read in place from the reader's buffer when a value is
-/// whole in it (the server sends a message per row, so almost always).
+/// Rows of a binary COPY stream. The server sends a protocol message per row, so a row
+/// is almost always whole in the reader's buffer: its field lengths are checked in one
+/// pass over the buffer and its values handed out in place. A row split across
+/// messages is gathered into `scratch` first.
 pub(crate) struct CopyRows<R> {
     reader: R,
+    /// Bytes of the row last handed out, still in the reader's buffer.
+    pending: usize,
     scratch: Vec<u8>,
+}
+
+/// Where the next row ends, as far as the buffer shows.
+enum Scan {
+    /// A whole row of this many bytes, its field count included.
+    Row(usize),
+    /// The stream's trailer.
+    End,
+    /// The row goes on past the buffer.
+    Split,
 }
 
 impl<R: BufRead> CopyRows<R> {
@@ -42,43 +56,102 @@ impl<R: BufRead> CopyRows<R> {
         let extension = read_i32(&mut reader)?;
         let extension = u64::try_from(extension).map_err(|_| CopyError::Length(extension))?;
         io::copy(&mut (&mut reader).take(extension), &mut io::sink())?;
-        Ok(CopyRows { reader, scratch: Vec::new() })
+        Ok(CopyRows { reader, pending: 0, scratch: Vec::new() })
     }
 
-    /// Starts the next row: `false` after the stream's trailer. A stream that ends
+    /// The next row's values, `None` after the stream's trailer. A stream that ends
     /// without its trailer is an error, so a broken connection never reads as a short
     /// table.
-    pub(crate) fn next_row(&mut self, expected: usize) -> Result<bool, CopyError> {
-        let mut count = [0u8; 2];
-        self.reader.read_exact(&mut count)?;
-        match i16::from_be_bytes(count) {
-            -1 => Ok(false),
-            n if usize::try_from(n).ok() == Some(expected) => Ok(true),
-            got => Err(CopyError::Fields { got, expected }),
+    pub(crate) fn next_row(&mut self, expected: usize) -> Result<Option<Row<'_>>, CopyError> {
+        let CopyRows { reader, pending, scratch } = self;
+        reader.consume(std::mem::take(pending));
+        match scan(reader.fill_buf()?, expected)? {
+            Scan::Row(len) => {
+                *pending = len;
+                // The same bytes again: a buffer is only refilled after it is consumed.
+                let row = reader.fill_buf()?.get(2..len).ok_or(io::Error::from(io::ErrorKind::UnexpectedEof))?;
+                Ok(Some(Row { rest: row }))
+            }
+            Scan::End => {
+                reader.consume(2);
+                Ok(None)
+            }
+            Scan::Split => match gather(reader, expected, scratch)? {
+                true => Ok(Some(Row { rest: scratch })),
+                false => Ok(None),
+            },
         }
     }
+}
 
-    /// Hands the row's next value (`None` for NULL) to `use_value`.
-    pub(crate) fn field<T>(&mut self, use_value: impl FnOnce(Option<&[u8]>) -> T) -> Result<T, CopyError> {
-        let len = read_i32(&mut self.reader)?;
+/// Checks the next row's field count and lengths against what `buf` holds.
+fn scan(buf: &[u8], expected: usize) -> Result<Scan, CopyError> {
+    let Some(count) = buf.get(..2) else { return Ok(Scan::Split) };
+    match i16::from_be_bytes([count[0], count[1]]) {
+        -1 => return Ok(Scan::End),
+        n if usize::try_from(n).ok() == Some(expected) => {}
+        got => return Err(CopyError::Fields { got, expected }),
+    }
+    let mut at = 2;
+    for _ in 0..expected {
+        let Some(len) = buf.get(at..at + 4) else { return Ok(Scan::Split) };
+        at += 4;
+        match i32::from_be_bytes([len[0], len[1], len[2], len[3]]) {
+            -1 => {}
+            len => at += usize::try_from(len).map_err(|_| CopyError::Length(len))?,
+        }
+    }
+    Ok(if at <= buf.len() { Scan::Row(at) } else { Scan::Split })
+}
+
+/// Reads a row that is not whole in the buffer into `row`, in the layout [`Row`] walks
+/// (lengths and values, without the count): `false` at the trailer. Values are
+/// gathered as they arrive, never allocated up front from a length alone, which the
+/// server could overstate.
+fn gather(reader: &mut impl BufRead, expected: usize, row: &mut Vec<u8>) -> Result<bool, CopyError> {
+    let mut count = [0u8; 2];
+    reader.read_exact(&mut count)?;
+    match i16::from_be_bytes(count) {
+        -1 => return Ok(false),
+        n if usize::try_from(n).ok() == Some(expected) => {}
+        got => return Err(CopyError::Fields { got, expected }),
+    }
+    row.clear();
+    for _ in 0..expected {
+        let len = read_i32(reader)?;
+        row.extend_from_slice(&len.to_be_bytes());
         if len == -1 {
-            return Ok(use_value(None));
+            continue;
         }
-        let len = usize::try_from(len).map_err(|_| CopyError::Length(len))?;
-        let buffered = self.reader.fill_buf()?;
-        if buffered.len() >= len {
-            let out = use_value(Some(&buffered[..len]));
-            self.reader.consume(len);
-            return Ok(out);
-        }
-        // Split across messages: gathered as it arrives (never allocated up front from
-        // the length alone, which the server could overstate).
-        self.scratch.clear();
-        (&mut self.reader).take(len as u64).read_to_end(&mut self.scratch)?;
-        if self.scratch.len() != len {
+        let want = usize::try_from(len).map_err(|_| CopyError::Length(len))?;
+        let start = row.len();
+        reader.take(want as u64).read_to_end(row)?;
+        if row.len() - start != want {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof).into());
         }
-        Ok(use_value(Some(&self.scratch)))
+    }
+    Ok(true)
+}
+
+/// One row's values in order, `None` for NULL; its lengths were checked when it was
+/// found, so walking it cannot fail.
+pub(crate) struct Row<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Row<'a> {
+    type Item = Option<&'a [u8]>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (len, rest) = self.rest.split_first_chunk::<4>()?;
+        let len = i32::from_be_bytes(*len);
+        let Ok(len) = usize::try_from(len) else {
+            self.rest = rest;
+            return Some(None);
+        };
+        let (value, rest) = rest.split_at_checked(len)?;
+        self.rest = rest;
+        Some(Some(value))
     }
 }
 
@@ -118,10 +191,8 @@ mod tests {
     fn read_all(bytes: &[u8], capacity: usize) -> Result<Vec<Vec<Option<Vec<u8>>>>, CopyError> {
         let mut rows = CopyRows::new(io::BufReader::with_capacity(capacity, bytes))?;
         let mut out = Vec::new();
-        while rows.next_row(2)? {
-            let a = rows.field(|v| v.map(<[u8]>::to_vec))?;
-            let b = rows.field(|v| v.map(<[u8]>::to_vec))?;
-            out.push(vec![a, b]);
+        while let Some(row) = rows.next_row(2)? {
+            out.push(row.map(|v| v.map(<[u8]>::to_vec)).collect());
         }
         Ok(out)
     }

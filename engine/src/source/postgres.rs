@@ -552,19 +552,18 @@ fn read_rows<C: Cells>(
     let stream = txn.copy_out(&format!("COPY ({}) TO STDOUT (FORMAT binary)", plan.select)).map_err(pg)?;
     let mut rows = CopyRows::new(stream).map_err(copy_err)?;
     let (mut seen, mut scratch) = (0u64, String::new());
-    while rows.next_row(plan.columns.len()).map_err(copy_err)? {
+    while let Some(row) = rows.next_row(plan.columns.len()).map_err(copy_err)? {
         seen += 1;
-        for column in &plan.columns {
-            let cells = &mut sink.cells;
-            rows.field(|value| match value {
-                None => {
-                    cells.null();
-                    Ok(())
-                }
-                Some(bytes) => encode(cells, &mut scratch, &column.ty, bytes),
-            })
-            .map_err(copy_err)?
-            .map_err(|reason| SourceError::PgValue { table: table.into(), column: column.name.clone(), row: seen, reason })?;
+        for (column, value) in plan.columns.iter().zip(row) {
+            match value {
+                None => sink.cells.null(),
+                Some(bytes) => encode(&mut sink.cells, &mut scratch, &column.ty, bytes).map_err(|reason| SourceError::PgValue {
+                    table: table.into(),
+                    column: column.name.clone(),
+                    row: seen,
+                    reason,
+                })?,
+            }
         }
         if !sink.end_row()? {
             return Ok(());
