@@ -6,7 +6,7 @@ use std::path::Path;
 
 use apache_avro::types::Value as Avro;
 
-use crate::common::{run, snapshots, stderr};
+use crate::common::{ferry, run, snapshots, stderr};
 use crate::servers;
 
 const RESOURCES: &str = "[[resource]]\nname = \"users\"\n[[resource]]\nname = \"members\"\n[[resource]]\nname = \"accounts\"\n\
@@ -94,15 +94,24 @@ fn a_wide_postgres_window_reads_the_rows_in_sqlites_order() {
     let wide = "[[resource]]\nname = \"transactions\"\nmonths = \"all\"\n[[resource]]\nname = \"users\"\n";
     let lite = run(&job_of(dir.path(), "lite", "sqlite = \"platform/platform.db\"", wide));
     assert!(lite.status.success(), "{}", stderr(&lite));
-    let pg = run(&job_of(dir.path(), "pg", &format!("postgres = \"{url}\""), wide));
-    assert!(pg.status.success(), "{}", stderr(&pg));
-    let (a, b) =
-        (records(&snapshots(&dir.path().join("out-lite")).pop().unwrap()), records(&snapshots(&dir.path().join("out-pg")).pop().unwrap()));
-    for ((name, lite), (_, pg)) in a.iter().zip(&b) {
-        assert!(lite.len() >= 50, "{name}: only {} records", lite.len());
-        assert_eq!(lite.len(), pg.len(), "{name}: record counts differ");
-        let first = lite.iter().zip(pg).position(|(l, p)| l != p);
-        assert_eq!(first, None, "{name}: records differ from position {first:?} on");
+    let a = records(&snapshots(&dir.path().join("out-lite")).pop().unwrap());
+    // In one piece (the tables are small), then cut into pieces of 4 pages read by
+    // several backends at once and put back in page order.
+    for (name, pages) in [("pg", None), ("pieces", Some("4"))] {
+        let mut cmd = ferry();
+        cmd.arg("run").arg(job_of(dir.path(), name, &format!("postgres = \"{url}\""), wide));
+        if let Some(pages) = pages {
+            cmd.env("FERRY_TEST_PG_PIECE_PAGES", pages);
+        }
+        let pg = cmd.output().unwrap();
+        assert!(pg.status.success(), "{}", stderr(&pg));
+        let b = records(&snapshots(&dir.path().join(format!("out-{name}"))).pop().unwrap());
+        for ((resource, lite), (_, pg)) in a.iter().zip(&b) {
+            assert!(lite.len() >= 50, "{resource}: only {} records", lite.len());
+            assert_eq!(lite.len(), pg.len(), "{name} {resource}: record counts differ");
+            let first = lite.iter().zip(pg).position(|(l, p)| l != p);
+            assert_eq!(first, None, "{name} {resource}: records differ from position {first:?} on");
+        }
     }
 }
 
@@ -160,4 +169,10 @@ fn a_postgres_window_is_pushed_into_the_query_and_uses_the_index() {
         .unwrap()
         .get(0);
     assert_eq!(open, 2, "connections the source holds");
+
+    // Cut into pieces, each piece is a TID range scan of its pages, never a whole-table scan.
+    let pieces = ferry::source::PostgresSource::open(&ferry::source::PostgresUrl::parse(&url).unwrap()).unwrap().with_piece_pages(8);
+    let plan = ferry::source::PostgresSource::query_plan(&pieces, &wide).unwrap();
+    assert!(plan.contains("Tid Range Scan on transactions") && plan.contains("ctid < '(8,0)'::tid"), "{plan}");
+    assert!(!plan.contains("Seq Scan") && !plan.contains("Sort"), "{plan}");
 }

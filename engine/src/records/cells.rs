@@ -28,4 +28,8 @@ pub trait Cells: Send + 'static {
     fn rows(&self) -> u32;
     /// The batch so far, leaving an empty one.
     fn take(&mut self) -> Self::Batch;
+    /// An empty sink like this one, for another reader of the same read.
+    fn fresh(&self) -> Self
+    where
+        Self: Sized;
 }

@@ -388,6 +388,10 @@ impl Cells for RecordEncoder {
             RecordBatch { count: 0, data: Vec::with_capacity(self.batch_bytes + 4096), ends: Vec::with_capacity(self.batch.ends.len()) };
         std::mem::replace(&mut self.batch, fresh)
     }
+
+    fn fresh(&self) -> Self {
+        self.plan.clone().encoder(self.batch_bytes)
+    }
 }
 
 fn unit(per_second: i64) -> &'static str {

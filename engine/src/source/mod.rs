@@ -8,11 +8,13 @@ mod blobs;
 mod demo;
 mod pg_copy;
 mod postgres;
+mod reader;
 pub(crate) mod row_batch;
 mod sqlite;
 
 pub use blobs::{BlobError, BlobStore, DirBlobStore};
 pub use demo::{DEMO_NOW_MICROS, DemoCounts, DemoSpec, generate as generate_demo};
+pub(crate) use reader::{ChannelStream, RowSink, spawn_pieces, spawn_reader};
 pub use row_batch::{RowBatch, RowBatchBuilder};
 
 pub use postgres::{PostgresSource, PostgresUrl, load_demo as load_demo_postgres};
@@ -91,81 +93,6 @@ pub trait RowStream: Send {
 pub trait RecordStream: Send {
     /// The next batch, or `None` when the query is exhausted.
     fn next_records(&mut self) -> Result<Option<RecordBatch>, SourceError>;
-}
-
-/// The consumer's end of a reader thread: batches arrive over a bounded channel, and
-/// the reader's explicit end (`Ok(None)`) tells "no more rows" from "the reader died".
-pub(crate) struct ChannelStream<B> {
-    rx: std::sync::mpsc::Receiver<Result<Option<B>, SourceError>>,
-    table: String,
-    done: bool,
-}
-
-type Sender<B> = std::sync::mpsc::SyncSender<Result<Option<B>, SourceError>>;
-
-/// A reader thread's end: the row's cells, and the channel full batches leave by.
-pub(crate) struct RowSink<C: Cells> {
-    pub(crate) cells: C,
-    tx: Sender<C::Batch>,
-}
-
-impl<C: Cells> RowSink<C> {
-    /// Ends a row and sends the batch once it is full; `false` when the consumer has
-    /// gone and the read should stop quietly.
-    pub(crate) fn end_row(&mut self) -> Result<bool, SourceError> {
-        self.cells.end_row().map_err(SourceError::Misfit)?;
-        Ok(!self.cells.full() || self.tx.send(Ok(Some(self.cells.take()))).is_ok())
-    }
-}
-
-/// Runs `read` on a thread of its own, writing rows into `cells`, and returns the
-/// consumer's end. The channel is two batches deep: the next batch is read while this
-/// one is used, and a slow consumer stops the reader instead of letting rows pile up.
-/// After the last row come the rest of the rows and the explicit end, or the error.
-pub(crate) fn spawn_reader<C: Cells>(
-    thread: String,
-    table: &str,
-    cells: C,
-    read: impl FnOnce(&mut RowSink<C>) -> Result<(), SourceError> + Send + 'static,
-) -> ChannelStream<C::Batch> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(2);
-    std::thread::Builder::new()
-        .name(thread)
-        .spawn(move || {
-            let mut sink = RowSink { cells, tx };
-            let sent = match read(&mut sink) {
-                // A reader that dies without the explicit end is an error, not an empty remainder.
-                Ok(()) if sink.cells.rows() > 0 => sink.tx.send(Ok(Some(sink.cells.take()))).and_then(|_| sink.tx.send(Ok(None))),
-                Ok(()) => sink.tx.send(Ok(None)),
-                Err(e) => sink.tx.send(Err(e)),
-            };
-            drop(sent); // the consumer may have gone: nothing left to tell it
-        })
-        .expect("spawning a reader thread");
-    ChannelStream { rx, table: table.into(), done: false }
-}
-
-impl<B> ChannelStream<B> {
-    fn recv(&mut self) -> Result<Option<B>, SourceError> {
-        if self.done {
-            return Ok(None);
-        }
-        let next = self.rx.recv().unwrap_or_else(|_| Err(SourceError::ReaderGone { table: self.table.clone() }));
-        self.done = !matches!(next, Ok(Some(_)));
-        next
-    }
-}
-
-impl RowStream for ChannelStream<RowBatch> {
-    fn next_batch(&mut self) -> Result<Option<RowBatch>, SourceError> {
-        self.recv()
-    }
-}
-
-impl RecordStream for ChannelStream<RecordBatch> {
-    fn next_records(&mut self) -> Result<Option<RecordBatch>, SourceError> {
-        self.recv()
-    }
 }
 
 /// Records from a source's row batches, converted on the consumer's thread: for
@@ -292,7 +219,7 @@ pub enum SourceError {
     #[error("column `{table}.{column}` has PostgreSQL type {ty}, which ferry does not read; cast it in a view (e.g. to text or numeric)")]
     PgType { table: String, column: String, ty: String },
     #[error("table `{table}`, row {row}, column `{column}`: the value {reason}")]
-    PgValue { table: String, column: String, row: u64, reason: String },
+    PgValue { table: String, column: String, row: String, reason: String },
     #[error("the source has no table `{table}`; check the job's `[source]`")]
     NoTable { table: String },
     #[error("table `{table}` has no column `{column}`")]

@@ -33,7 +33,7 @@ use super::pg_copy::CopyRows;
 use super::row_batch::BATCH_BYTES;
 use super::{
     Cells, ChannelStream, Consistency, RecordStream, RowBatchBuilder, RowSink, RowStream, Source, SourceError, TableQuery, quote_ident,
-    spawn_reader,
+    spawn_pieces,
 };
 use crate::records::RecordEncoder;
 
@@ -113,6 +113,8 @@ pub struct PostgresSource {
     url: PostgresUrl,
     pool: r2d2_postgres::r2d2::Pool<Manager>,
     pin: std::sync::Arc<Pin>,
+    /// Pages per piece of a read in physical order ([`PIECE_PAGES`]).
+    piece_pages: u32,
 }
 
 /// The exported snapshot every read sets, and the connection whose open transaction
@@ -171,7 +173,14 @@ impl PostgresSource {
             .connection_timeout(Duration::from_secs(30))
             .build_unchecked(Manager::new(config, tls()));
         let pin = std::sync::Arc::new(Pin::take(url)?);
-        Ok(PostgresSource { url: url.clone(), pool, pin })
+        Ok(PostgresSource { url: url.clone(), pool, pin, piece_pages: piece_pages() })
+    }
+
+    /// Cuts reads in physical order into pieces of `pages` pages instead of
+    /// [`PIECE_PAGES`]: for tests, whose tables are small.
+    pub fn with_piece_pages(mut self, pages: u32) -> Self {
+        self.piece_pages = pages.max(1);
+        self
     }
 
     fn client(&self) -> Result<Pooled, SourceError> {
@@ -224,7 +233,8 @@ impl PostgresSource {
                 query.columns.iter().map(|c| quote_ident(c)).collect::<Result<Vec<_>, _>>()?.join(", ")
             }
         };
-        let mut sql = Sql { text: format!("SELECT {select} FROM {table}"), params: Vec::new(), selected, window_ty: None };
+        let mut sql =
+            Sql { head: format!("SELECT {select} FROM {table}"), conds: Vec::new(), params: Vec::new(), selected, window_ty: None };
         let mut conds = Vec::new();
         for range in query.ranges() {
             let col = quote_ident(range.column)?;
@@ -257,10 +267,7 @@ impl PostgresSource {
                 conds.push(format!("({last} OR {col} IS NULL)"));
             }
         }
-        if !conds.is_empty() {
-            sql.text.push_str(" WHERE ");
-            sql.text.push_str(&conds.join(" AND "));
-        }
+        sql.conds = conds;
         Ok(sql)
     }
 
@@ -286,19 +293,41 @@ impl PostgresSource {
         Ok(if super::selective(range, row.get(0), row.get(1)) { Order::Column(col) } else { Order::Physical })
     }
 
-    /// A read's SELECT (bounds written in), its columns' types and its order.
+    /// A read's SELECT (bounds written in), its columns' types, its order, and the
+    /// pieces a read in physical order is cut into.
     fn read_plan(&self, client: &mut Client, query: &TableQuery) -> Result<ReadPlan, SourceError> {
-        let mut sql = self.build_sql(client, query, None, Bounds::Inline)?;
+        let sql = self.build_sql(client, query, None, Bounds::Inline)?;
         let order = self.read_order(client, query, sql.window_ty.as_ref())?;
-        if let Order::Column(col) = &order {
-            sql.text.push_str(&format!(" ORDER BY {col}, ctid"));
-        }
-        Ok(ReadPlan { select: sql.text, columns: sql.selected, order })
+        let pieces = match order {
+            Order::Physical => self.pieces(client, query.table)?,
+            Order::Column(_) => Pieces::one(),
+        };
+        Ok(ReadPlan { sql, order, pieces })
     }
 
-    /// PostgreSQL's plan for a read (`EXPLAIN`), one node per line, under the read's own
-    /// settings: shows a selective window answered by an index scan, a wide one by a
-    /// sequential scan.
+    /// The pieces of `table`'s pages a read in physical order is cut into, so that
+    /// several backends produce it at once: one piece for a small table, a view (no
+    /// pages of its own), a partitioned table, or a server before 14 (no TID range
+    /// scans). The relation's size is read after the snapshot was taken, and the last
+    /// piece has no upper bound, so a row the snapshot sees is in exactly one piece
+    /// whatever the table did since.
+    fn pieces(&self, client: &mut Client, table: &str) -> Result<Pieces, SourceError> {
+        let row = client
+            .query_one(
+                "SELECT current_setting('server_version_num')::int4,
+                        pg_relation_size(to_regclass(quote_ident($1))) / current_setting('block_size')::int8",
+                &[&table],
+            )
+            .map_err(|e| SourceError::PgQuery { table: table.into(), source: e })?;
+        let (version, pages): (i32, i64) = (row.get(0), row.get(1));
+        let each = self.piece_pages;
+        let count = if version < 140_000 { 1 } else { usize::try_from(pages / i64::from(each)).unwrap_or(1).max(1) };
+        Ok(Pieces { count, pages_each: each })
+    }
+
+    /// PostgreSQL's plan for a read (`EXPLAIN`; its first piece's for a read in pieces),
+    /// one node per line, under the read's own settings: shows a selective window
+    /// answered by an index scan, a wide one by a sequential scan or TID range scans.
     pub fn query_plan(&self, query: &TableQuery) -> Result<String, SourceError> {
         let mut client = self.client()?;
         let plan = self.read_plan(&mut client, query)?;
@@ -307,7 +336,10 @@ impl PostgresSource {
         if plan.order == Order::Physical {
             txn.batch_execute(PHYSICAL_ORDER).map_err(pg)?;
         }
-        let rows = txn.query(&format!("EXPLAIN {}", plan.select), &[]).map_err(pg)?;
+        if plan.pieces.count > 1 {
+            txn.batch_execute(PIECE_ORDER).map_err(pg)?;
+        }
+        let rows = txn.query(&format!("EXPLAIN {}", plan.select(0)), &[]).map_err(pg)?;
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
     }
 }
@@ -319,6 +351,33 @@ impl PostgresSource {
 const PHYSICAL_ORDER: &str = "SET LOCAL synchronize_seqscans = off; SET LOCAL max_parallel_workers_per_gather = 0; \
      SET LOCAL enable_indexscan = off; SET LOCAL enable_indexonlyscan = off; SET LOCAL enable_bitmapscan = off";
 
+/// What a piece of a read in physical order adds: only its TID range scan, never a
+/// sequential scan of the whole table per piece.
+const PIECE_ORDER: &str = "SET LOCAL enable_seqscan = off; SET LOCAL enable_tidscan = on";
+
+/// Pages per piece of a read in physical order: about 8 MiB of heap, some 25,000 rows of
+/// the demo's transactions, so a backend runs a piece ahead while the previous one is
+/// consumed, and the statement per piece costs nothing next to its rows.
+const PIECE_PAGES: u32 = 1024;
+
+/// Batches a piece's reader may send ahead of the consumer (each about
+/// `BATCH_BYTES`): room for a piece's records, so the next piece is produced while
+/// this one is consumed, and a bound on memory whatever the rows hold.
+const PIECE_DEPTH: usize = 48;
+
+/// At most this many backends read one table at once.
+const MAX_PIECE_READERS: usize = 4;
+
+/// [`PIECE_PAGES`], or under `test-hooks` `FERRY_TEST_PG_PIECE_PAGES`: the tests cut
+/// their small tables into many pieces.
+fn piece_pages() -> u32 {
+    #[cfg(feature = "test-hooks")]
+    if let Some(pages) = std::env::var("FERRY_TEST_PG_PIECE_PAGES").ok().and_then(|v| v.parse().ok()).filter(|&p: &u32| p > 0) {
+        return pages;
+    }
+    PIECE_PAGES
+}
+
 /// How a query's bounds reach the server.
 #[derive(Clone, Copy)]
 enum Bounds {
@@ -326,9 +385,11 @@ enum Bounds {
     Inline,
 }
 
-/// A query's text, its parameters, and the types of its selected columns.
+/// A query's text (its SELECT … FROM and the conditions its WHERE ands), its
+/// parameters, and the types of its selected columns.
 struct Sql {
-    text: String,
+    head: String,
+    conds: Vec<String>,
     params: Vec<Param>,
     selected: Vec<Column>,
     /// The window column's type, when the query has a window.
@@ -336,6 +397,12 @@ struct Sql {
 }
 
 impl Sql {
+    /// The query with `more` conditions besides its own.
+    fn text(&self, more: &[&str]) -> String {
+        let conds: Vec<&str> = self.conds.iter().map(String::as_str).chain(more.iter().copied()).collect();
+        if conds.is_empty() { self.head.clone() } else { format!("{} WHERE {}", self.head, conds.join(" AND ")) }
+    }
+
     /// Adds a bound as the next parameter and returns its placeholder.
     fn param(&mut self, v: i64, ty: &Type) -> String {
         self.params.push(if is_time(ty) { Param::Time(micros_to_system_time(v)) } else { Param::Int(v) });
@@ -380,11 +447,65 @@ enum Order {
     Physical,
 }
 
-/// What a read sends: its SELECT, the selected columns' types, and its order.
+/// What a read sends: its SELECT, the selected columns' types, its order, and the
+/// pieces it is read in.
 struct ReadPlan {
-    select: String,
-    columns: Vec<Column>,
+    sql: Sql,
     order: Order,
+    pieces: Pieces,
+}
+
+impl ReadPlan {
+    /// The SELECT of piece `piece` (of the whole read when it is one piece).
+    fn select(&self, piece: usize) -> String {
+        let range = self.pieces.tid_range(piece);
+        let mut text = self.sql.text(&range.iter().map(String::as_str).collect::<Vec<_>>());
+        if let Order::Column(col) = &self.order {
+            text.push_str(&format!(" ORDER BY {col}, ctid"));
+        }
+        text
+    }
+
+    fn columns(&self) -> &[Column] {
+        &self.sql.selected
+    }
+}
+
+/// A read in physical order cut into consecutive page ranges.
+#[derive(Debug, Clone, Copy)]
+struct Pieces {
+    count: usize,
+    pages_each: u32,
+}
+
+impl Pieces {
+    fn one() -> Self {
+        Pieces { count: 1, pages_each: PIECE_PAGES }
+    }
+
+    /// Piece `i`'s pages as `ctid` conditions; the first has no lower bound and the last
+    /// no upper one. `None` for a read in one piece.
+    fn tid_range(&self, i: usize) -> Option<String> {
+        let page = |i: usize| i as u64 * u64::from(self.pages_each);
+        let lower = (i > 0).then(|| format!("ctid >= '({},0)'::tid", page(i)));
+        let upper = (i + 1 < self.count).then(|| format!("ctid < '({},0)'::tid", page(i + 1)));
+        match (lower, upper) {
+            (Some(l), Some(u)) => Some(format!("{l} AND {u}")),
+            (l, u) => l.or(u),
+        }
+    }
+
+    /// Piece `i`'s pages in words, for naming a row in a message.
+    fn describe(&self, i: usize) -> String {
+        let first = i as u64 * u64::from(self.pages_each);
+        if self.count == 1 {
+            String::new()
+        } else if i + 1 < self.count {
+            format!(" of pages {first} to {}", first + u64::from(self.pages_each) - 1)
+        } else {
+            format!(" of pages {first} on")
+        }
+    }
 }
 
 /// A bound of a window: an integer, or a time for time columns.
@@ -463,7 +584,7 @@ impl Source for PostgresSource {
         let sql = self.build_sql(&mut client, query, Some("count(*)"), Bounds::Params)?;
         let pg = |e| SourceError::PgQuery { table: query.table.into(), source: e };
         let mut txn = self.pin.begin(&mut client).map_err(pg)?;
-        let row = txn.query_one(&sql.text, &sql.refs()).map_err(pg)?;
+        let row = txn.query_one(&sql.text(&[]), &sql.refs()).map_err(pg)?;
         txn.commit().map_err(pg)?;
         Ok(row.get::<_, i64>(0) as u64)
     }
@@ -480,8 +601,7 @@ impl Source for PostgresSource {
         let m = super::SAMPLE_MODULUS;
         sql.params.push(Param::Int(super::sample_threshold(one_in)));
         let sampled = format!("{col} IS NOT NULL AND mod(mod({micros}, {m}) + {m}, {m}) < ${}", sql.params.len());
-        let glue = if sql.text.contains(" WHERE ") { " AND " } else { " WHERE " };
-        let cut = format!("{}{glue}{sampled} ORDER BY {col}", sql.text);
+        let cut = format!("{} ORDER BY {col}", sql.text(&[&sampled]));
         let pg = |e| SourceError::PgQuery { table: query.table.into(), source: e };
         let mut txn = self.pin.begin(&mut client).map_err(pg)?;
         let rows = txn.query(&cut, &sql.refs()).map_err(pg)?;
@@ -516,60 +636,105 @@ impl PostgresSource {
         }
     }
 
-    /// Starts the reader thread writing the query's rows into `cells`.
+    /// Starts the reader threads writing the query's rows into `cells`: one, or for a
+    /// read in pieces one per core (at most [`MAX_PIECE_READERS`]), each on its own
+    /// connection in the pinned snapshot.
     fn start<C: Cells>(&self, query: &TableQuery, cells: C) -> Result<ChannelStream<C::Batch>, SourceError> {
         let mut client = self.client()?;
         let plan = self.read_plan(&mut client, query)?;
         // Prepared here so a bad query is reported by `open`, not by the first batch.
-        client.prepare(&plan.select).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
-        let table = query.table.to_string();
-        let pin = self.pin.clone();
-        let window_column = query.range.filter(|r| r.start.is_some() || r.end.is_some()).map(|r| r.column.to_string());
-        Ok(spawn_reader(format!("ferry-pg-{table}"), query.table, cells, move |sink| {
-            read_rows(client, &pin, &plan, &table, window_column.as_deref(), sink)
-        }))
+        client.prepare(&plan.select(0)).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let readers = cores.clamp(1, MAX_PIECE_READERS).min(plan.pieces.count);
+        let mut clients = vec![client];
+        for _ in 1..readers {
+            clients.push(self.client()?);
+        }
+        let read = std::sync::Arc::new(PieceRead {
+            pin: self.pin.clone(),
+            plan,
+            table: query.table.to_string(),
+            window_column: query.range.filter(|r| r.start.is_some() || r.end.is_some()).map(|r| r.column.to_string()),
+            readers,
+        });
+        let pieces = read.plan.pieces.count;
+        let depth = if readers > 1 { PIECE_DEPTH } else { 2 };
+        let mut sinks: Vec<C> = (1..readers).map(|_| cells.fresh()).collect();
+        sinks.insert(0, cells);
+        let workers = clients
+            .into_iter()
+            .zip(sinks)
+            .enumerate()
+            .map(|(w, (client, cells))| {
+                let read = read.clone();
+                (cells, move |sink: &mut RowSink<C>| read.run(w, client, sink))
+            })
+            .collect();
+        Ok(spawn_pieces(&format!("ferry-pg-{}", query.table), query.table, pieces, depth, workers))
     }
 }
 
-/// Streams a read's rows with one binary `COPY` in the pinned snapshot.
-fn read_rows<C: Cells>(
-    mut client: Pooled,
-    pin: &Pin,
-    plan: &ReadPlan,
-    table: &str,
-    window_column: Option<&str>,
-    sink: &mut RowSink<C>,
-) -> Result<(), SourceError> {
-    let pg = |e| SourceError::PgQuery { table: table.into(), source: e };
-    let copy_err = |source| SourceError::PgCopy { table: table.into(), source };
-    let mut txn = pin.begin(&mut client).map_err(pg)?;
-    if let Some(column) = window_column {
-        check_window_values(&mut txn, table, column)?;
-    }
-    if plan.order == Order::Physical {
-        txn.batch_execute(PHYSICAL_ORDER).map_err(pg)?;
-    }
-    let stream = txn.copy_out(&format!("COPY ({}) TO STDOUT (FORMAT binary)", plan.select)).map_err(pg)?;
-    let mut rows = CopyRows::new(stream).map_err(copy_err)?;
-    let (mut seen, mut scratch) = (0u64, String::new());
-    while let Some(row) = rows.next_row(plan.columns.len()).map_err(copy_err)? {
-        seen += 1;
-        for (column, value) in plan.columns.iter().zip(row) {
-            match value {
-                None => sink.cells.null(),
-                Some(bytes) => encode(&mut sink.cells, &mut scratch, &column.ty, bytes).map_err(|reason| SourceError::PgValue {
-                    table: table.into(),
-                    column: column.name.clone(),
-                    row: seen,
-                    reason,
-                })?,
+/// What every reader of one read shares.
+struct PieceRead {
+    pin: std::sync::Arc<Pin>,
+    plan: ReadPlan,
+    table: String,
+    /// The window's column when the window has bounds, checked for NULLs first.
+    window_column: Option<String>,
+    readers: usize,
+}
+
+impl PieceRead {
+    /// Reader `w`'s share: pieces `w`, `w + readers`, … in one transaction in the pinned
+    /// snapshot.
+    fn run<C: Cells>(&self, w: usize, mut client: Pooled, sink: &mut RowSink<C>) -> Result<(), SourceError> {
+        let pg = |e| SourceError::PgQuery { table: self.table.clone(), source: e };
+        let mut txn = self.pin.begin(&mut client).map_err(pg)?;
+        if let (0, Some(column)) = (w, &self.window_column) {
+            check_window_values(&mut txn, &self.table, column)?;
+        }
+        if self.plan.order == Order::Physical {
+            txn.batch_execute(PHYSICAL_ORDER).map_err(pg)?;
+        }
+        if self.plan.pieces.count > 1 {
+            txn.batch_execute(PIECE_ORDER).map_err(pg)?;
+        }
+        for piece in (w..self.plan.pieces.count).step_by(self.readers) {
+            if !self.copy_piece(&mut txn, piece, sink)? || !sink.end_piece() {
+                return Ok(()); // the consumer has gone
             }
         }
-        if !sink.end_row()? {
-            return Ok(());
-        }
+        txn.commit().map_err(pg)
     }
-    Ok(())
+
+    /// Streams one piece's rows with one binary `COPY`: `false` when the consumer has gone.
+    fn copy_piece<C: Cells>(&self, txn: &mut postgres::Transaction, piece: usize, sink: &mut RowSink<C>) -> Result<bool, SourceError> {
+        let table = &self.table;
+        let copy_err = |source| SourceError::PgCopy { table: table.clone(), source };
+        let sql = format!("COPY ({}) TO STDOUT (FORMAT binary)", self.plan.select(piece));
+        let stream = txn.copy_out(&sql).map_err(|e| SourceError::PgQuery { table: table.clone(), source: e })?;
+        let mut rows = CopyRows::new(stream).map_err(copy_err)?;
+        let columns = self.plan.columns();
+        let (mut seen, mut scratch) = (0u64, String::new());
+        while let Some(row) = rows.next_row(columns.len()).map_err(copy_err)? {
+            seen += 1;
+            for (column, value) in columns.iter().zip(row) {
+                match value {
+                    None => sink.cells.null(),
+                    Some(bytes) => encode(&mut sink.cells, &mut scratch, &column.ty, bytes).map_err(|reason| SourceError::PgValue {
+                        table: table.clone(),
+                        column: column.name.clone(),
+                        row: format!("{seen}{}", self.plan.pieces.describe(piece)),
+                        reason,
+                    })?,
+                }
+            }
+            if !sink.end_row()? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
 }
 
 /// Refuses a read whose window column is NULL in any row (in the read's own snapshot):
@@ -770,7 +935,7 @@ pub fn load_demo(sqlite: &std::path::Path, url: &PostgresUrl) -> Result<u64, Sou
                 copy_text(&mut line, kind, row.get_ref(i).map_err(lite_err(table))?).map_err(|reason| SourceError::PgValue {
                     table: table.clone(),
                     column: cols[i].0.clone(),
-                    row: total,
+                    row: total.to_string(),
                     reason,
                 })?;
             }
@@ -784,9 +949,13 @@ pub fn load_demo(sqlite: &std::path::Path, url: &PostgresUrl) -> Result<u64, Sou
         // SQLite's `CREATE INDEX name ON table (cols)` is PostgreSQL too.
         txn.batch_execute(sql).map_err(|e| SourceError::PgQuery { table: sql.clone(), source: e })?;
     }
-    txn.batch_execute(&tables.iter().map(|t| format!("ANALYZE \"{t}\";")).collect::<String>())
-        .map_err(|e| SourceError::PgQuery { table: "ANALYZE".into(), source: e })?;
     txn.commit().map_err(|e| SourceError::Postgres { target: url.to_string(), source: e })?;
+    // As autovacuum leaves a production table: statistics for the planner, and every
+    // row's commit recorded in its page, so the first export does not pay for writing
+    // hint bits into the whole table (measured: 2.8 against 2.0 CPU s of the server for
+    // a first read of 992k transactions).
+    let names = tables.iter().map(|t| quote_ident(t)).collect::<Result<Vec<_>, _>>()?.join(", ");
+    client.batch_execute(&format!("VACUUM (ANALYZE) {names}")).map_err(|e| SourceError::PgQuery { table: "VACUUM".into(), source: e })?;
     Ok(total)
 }
 
@@ -832,6 +1001,16 @@ fn copy_text(out: &mut Vec<u8>, kind: &str, value: rusqlite::types::ValueRef) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_cover_every_page_once_and_the_last_has_no_end() {
+        assert_eq!(Pieces { count: 1, pages_each: 8 }.tid_range(0), None);
+        let three = Pieces { count: 3, pages_each: 8 };
+        let ranges: Vec<_> = (0..3).map(|i| three.tid_range(i).unwrap()).collect();
+        assert_eq!(ranges, ["ctid < '(8,0)'::tid", "ctid >= '(8,0)'::tid AND ctid < '(16,0)'::tid", "ctid >= '(16,0)'::tid"],);
+        assert_eq!(three.describe(1), " of pages 8 to 15");
+        assert_eq!(three.describe(2), " of pages 16 on");
+    }
 
     fn numeric(ndigits: i16, weight: i16, sign: u16, dscale: u16, digits: &[i16]) -> Vec<u8> {
         let mut b = Vec::new();

@@ -50,6 +50,9 @@ impl super::Cells for RowBatchBuilder {
     fn take(&mut self) -> RowBatch {
         std::mem::replace(self, RowBatchBuilder::with_capacity(BATCH_BYTES + 4096)).finish()
     }
+    fn fresh(&self) -> Self {
+        RowBatchBuilder::with_capacity(BATCH_BYTES + 4096)
+    }
 }
 
 impl RowBatchBuilder {
