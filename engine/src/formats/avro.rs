@@ -45,6 +45,25 @@ impl<W: Write> AvroFileWriter<W> {
         Ok(())
     }
 
+    /// Appends datums, writing a block at the first datum's end where the block
+    /// reaches [`BLOCK_BYTES`]: the blocks one datum at a time would give.
+    pub fn append_ended_datums(&mut self, datums: &[u8], ends: &[u32], base: usize) -> Result<(), FormatError> {
+        let (mut from, mut taken) = (0usize, 0usize);
+        while taken < ends.len() {
+            let need = BLOCK_BYTES.saturating_sub(self.block.len()).max(1);
+            let cut = taken + ends[taken..].partition_point(|&e| (e as usize - base) - from < need);
+            let last = cut.min(ends.len() - 1);
+            let to = ends[last] as usize - base;
+            self.block.extend_from_slice(&datums[from..to]);
+            self.block_records += (last + 1 - taken) as u64;
+            if cut < ends.len() {
+                self.write_block()?;
+            }
+            (from, taken) = (to, last + 1);
+        }
+        Ok(())
+    }
+
     fn write_block(&mut self) -> Result<(), FormatError> {
         if self.block_records == 0 {
             return Ok(());
@@ -74,9 +93,59 @@ impl<W: Write + Send> DatumWriter<W> for AvroFileWriter<W> {
         self.append_datums(count, datums)
     }
 
+    fn append_ended(&mut self, datums: &[u8], ends: &[u32], base: usize) -> Result<(), FormatError> {
+        self.append_ended_datums(datums, ends, base)
+    }
+
     fn finish(mut self: Box<Self>) -> Result<W, FormatError> {
         self.write_block()?;
         self.inner.flush()?;
         Ok(self.inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 20,000 string datums of 0 to 96 characters (about 1 MiB), and where each ends.
+    fn datums() -> (Vec<u8>, Vec<u32>) {
+        let (mut data, mut ends) = (Vec::new(), Vec::new());
+        for i in 0..20_000usize {
+            let text = "x".repeat(i % 97);
+            ferry_wire::varint::write_long(&mut data, text.len() as i64);
+            data.extend_from_slice(text.as_bytes());
+            ends.push(data.len() as u32);
+        }
+        (data, ends)
+    }
+
+    fn file(batches: &[usize]) -> Vec<u8> {
+        let schema = Schema::parse_str(r#"{"type":"record","name":"r","fields":[{"name":"s","type":"string"}]}"#).unwrap();
+        let (data, ends) = datums();
+        let mut w = AvroFileWriter::new(&schema, Codec::Null, [7; 16], Vec::new()).unwrap();
+        let mut first = 0;
+        for &size in batches.iter().cycle() {
+            if first == ends.len() {
+                break;
+            }
+            let last = (first + size).min(ends.len());
+            let base = if first == 0 { 0 } else { ends[first - 1] as usize };
+            w.append_ended_datums(&data[base..ends[last - 1] as usize], &ends[first..last], base).unwrap();
+            first = last;
+        }
+        Box::new(w).finish().unwrap()
+    }
+
+    #[test]
+    fn blocks_are_cut_at_the_same_datums_however_the_datums_were_batched() {
+        let whole = file(&[usize::MAX]);
+        for batches in [&[1][..], &[7, 333, 4096], &[2_500, 1]] {
+            assert!(file(batches) == whole, "batches of {batches:?} gave other bytes");
+        }
+        let blocks = whole.windows(16).filter(|w| *w == [7; 16]).count() - 1; // the header holds the marker once
+        assert!(blocks >= 4, "{blocks} blocks: the test must cross block boundaries");
+        let read = apache_avro::Reader::new(&whole[..]).unwrap().count();
+        assert_eq!(read, 20_000);
     }
 }

@@ -141,7 +141,7 @@ impl Exporter<'_> {
             self.options.progress.clone(),
             &spec.name,
             plugin,
-            self.source.as_ref(),
+            self.source.clone(),
             range.as_ref(),
             self.as_of.timestamp_micros(),
             slice.as_ref(),

@@ -645,11 +645,12 @@ impl PostgresSource {
         // Prepared here so a bad query is reported by `open`, not by the first batch.
         client.prepare(&plan.select(0)).map_err(|e| SourceError::PgQuery { table: query.table.into(), source: e })?;
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let readers = cores.clamp(1, MAX_PIECE_READERS).min(plan.pieces.count);
+        let wanted = cores.clamp(1, MAX_PIECE_READERS).min(plan.pieces.count);
+        // A connection for an extra reader is waited for briefly: with the pool taken by
+        // a plugin's other open reads, the read goes on with fewer readers.
         let mut clients = vec![client];
-        for _ in 1..readers {
-            clients.push(self.client()?);
-        }
+        clients.extend((1..wanted).map_while(|_| self.pool.get_timeout(Duration::from_secs(2)).ok()));
+        let readers = clients.len();
         let read = std::sync::Arc::new(PieceRead {
             pin: self.pin.clone(),
             plan,
