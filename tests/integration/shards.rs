@@ -193,7 +193,10 @@ fn four_shards_make_the_snapshot_of_one_process_and_a_rerun_shard_replaces_its_o
         .unwrap();
     let staging = dir.join(".staging-shard-0002-of-0004");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !staging.join(".pid").exists() || std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0) < 3 {
+    // Its pid file and a first file are enough: the hold keeps it from publishing for a
+    // minute whenever it is killed (waiting for three entries once timed out in a full
+    // suite on a loaded machine, the shard having held and published).
+    while !staging.join(".pid").exists() || std::fs::read_dir(&staging).map(|d| d.count()).unwrap_or(0) < 2 {
         assert!(std::time::Instant::now() < deadline, "shard 2 never started writing");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
