@@ -88,6 +88,23 @@ impl Pool {
     }
 }
 
+/// Compression runs a little below the threads that feed it (nice +5 for this thread).
+/// A source's reader is one thread: with as many gzip workers as cores, the scheduler
+/// gave it two thirds of a core and the whole pipeline waited on it; with the workers
+/// below it, it runs whenever it has work and the workers take every other moment.
+/// Memory stays bounded: a reader ahead of compression still blocks on the full queue.
+fn yield_to_readers() {
+    if std::env::var_os("FERRY_GZIP_SAME_PRIORITY").is_some() {
+        return;
+    }
+    // SAFETY: plain system calls on the calling thread's own id.
+    unsafe {
+        let tid = libc::gettid();
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, (now + 5).min(19));
+    }
+}
+
 fn pool() -> &'static Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
     POOL.get_or_init(|| {
@@ -104,6 +121,7 @@ fn pool() -> &'static Pool {
             std::thread::Builder::new()
                 .name(format!("ferry-gzip-{i}"))
                 .spawn(move || {
+                    yield_to_readers();
                     let mut compressor = Compressor::new(CompressionLvl::new(LEVEL).expect("a level libdeflate knows"));
                     loop {
                         let job = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
@@ -235,6 +253,37 @@ impl<W: Write> Write for ParGzip<W> {
 mod tests {
     use super::*;
     use std::io::Read;
+
+    /// The nice value of each of this process's threads whose name starts with `prefix`.
+    fn nice_of_threads(prefix: &str) -> Vec<i64> {
+        let mut nices = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let dir = task.unwrap().path();
+            let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+            if !name.starts_with(prefix) {
+                continue;
+            }
+            let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+            // Fields after the name in parentheses: state is field 3, nice field 19.
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            nices.push(after.split(' ').nth(16).unwrap().parse().unwrap());
+        }
+        nices
+    }
+
+    #[test]
+    fn gzip_workers_run_below_the_threads_that_feed_them() {
+        let mut gz = ParGzip::new(Vec::new());
+        gz.write_all(&[7; CHUNK + 1]).unwrap();
+        gz.finish().unwrap();
+        // SAFETY: a plain system call about the calling thread.
+        let mine = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) } as i64;
+        let workers = nice_of_threads("ferry-gzip-");
+        assert!(!workers.is_empty(), "no gzip worker threads found");
+        for nice in workers {
+            assert_eq!(nice, (mine + 5).min(19), "a gzip worker's nice against the test thread's {mine}");
+        }
+    }
 
     #[test]
     fn members_decode_to_the_input_in_order() {
