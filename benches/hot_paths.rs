@@ -57,12 +57,13 @@ fn encoding(c: &mut Criterion) {
     let (schema, data, n) = batch();
     let mut g = c.benchmark_group("encode");
     g.throughput(Throughput::Elements(n as u64));
+    let ends = validate_batch(&schema, n, &data).unwrap();
     for format in [Format::Avro, Format::Csv, Format::Jsonl] {
         let ff = FileFormat { format, schema: schema.clone(), codec: apache_avro::Codec::Null, marker: [7; 16] };
         g.bench_function(format.extension(), |b| {
             b.iter(|| {
                 let mut w = ff.start(std::io::sink()).unwrap();
-                w.append(n, &data).unwrap();
+                w.append(&data, &ends, 0).unwrap();
                 w.finish().unwrap();
             });
         });

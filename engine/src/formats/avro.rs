@@ -35,19 +35,10 @@ impl<W: Write> AvroFileWriter<W> {
         Ok(AvroFileWriter { inner, codec, marker, block: Vec::with_capacity(BLOCK_BYTES * 2), block_records: 0, scratch: Vec::new() })
     }
 
-    /// Appends `count` datums (validated against this file's schema).
-    pub fn append_datums(&mut self, count: u32, datums: &[u8]) -> Result<(), FormatError> {
-        self.block.extend_from_slice(datums);
-        self.block_records += count as u64;
-        if self.block.len() >= BLOCK_BYTES {
-            self.write_block()?;
-        }
-        Ok(())
-    }
-
-    /// Appends datums, writing a block at the first datum's end where the block
-    /// reaches [`BLOCK_BYTES`]: the blocks one datum at a time would give.
-    pub fn append_ended_datums(&mut self, datums: &[u8], ends: &[u32], base: usize) -> Result<(), FormatError> {
+    /// Appends datums (validated against this file's schema; `ends` as
+    /// [`DatumWriter::append`] takes them), writing a block at the first datum's end
+    /// where the block reaches [`BLOCK_BYTES`]: the blocks one datum at a time would give.
+    pub fn append_datums(&mut self, datums: &[u8], ends: &[u32], base: usize) -> Result<(), FormatError> {
         let (mut from, mut taken) = (0usize, 0usize);
         while taken < ends.len() {
             let need = BLOCK_BYTES.saturating_sub(self.block.len()).max(1);
@@ -89,12 +80,8 @@ impl<W: Write> AvroFileWriter<W> {
 }
 
 impl<W: Write + Send> DatumWriter<W> for AvroFileWriter<W> {
-    fn append(&mut self, count: u32, datums: &[u8]) -> Result<(), FormatError> {
-        self.append_datums(count, datums)
-    }
-
-    fn append_ended(&mut self, datums: &[u8], ends: &[u32], base: usize) -> Result<(), FormatError> {
-        self.append_ended_datums(datums, ends, base)
+    fn append(&mut self, datums: &[u8], ends: &[u32], base: usize) -> Result<(), FormatError> {
+        self.append_datums(datums, ends, base)
     }
 
     fn finish(mut self: Box<Self>) -> Result<W, FormatError> {
@@ -131,7 +118,7 @@ mod tests {
             }
             let last = (first + size).min(ends.len());
             let base = if first == 0 { 0 } else { ends[first - 1] as usize };
-            w.append_ended_datums(&data[base..ends[last - 1] as usize], &ends[first..last], base).unwrap();
+            w.append_datums(&data[base..ends[last - 1] as usize], &ends[first..last], base).unwrap();
             first = last;
         }
         Box::new(w).finish().unwrap()

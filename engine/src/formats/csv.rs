@@ -24,9 +24,9 @@ impl<W: Write> CsvWriter<W> {
 }
 
 impl<W: Write + Send> DatumWriter<W> for CsvWriter<W> {
-    fn append(&mut self, count: u32, datums: &[u8]) -> Result<(), FormatError> {
+    fn append(&mut self, datums: &[u8], ends: &[u32], _base: usize) -> Result<(), FormatError> {
         let mut pos = 0;
-        for _ in 0..count {
+        for _ in ends {
             self.row.clear();
             for (_, kind) in &self.schema.fields {
                 let (v, p) = decode(kind, datums, pos);

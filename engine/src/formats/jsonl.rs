@@ -25,9 +25,9 @@ impl<W: Write> JsonlWriter<W> {
 }
 
 impl<W: Write + Send> DatumWriter<W> for JsonlWriter<W> {
-    fn append(&mut self, count: u32, datums: &[u8]) -> Result<(), FormatError> {
+    fn append(&mut self, datums: &[u8], ends: &[u32], _base: usize) -> Result<(), FormatError> {
         let mut pos = 0;
-        for _ in 0..count {
+        for _ in ends {
             self.line.clear();
             self.line.push(b'{');
             for (i, (_, kind)) in self.schema.fields.iter().enumerate() {

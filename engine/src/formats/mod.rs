@@ -55,15 +55,11 @@ pub enum FormatError {
 
 /// Writes validated datums in one format.
 pub trait DatumWriter<W: Write>: Send {
-    /// Appends `count` datums, concatenated in `datums`.
-    fn append(&mut self, count: u32, datums: &[u8]) -> Result<(), FormatError>;
-    /// Appends datums whose ends are known: `ends[i] - base` is where datum `i` ends in
-    /// `datums`. A format that groups datums into blocks cuts them at a datum's end
-    /// found from these, so a file's bytes depend on its records alone, never on how
-    /// the source batched them (one reader or several).
-    fn append_ended(&mut self, datums: &[u8], ends: &[u32], _base: usize) -> Result<(), FormatError> {
-        self.append(ends.len() as u32, datums)
-    }
+    /// Appends `ends.len()` datums, concatenated in `datums`; `ends[i] - base` is where
+    /// datum `i` ends. A format that groups datums into blocks cuts them at a datum's
+    /// end, so a file's bytes depend on its records alone, never on how the source
+    /// batched them (one reader or several).
+    fn append(&mut self, datums: &[u8], ends: &[u32], base: usize) -> Result<(), FormatError>;
     /// Completes the file (last block, trailing data) and returns the inner writer.
     fn finish(self: Box<Self>) -> Result<W, FormatError>;
 }

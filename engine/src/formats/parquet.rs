@@ -412,10 +412,10 @@ impl<W: Write + Send> ParquetWriter<W> {
 }
 
 impl<W: Write + Send> DatumWriter<W> for ParquetWriter<W> {
-    fn append(&mut self, count: u32, datums: &[u8]) -> Result<(), FormatError> {
+    fn append(&mut self, datums: &[u8], ends: &[u32], _base: usize) -> Result<(), FormatError> {
         debug_assert_eq!(self.columns.len(), self.schema.fields.len());
         let mut pos = 0;
-        for _ in 0..count {
+        for _ in ends {
             for column in &mut self.columns {
                 let (p, added) = column.push(datums, pos);
                 pos = p;
@@ -456,11 +456,11 @@ mod tests {
         use crate::records::proptests::{SCHEMAS, encoded, schema};
         for which in 0..SCHEMAS.len() {
             let schema = Arc::new(schema(which));
-            let (data, _) = encoded(&schema, 3000, which as u64);
+            let (data, ends) = encoded(&schema, 3000, which as u64);
             let file = |threads: usize| {
                 let mut w = ParquetWriter::new(schema.clone(), apache_avro::Codec::Null, Vec::new()).unwrap();
                 w.threads = threads;
-                w.append(3000, &data).unwrap();
+                w.append(&data, &ends, 0).unwrap();
                 Box::new(w).finish().unwrap()
             };
             let one = file(1);

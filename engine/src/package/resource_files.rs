@@ -121,7 +121,7 @@ impl ResourceFiles {
                 take = (slice_end as u32).max(1);
             }
             let end = ends[(first + take) as usize - 1] as usize;
-            cur.writer.append_ended(&datums[start..end], &ends[first as usize..(first + take) as usize], start)?;
+            cur.writer.append(&datums[start..end], &ends[first as usize..(first + take) as usize], start)?;
             cur.records += take as u64;
             first += take;
             if cur.records >= max_records || cur.encoded.load(Ordering::Relaxed) >= max_bytes {

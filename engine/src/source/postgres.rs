@@ -333,12 +333,7 @@ impl PostgresSource {
         let plan = self.read_plan(&mut client, query)?;
         let pg = |e| SourceError::PgQuery { table: query.table.into(), source: e };
         let mut txn = client.transaction().map_err(pg)?;
-        if plan.order == Order::Physical {
-            txn.batch_execute(PHYSICAL_ORDER).map_err(pg)?;
-        }
-        if plan.pieces.count > 1 {
-            txn.batch_execute(PIECE_ORDER).map_err(pg)?;
-        }
+        plan.set_order(&mut txn).map_err(pg)?;
         let rows = txn.query(&format!("EXPLAIN {}", plan.select(0)), &[]).map_err(pg)?;
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect::<Vec<_>>().join("\n"))
     }
@@ -468,6 +463,17 @@ impl ReadPlan {
 
     fn columns(&self) -> &[Column] {
         &self.sql.selected
+    }
+
+    /// Sets a read's transaction to return rows in the plan's order.
+    fn set_order(&self, txn: &mut postgres::Transaction) -> Result<(), postgres::Error> {
+        if self.order == Order::Physical {
+            txn.batch_execute(PHYSICAL_ORDER)?;
+        }
+        if self.pieces.count > 1 {
+            txn.batch_execute(PIECE_ORDER)?;
+        }
+        Ok(())
     }
 }
 
@@ -694,12 +700,7 @@ impl PieceRead {
         if let (0, Some(column)) = (w, &self.window_column) {
             check_window_values(&mut txn, &self.table, column)?;
         }
-        if self.plan.order == Order::Physical {
-            txn.batch_execute(PHYSICAL_ORDER).map_err(pg)?;
-        }
-        if self.plan.pieces.count > 1 {
-            txn.batch_execute(PIECE_ORDER).map_err(pg)?;
-        }
+        self.plan.set_order(&mut txn).map_err(pg)?;
         for piece in (w..self.plan.pieces.count).step_by(self.readers) {
             if !self.copy_piece(&mut txn, piece, sink)? || !sink.end_piece() {
                 return Ok(()); // the consumer has gone
